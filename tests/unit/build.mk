@@ -1,0 +1,31 @@
+# C unit tests (cmocka): the channel ABI, rings, arena, TLV codec and the
+# descriptor validator of nexusd/chan.c.  `make test-unit` builds and runs them
+# all and writes $(NEXUS_TEST_RESULTS)/test-unit.counts.
+# `make test-s3` runs the S3 client against a local signature-checking s3rver.
+
+NEXUS_TEST_RESULTS ?= $(CURDIR)/$(BUILD)/test-results
+UNIT_BIN     := $(BUILD)/tests/unit
+UNIT_COMMON  := $(OBJ)/common/ring.o $(OBJ)/common/arena.o $(OBJ)/common/tlv.o
+UNIT_LIBS    := -lcmocka -pthread
+
+# Tests include "common/ring.h", "nexusd/chan.h", ... relative to the repo root.
+$(OBJ)/tests/unit/%.o: CFLAGS += -I.
+
+UNIT_TESTS := test_abi test_ring test_arena test_tlv
+UNIT_PROGS := $(addprefix $(UNIT_BIN)/,$(UNIT_TESTS))
+
+$(UNIT_BIN)/test_abi: $(OBJ)/tests/unit/test_abi.o
+$(UNIT_BIN)/test_ring: $(OBJ)/tests/unit/test_ring.o $(OBJ)/common/ring.o
+$(UNIT_BIN)/test_arena: $(OBJ)/tests/unit/test_arena.o $(OBJ)/common/arena.o
+$(UNIT_BIN)/test_tlv: $(OBJ)/tests/unit/test_tlv.o $(OBJ)/common/tlv.o
+
+$(UNIT_PROGS):
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(UNIT_LIBS)
+
+ALL_TARGETS  += $(UNIT_PROGS)
+TEST_TARGETS += test-unit
+
+.PHONY: test-unit
+test-unit: $(UNIT_PROGS)
+	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) tests/unit/run-cmocka.sh test-unit $(UNIT_PROGS)
