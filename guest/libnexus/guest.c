@@ -1,0 +1,504 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The guest side of one channel: attach (map, check the header), post
+ * requests, match completions to waiters, queue invocations, release host
+ * buffers.  The concurrency model is described in libnexus.h.
+ */
+#include "libnexus.h"
+#include "transport.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../common/arena.h"
+#include "../../common/ring.h"
+#include "../../common/tlv.h"
+
+#define INVQ_CAP 8          /* the host sends one invocation at a time */
+#define DRAIN_BATCH 32
+
+/* A thread waiting for the completion of (opcode, tag). */
+struct pending {
+	uint16_t opcode;
+	uint64_t tag;
+	bool done;
+	struct nx_desc d;
+	struct pending *next;
+};
+
+struct nx_guest {
+	struct nx_transport tp;
+	struct nx_ring *tx;          /* to-host: we produce */
+	struct nx_ring *rx;          /* to-guest: we consume */
+	struct nx_arena *arena;      /* guest arena, private metadata */
+	uint64_t host_off, host_size;
+	uint64_t generation;
+	uint64_t spin_ns;
+
+	pthread_mutex_t lock;        /* tx ring, arena, pending list, invq */
+	pthread_cond_t cv;           /* the poller finished a round */
+	bool polling;                /* some thread is draining rx */
+	bool broken;                 /* the host broke the protocol */
+	uint64_t next_tag;
+	struct pending *pending;
+	struct nx_desc invq[INVQ_CAP];
+	unsigned invq_head, invq_len;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ volatile("yield");
+#endif
+}
+
+/* ------------------------------------------------------------- attach */
+
+static bool range_ok(uint64_t off, uint64_t len, uint64_t size)
+{
+	return off <= size && len <= size - off;
+}
+
+static int check_header(const struct nx_region_hdr *h, uint64_t mapped)
+{
+	if (h->magic != NX_MAGIC || h->abi_major != NX_ABI_MAJOR)
+		return -EPROTO;
+	if (h->region_size > mapped || h->ring_entries != NX_RING_ENTRIES)
+		return -EPROTO;
+	uint64_t sz = h->region_size;
+	if (!range_ok(h->to_host_ring_off, NX_RING_BYTES, sz) ||
+	    !range_ok(h->to_guest_ring_off, NX_RING_BYTES, sz) ||
+	    !range_ok(h->guest_arena_off, h->guest_arena_size, sz) ||
+	    !range_ok(h->host_arena_off, h->host_arena_size, sz))
+		return -EPROTO;
+	if ((h->to_host_ring_off | h->to_guest_ring_off | h->guest_arena_off) % NX_CACHELINE)
+		return -EPROTO;
+	if (h->guest_arena_size == 0 || h->host_arena_size == 0)
+		return -EPROTO;
+	return 0;
+}
+
+static int attach(struct nx_guest **out, struct nx_transport *tp)
+{
+	struct nx_guest *g = calloc(1, sizeof *g);
+	if (!g) {
+		tp->close(tp);
+		return -ENOMEM;
+	}
+	g->tp = *tp;
+	/* Copy the header once: the layout is fixed for this region. */
+	struct nx_region_hdr h;
+	memcpy(&h, g->tp.base, sizeof h);
+	int r = check_header(&h, g->tp.size);
+	if (r < 0)
+		goto fail;
+	g->tx = (struct nx_ring *)((char *)g->tp.base + h.to_host_ring_off);
+	g->rx = (struct nx_ring *)((char *)g->tp.base + h.to_guest_ring_off);
+	g->host_off = h.host_arena_off;
+	g->host_size = h.host_arena_size;
+	g->generation = h.generation;
+	g->arena = nx_arena_new(h.guest_arena_off, h.guest_arena_size);
+	if (!g->arena) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	g->spin_ns = 50000;
+	const char *s = getenv("NEXUS_SPIN_US");
+	if (s && *s)
+		g->spin_ns = strtoull(s, NULL, 10) * 1000u;
+	g->next_tag = 1;
+	pthread_mutex_init(&g->lock, NULL);
+	pthread_cond_init(&g->cv, NULL);
+	*out = g;
+	return 0;
+fail:
+	g->tp.close(&g->tp);
+	free(g);
+	return r;
+}
+
+int nx_attach_env(struct nx_guest **out)
+{
+	struct nx_transport tp;
+	int r = nx_transport_eventfd_open_env(&tp);
+	return r < 0 ? r : attach(out, &tp);
+}
+
+int nx_attach_fds(int region_fd, int kick_host_fd, int kick_guest_fd, struct nx_guest **out)
+{
+	struct nx_transport tp;
+	int r = nx_transport_eventfd_open(&tp, region_fd, kick_host_fd, kick_guest_fd, 1);
+	return r < 0 ? r : attach(out, &tp);
+}
+
+void nx_detach(struct nx_guest *g)
+{
+	if (!g)
+		return;
+	nx_arena_destroy(g->arena);
+	g->tp.close(&g->tp);
+	pthread_cond_destroy(&g->cv);
+	pthread_mutex_destroy(&g->lock);
+	free(g);
+}
+
+void *nx_region_base(const struct nx_guest *g) { return g->tp.base; }
+uint64_t nx_region_size(const struct nx_guest *g) { return g->tp.size; }
+uint64_t nx_generation(const struct nx_guest *g) { return g->generation; }
+
+/* ------------------------------------------------------------ posting */
+
+/* Lock held.  Push one descriptor, waiting for room if the host lags. */
+static int post_locked(struct nx_guest *g, const struct nx_desc *d)
+{
+	if (g->broken)
+		return -EPROTO;
+	for (unsigned tries = 0;; tries++) {
+		int r = nx_ring_push(g->tx, d);
+		if (r == 0)
+			break;
+		if (r != -EAGAIN) {
+			g->broken = true;
+			return -EPROTO;
+		}
+		/* Full: make sure the host is awake, then give it time. */
+		g->tp.kick(&g->tp);
+		struct timespec ts = { 0, tries < 100 ? 10000 : 1000000 };
+		pthread_mutex_unlock(&g->lock);
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&g->lock);
+	}
+	if (nx_ring_kick_needed(g->tx))
+		g->tp.kick(&g->tp);
+	return 0;
+}
+
+int nx_release(struct nx_guest *g, uint64_t off)
+{
+	if (!off)
+		return 0;
+	struct nx_desc d = { .opcode = NX_OP_RELEASE, .buf = { { off, 0 } } };
+	pthread_mutex_lock(&g->lock);
+	int r = post_locked(g, &d);
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+/* ------------------------------------------------------------ receiving */
+
+/* Lock held: file one descriptor the host posted. */
+static void dispatch_locked(struct nx_guest *g, const struct nx_desc *d)
+{
+	if (d->flags & NX_F_COMPLETION) {
+		for (struct pending *p = g->pending; p; p = p->next) {
+			if (!p->done && p->tag == d->tag && p->opcode == d->opcode) {
+				p->d = *d;
+				p->done = true;
+				return;
+			}
+		}
+		/* Nobody asked: give back whatever it carried. */
+		for (int i = 0; i < 3; i++) {
+			if (d->buf[i].off && d->buf[i].len) {
+				struct nx_desc rel = { .opcode = NX_OP_RELEASE, .buf = { d->buf[i] } };
+				post_locked(g, &rel);
+			}
+		}
+		return;
+	}
+	if (d->opcode == NX_OP_INVOKE && g->invq_len < INVQ_CAP) {
+		g->invq[(g->invq_head + g->invq_len++) % INVQ_CAP] = *d;
+		return;
+	}
+	/* Unknown host request or invocation overflow: the host is broken. */
+	g->broken = true;
+}
+
+/* Become the poller for one round: drain the to-guest ring (without the lock),
+ * spinning and then sleeping when it is empty, until something arrives or the
+ * deadline (0 = none) passes.  Lock held on entry and exit. */
+static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
+{
+	struct nx_desc d[DRAIN_BATCH];
+	int n = 0, r = 0;
+	g->polling = true;
+	pthread_mutex_unlock(&g->lock);
+
+	uint64_t spin_until = now_ns() + g->spin_ns;
+	for (unsigned i = 0;; i++) {
+		while (n < DRAIN_BATCH && (r = nx_ring_pop(g->rx, &d[n])) == 0)
+			n++;
+		if (r == -EPROTO) {
+			r = -EPROTO;
+			break;
+		}
+		if (n)
+			break;
+		if ((i & 63) != 63 || now_ns() < spin_until) {
+			cpu_relax();
+			continue;
+		}
+		if (!nx_ring_prepare_sleep(g->rx))
+			continue;
+		int ms = -1;
+		if (deadline) {
+			uint64_t t = now_ns();
+			if (t >= deadline) {
+				r = -ETIMEDOUT;
+				break;
+			}
+			ms = (int)((deadline - t + 999999) / 1000000);
+		}
+		r = g->tp.wait(&g->tp, ms);
+		if (r == -ETIMEDOUT)
+			continue; /* re-check the ring once more, then the deadline */
+		if (r < 0)
+			break;
+		spin_until = now_ns() + g->spin_ns;
+	}
+
+	pthread_mutex_lock(&g->lock);
+	if (r == -EPROTO || (r < 0 && r != -ETIMEDOUT))
+		g->broken = true;
+	for (int i = 0; i < n; i++)
+		dispatch_locked(g, &d[i]);
+	g->polling = false;
+	pthread_cond_broadcast(&g->cv);
+	return n ? 0 : r;
+}
+
+/* Lock held.  Wait until *flag is true (flag == NULL: an invocation is
+ * queued), or the deadline (0 = none) passes. */
+static int wait_locked(struct nx_guest *g, const bool *flag, uint64_t deadline)
+{
+	for (;;) {
+		if (flag ? *flag : g->invq_len > 0)
+			return 0;
+		if (g->broken)
+			return -EPROTO;
+		if (deadline && now_ns() >= deadline)
+			return -ETIMEDOUT;
+		if (!g->polling) {
+			int r = poll_round_locked(g, deadline);
+			if (r < 0 && r != -ETIMEDOUT)
+				return r;
+		} else if (deadline) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			uint64_t left = deadline - now_ns();
+			if (deadline <= now_ns())
+				left = 0;
+			uint64_t ns = (uint64_t)ts.tv_nsec + left;
+			ts.tv_sec += (time_t)(ns / 1000000000u);
+			ts.tv_nsec = (long)(ns % 1000000000u);
+			pthread_cond_timedwait(&g->cv, &g->lock, &ts);
+		} else {
+			pthread_cond_wait(&g->cv, &g->lock);
+		}
+	}
+}
+
+/* Fill a reply from a completion, checking the buffers lie in the host arena
+ * (the host is trusted, but a wild pointer here would crash the function). */
+static void fill_reply(struct nx_guest *g, const struct nx_desc *d, struct nx_reply *out)
+{
+	char *base = g->tp.base;
+	memset(out, 0, sizeof *out);
+	out->status = d->status;
+	out->opcode = d->opcode;
+	for (int i = 0; i < 2; i++) {
+		const struct nx_buf *b = &d->buf[i];
+		if (!b->off || !b->len)
+			continue;
+		if (b->off < g->host_off || !range_ok(b->off - g->host_off, b->len, g->host_size)) {
+			out->status = NX_S_INVALID;
+			continue;
+		}
+		if (i == 0) {
+			out->meta = base + b->off;
+			out->meta_len = b->len;
+			out->meta_off = b->off;
+		} else {
+			out->body = (const uint8_t *)base + b->off;
+			out->body_len = b->len;
+			out->body_off = b->off;
+		}
+	}
+}
+
+/* Post d (tag assigned here) and wait for its completion. */
+static int roundtrip(struct nx_guest *g, struct nx_desc *d, struct nx_reply *out)
+{
+	struct pending p = { .opcode = d->opcode };
+	pthread_mutex_lock(&g->lock);
+	if (d->opcode == NX_OP_INVOKE_DONE) {
+		p.tag = d->tag;
+	} else {
+		p.tag = d->tag = g->next_tag++;
+	}
+	p.next = g->pending;
+	g->pending = &p;
+	int r = post_locked(g, d);
+	if (r == 0)
+		r = wait_locked(g, &p.done, 0);
+	for (struct pending **pp = &g->pending; *pp; pp = &(*pp)->next) {
+		if (*pp == &p) {
+			*pp = p.next;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (r == 0 && out)
+		fill_reply(g, &p.d, out);
+	else if (r == 0)
+		for (int i = 0; i < 2; i++)
+			nx_release(g, p.d.buf[i].len ? p.d.buf[i].off : 0);
+	return r;
+}
+
+/* ------------------------------------------------------------ arena */
+
+int nx_alloc(struct nx_guest *g, uint64_t len, uint64_t *off, void **ptr)
+{
+	if (!len)
+		return -EINVAL;
+	pthread_mutex_lock(&g->lock);
+	int r = nx_arena_alloc(g->arena, len, off);
+	pthread_mutex_unlock(&g->lock);
+	if (r == 0 && ptr)
+		*ptr = (char *)g->tp.base + *off;
+	return r;
+}
+
+int nx_free(struct nx_guest *g, uint64_t off)
+{
+	pthread_mutex_lock(&g->lock);
+	int r = nx_arena_release(g->arena, off, NULL);
+	pthread_mutex_unlock(&g->lock);
+	return r;
+}
+
+/* ------------------------------------------------------------ requests */
+
+int nx_call(struct nx_guest *g, uint16_t opcode, const void *args, size_t args_len,
+            uint64_t body_off, uint64_t body_len, struct nx_reply *out)
+{
+	if (args_len > NX_ARGS_MAX)
+		return -E2BIG;
+	struct nx_desc d = { .opcode = opcode };
+	uint64_t aoff = 0;
+	if (args_len) {
+		void *p;
+		int r = nx_alloc(g, args_len, &aoff, &p);
+		if (r < 0)
+			return r;
+		memcpy(p, args, args_len);
+		d.buf[0] = (struct nx_buf){ aoff, args_len };
+	}
+	if (body_len)
+		d.buf[1] = (struct nx_buf){ body_off, body_len };
+	int r = roundtrip(g, &d, out);
+	/* After a broken channel the host may still read it: leak rather than reuse. */
+	if (aoff && r != -EPROTO)
+		nx_free(g, aoff);
+	return r;
+}
+
+int nx_nop(struct nx_guest *g)
+{
+	struct nx_desc d = { .opcode = NX_OP_NOP };
+	struct nx_reply rep;
+	int r = roundtrip(g, &d, &rep);
+	if (r == 0) {
+		nx_reply_release(g, &rep);
+		if (rep.status != NX_S_OK)
+			r = -EIO;
+	}
+	return r;
+}
+
+int nx_ready(struct nx_guest *g, const char *runtime, struct nx_reply *out)
+{
+	uint8_t a[256];
+	size_t pos = 0;
+	if (nx_tlv_put(a, sizeof a, &pos, NX_ARG_RUNTIME, runtime, strlen(runtime)) < 0)
+		return -E2BIG;
+	return nx_call(g, NX_OP_READY, a, pos, 0, 0, out);
+}
+
+int nx_next_invocation(struct nx_guest *g, struct nx_invocation *inv, int timeout_ms)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0 : now_ns() + (uint64_t)timeout_ms * 1000000u + 1;
+	pthread_mutex_lock(&g->lock);
+	int r = wait_locked(g, NULL, deadline);
+	struct nx_desc d;
+	if (r == 0) {
+		d = g->invq[g->invq_head];
+		g->invq_head = (g->invq_head + 1) % INVQ_CAP;
+		g->invq_len--;
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (r < 0)
+		return r;
+	struct nx_reply rep;
+	fill_reply(g, &d, &rep);
+	memset(inv, 0, sizeof *inv);
+	inv->tag = d.tag;
+	inv->event = rep.meta;
+	inv->event_len = rep.meta_len;
+	inv->event_off = rep.meta_off;
+	inv->context = (const char *)rep.body;
+	inv->context_len = rep.body_len;
+	inv->context_off = rep.body_off;
+	return 0;
+}
+
+int nx_invoke_done(struct nx_guest *g, uint64_t tag, uint32_t status, const void *payload, size_t len)
+{
+	if (len > NX_PAYLOAD_MAX)
+		return -E2BIG;
+	struct nx_desc d = { .opcode = NX_OP_INVOKE_DONE, .status = status, .tag = tag };
+	uint64_t off = 0;
+	if (len) {
+		void *p;
+		int r = nx_alloc(g, len, &off, &p);
+		if (r < 0)
+			return r;
+		memcpy(p, payload, len);
+		d.buf[1] = (struct nx_buf){ off, len };
+	}
+	int r = roundtrip(g, &d, NULL);
+	if (off && r != -EPROTO)
+		nx_free(g, off);
+	return r;
+}
+
+void nx_reply_release(struct nx_guest *g, struct nx_reply *r)
+{
+	nx_release(g, r->meta_off);
+	nx_release(g, r->body_off);
+	r->meta = NULL;
+	r->body = NULL;
+	r->meta_off = r->body_off = r->meta_len = r->body_len = 0;
+}
+
+void nx_invocation_release(struct nx_guest *g, struct nx_invocation *inv)
+{
+	nx_release(g, inv->event_off);
+	nx_release(g, inv->context_off);
+	inv->event = inv->context = NULL;
+	inv->event_off = inv->context_off = inv->event_len = inv->context_len = 0;
+}

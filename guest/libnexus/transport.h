@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * How libnexus reaches its channel: the mapped region and the two doorbells.
+ * This is the only transport-specific part of the guest side.  Today the one
+ * implementation is transport_eventfd.c (process sandbox: a memfd and two
+ * eventfds inherited as fds); the microVM adds one more file (e.g.
+ * transport_devnexus.c: mmap /dev/nexus, kick = doorbell write, wait = read)
+ * and one more open function here.
+ */
+#ifndef LIBNEXUS_TRANSPORT_H
+#define LIBNEXUS_TRANSPORT_H
+
+#include <stdint.h>
+
+struct nx_transport {
+	void *base;          /* the whole region, mapped shared */
+	uint64_t size;
+	int fd[3];           /* transport-private */
+	/* Ring the host's doorbell. */
+	int  (*kick)(struct nx_transport *t);
+	/* Block until the host rings ours (or timeout_ms, < 0 = forever).
+	 * Returns 0 when woken (possibly spuriously), -ETIMEDOUT, or -errno. */
+	int  (*wait)(struct nx_transport *t, int timeout_ms);
+	void (*close)(struct nx_transport *t);
+};
+
+/* Process sandbox: region memfd + eventfds.  dup != 0 duplicates the fds
+ * (the caller keeps its own); otherwise they are adopted. */
+int nx_transport_eventfd_open(struct nx_transport *t, int region_fd, int kick_host_fd,
+                              int kick_guest_fd, int dup);
+
+/* Same, with the fds named by NEXUS_REGION_FD / NEXUS_KICK_HOST_FD /
+ * NEXUS_KICK_GUEST_FD.  -ENOENT when they are not set. */
+int nx_transport_eventfd_open_env(struct nx_transport *t);
+
+#endif
