@@ -1,0 +1,47 @@
+/* Calls to nexusd's HTTP API and readable reports of its errors. */
+#include "nexus.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int api_call(const struct nx_config *c, const char *method, const char *path,
+             const char *body, size_t body_len, struct http_resp *rs)
+{
+    char *url = xasprintf("%s%s", c->ingress, path);
+    char err[256];
+    struct http_req rq = {
+        .method = method, .url = url, .content_type = "application/json",
+        .body = body, .body_len = body_len,
+    };
+    int rc = http_do(&rq, rs, err, sizeof err);
+    if (rc < 0) {
+        nx_err("nexusd is not running at %s (%s): run `nexus up`%s", c->ingress, err,
+               getenv("NEXUS_URL") ? " or fix NEXUS_URL" : "");
+        http_resp_free(rs);
+    }
+    free(url);
+    return rc;
+}
+
+void api_report(const char *what, const struct http_resp *rs)
+{
+    /* Lambda errors: {"Type": "User", "message": "..."} with x-amzn-ErrorType;
+     * some services use "Message".  Fall back to the raw body. */
+    const char *msg = NULL;
+    json_t *j = json_loadb(rs->body, rs->len, 0, NULL);
+    if (json_is_object(j)) {
+        msg = json_string_value(json_object_get(j, "message"));
+        if (!msg)
+            msg = json_string_value(json_object_get(j, "Message"));
+        if (!msg)
+            msg = json_string_value(json_object_get(j, "errorMessage"));
+    }
+    char type[128];
+    snprintf(type, sizeof type, "%s", rs->err_type);
+    char *colon = strchr(type, ':');   /* "ResourceNotFoundException:http://..." */
+    if (colon)
+        *colon = '\0';
+    nx_err("%s failed: HTTP %ld%s%s: %.*s", what, rs->status, type[0] ? " " : "", type,
+           msg ? (int)strlen(msg) : (int)(rs->len > 500 ? 500 : rs->len), msg ? msg : rs->body);
+    json_decref(j);
+}
