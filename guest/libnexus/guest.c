@@ -241,10 +241,9 @@ static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
 	for (unsigned i = 0;; i++) {
 		while (n < DRAIN_BATCH && (r = nx_ring_pop(g->rx, &d[n])) == 0)
 			n++;
-		if (r == -EPROTO) {
-			r = -EPROTO;
+		if (r == -EPROTO)
 			break;
-		}
+		r = 0;
 		if (n)
 			break;
 		if ((i & 63) != 63 || now_ns() < spin_until) {
@@ -267,11 +266,13 @@ static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
 			continue; /* re-check the ring once more, then the deadline */
 		if (r < 0)
 			break;
+		r = 0;
 		spin_until = now_ns() + g->spin_ns;
 	}
 
+	/* Here r is 0, -ETIMEDOUT, -EPROTO or a doorbell error. */
 	pthread_mutex_lock(&g->lock);
-	if (r == -EPROTO || (r < 0 && r != -ETIMEDOUT))
+	if (r < 0 && r != -ETIMEDOUT)
 		g->broken = true;
 	for (int i = 0; i < n; i++)
 		dispatch_locked(g, &d[i]);

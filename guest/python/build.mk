@@ -1,0 +1,41 @@
+# The Python guest runtime, installed into $(BUILD)/runtime/python/ (which the
+# sandbox mounts read-only at /opt/nexus/python), and `runtime`: the whole
+# guest runtime tree $(BUILD)/runtime (libnexus + python).
+# test-guest runs the runtime's own tests: the libnexus C test and pytest.
+
+GUEST_PY_SRCS := $(shell find guest/python/bootstrap.py guest/python/nexusrt guest/python/shim -name '*.py' 2>/dev/null)
+GUEST_PY_DST  := $(patsubst guest/python/%,$(BUILD)/runtime/python/%,$(GUEST_PY_SRCS))
+
+$(BUILD)/runtime/python/%.py: guest/python/%.py
+	@mkdir -p $(dir $@)
+	cp $< $@
+
+.PHONY: runtime guest-python
+guest-python: $(GUEST_PY_DST)
+	@# drop files that were removed from the source tree
+	@cd $(BUILD)/runtime/python && find . -name '*.py' | while read -r f; do \
+	  [ -f "$(CURDIR)/guest/python/$$f" ] || rm -f "$$f"; done
+runtime: guest-libnexus guest-python
+ALL_TARGETS += runtime
+
+# ------------------------------------------------------------------ tests
+NEXUS_TEST_RESULTS ?= $(CURDIR)/$(BUILD)/test-results
+GUEST_TEST_BIN := $(BIN)/test-libnexus
+GUEST_TEST_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(wildcard guest/libnexus/tests/*.c)) \
+                   $(patsubst %.c,$(OBJ)/%.o,$(filter-out common/%,$(LIBNEXUS_SRCS))) \
+                   $(patsubst %.c,$(OBJ)/guest-common/%.o,$(filter common/%,$(LIBNEXUS_SRCS)))
+
+# common/*.c for the guest test, compiled apart from nexusd's objects.
+$(OBJ)/guest-common/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(GUEST_TEST_BIN): $(GUEST_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -pthread
+
+.PHONY: test-guest
+test-guest: runtime $(GUEST_TEST_BIN)
+	@mkdir -p $(NEXUS_TEST_RESULTS)
+	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) BUILD=$(BUILD) guest/python/tests/run.sh $(GUEST_TEST_BIN)
+TEST_TARGETS += test-guest

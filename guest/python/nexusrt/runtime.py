@@ -1,0 +1,159 @@
+"""The Lambda-style invocation loop (protocol: docs/channel.md, "Runtime protocol").
+
+attach -> READY (get the function config) -> set up sys.path -> import the
+handler -> loop { INVOKE -> handler(event, context) -> INVOKE_DONE }.
+"""
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+from . import channel
+
+HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # /opt/nexus/python
+SHIM_DIR = os.path.join(HERE, "shim")
+
+
+class LambdaContext:
+    """What handler(event, context) gets as context, shaped like AWS Lambda's."""
+
+    def __init__(self, ctx, config):
+        self.aws_request_id = ctx.get("aws_request_id", "")
+        self.function_name = ctx.get("function_name", config.get("function_name", ""))
+        self.function_version = ctx.get("function_version", config.get("version", "$LATEST"))
+        self.invoked_function_arn = ctx.get("invoked_function_arn", "")
+        self.memory_limit_in_mb = int(ctx.get("memory_limit_in_mb", config.get("memory_mb", 128)))
+        self.log_group_name = ctx.get("log_group_name", f"/aws/lambda/{self.function_name}")
+        self.log_stream_name = ctx.get("log_stream_name", "")
+        self.identity = None
+        self.client_context = None
+        deadline = ctx.get("deadline_ms")
+        if not isinstance(deadline, (int, float)):
+            deadline = time.time() * 1000 + 1000 * float(config.get("timeout_s", 3))
+        self._deadline_ms = deadline
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int(self._deadline_ms - time.time() * 1000))
+
+    def __repr__(self):
+        return (f"LambdaContext(aws_request_id={self.aws_request_id!r}, function_name={self.function_name!r}, "
+                f"memory_limit_in_mb={self.memory_limit_in_mb})")
+
+
+class _RequestIdFilter(logging.Filter):
+    request_id = ""
+
+    def filter(self, record):
+        record.aws_request_id = _RequestIdFilter.request_id
+        return True
+
+
+def setup_logging():
+    """Like Lambda: a root handler printing [LEVEL] time request-id message,
+    root level WARNING (so logging.info needs setLevel, as on Lambda)."""
+    h = logging.StreamHandler(sys.stdout)
+    h.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
+                                     "%Y-%m-%dT%H:%M:%S"))
+    h.formatter.converter = time.gmtime
+    h.addFilter(_RequestIdFilter())
+    root = logging.getLogger()
+    root.addHandler(h)
+    root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
+
+
+def error_payload(etype, message, tb=None):
+    trace = traceback.format_list(traceback.extract_tb(tb)) if tb is not None else []
+    return {"errorMessage": message, "errorType": etype, "stackTrace": trace}
+
+
+def log_error(err):
+    lines = "".join(err["stackTrace"])
+    print(f"[ERROR] {err['errorType']}: {err['errorMessage']}" + (f"\nTraceback (most recent call last):\n{lines}"
+                                                                   if lines else ""),
+          file=sys.stderr, flush=True)
+
+
+def load_handler(spec):
+    """Import "module.function" (module may be dotted or a path "dir/mod").
+    Returns (function, None) or (None, error payload)."""
+    modname, _, fname = spec.rpartition(".")
+    if not modname or not fname:
+        return None, error_payload("Runtime.MalformedHandlerName",
+                                   f"Bad handler '{spec}': not enough values to unpack (expected 2, got 1)")
+    modname = modname.replace("/", ".")
+    try:
+        mod = importlib.import_module(modname)
+    except SyntaxError as e:
+        return None, error_payload("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}",
+                                   e.__traceback__.tb_next)
+    except Exception as e:  # ImportError and anything raised by the module's top level
+        return None, error_payload("Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}",
+                                   e.__traceback__.tb_next)
+    fn = getattr(mod, fname, None)
+    if fn is None or not callable(fn):
+        return None, error_payload("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'")
+    return fn, None
+
+
+def set_lambda_env(config):
+    os.environ.setdefault("LAMBDA_TASK_ROOT", config.get("task_root", "/var/task"))
+    os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", str(config.get("function_name", "")))
+    os.environ.setdefault("AWS_LAMBDA_FUNCTION_VERSION", str(config.get("version", "$LATEST")))
+    os.environ.setdefault("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", str(config.get("memory_mb", 128)))
+    os.environ.setdefault("AWS_EXECUTION_ENV", "AWS_Lambda_python3_nexus")
+    os.environ.setdefault("_HANDLER", str(config.get("handler", "")))
+
+
+def invoke_one(ch, config, handler, init_error, tag, event_bytes, ctx_bytes):
+    try:
+        ctx_json = json.loads(ctx_bytes) if ctx_bytes else {}
+    except ValueError:
+        ctx_json = {}
+    ctx = LambdaContext(ctx_json, config)
+    _RequestIdFilter.request_id = ctx.aws_request_id
+    if init_error is not None:
+        err = init_error
+    else:
+        try:
+            event = json.loads(event_bytes) if event_bytes.strip() else {}
+        except ValueError as e:
+            err = error_payload("Runtime.UnmarshalError", f"Unable to unmarshal input: {e}")
+        else:
+            try:
+                result = handler(event, ctx)
+            except Exception as e:
+                # Skip this frame: the trace starts in user code, like Lambda's.
+                err = error_payload(type(e).__name__, str(e), e.__traceback__.tb_next)
+            else:
+                try:
+                    payload = json.dumps(result).encode()
+                except (TypeError, ValueError) as e:
+                    err = error_payload("Runtime.MarshalError", f"Unable to marshal response: {e}")
+                else:
+                    ch.invoke_done(tag, channel.S_OK, payload)
+                    return
+    log_error(err)
+    ch.invoke_done(tag, channel.S_HANDLER_ERROR, json.dumps(err).encode())
+
+
+def main():
+    ch = channel.attach()
+    config = ch.ready("python3")
+    mode = config.get("mode") or os.environ.get("NEXUS_MODE", "nexus")
+    task_root = os.environ.get("NEXUS_TASK_ROOT", "/var/task")
+    config["task_root"] = task_root
+    # Order matters: the shim must shadow any installed boto3/botocore.
+    sys.path.insert(0, task_root)
+    if mode == "nexus":
+        sys.path.insert(0, SHIM_DIR)
+    set_lambda_env(config)
+    setup_logging()
+    handler, init_error = load_handler(str(config.get("handler", "app.handler")))
+    if init_error is not None:
+        log_error(init_error)
+    while True:
+        tag, event, ctx = ch.next_invocation()
+        invoke_one(ch, config, handler, init_error, tag, event, ctx)
