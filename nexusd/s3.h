@@ -60,6 +60,7 @@ struct nx_s3_result {
 	char     etag[128];
 	char     content_type[128];
 	char     last_modified[64]; /* ISO 8601 */
+	char     content_range[96]; /* ranged GET: "bytes A-B/TOTAL" (addition, v1.1) */
 	uint64_t content_length;    /* HEAD/GET: object or range size */
 	size_t   body_len;          /* GET: bytes written into the sink */
 	json_t  *list;              /* LIST: {"Contents":[{"Key","Size","ETag","LastModified"}...],

@@ -11,13 +11,18 @@ UNIT_LIBS    := -lcmocka -pthread
 # Tests include "common/ring.h", "nexusd/chan.h", ... relative to the repo root.
 $(OBJ)/tests/unit/%.o: CFLAGS += -I.
 
-UNIT_TESTS := test_abi test_ring test_arena test_tlv
+UNIT_TESTS := test_abi test_ring test_arena test_tlv test_chan
 UNIT_PROGS := $(addprefix $(UNIT_BIN)/,$(UNIT_TESTS))
 
 $(UNIT_BIN)/test_abi: $(OBJ)/tests/unit/test_abi.o
 $(UNIT_BIN)/test_ring: $(OBJ)/tests/unit/test_ring.o $(OBJ)/common/ring.o
 $(UNIT_BIN)/test_arena: $(OBJ)/tests/unit/test_arena.o $(OBJ)/common/arena.o
 $(UNIT_BIN)/test_tlv: $(OBJ)/tests/unit/test_tlv.o $(OBJ)/common/tlv.o
+# The channel host side against a fake S3 (same symbols as nexusd/s3.c) and
+# a private re-runnable loop (mini_loop.c: nexusd/loop.c cannot run again after a stop).
+$(UNIT_BIN)/test_chan: $(OBJ)/tests/unit/test_chan.o $(OBJ)/tests/unit/fake_s3.o \
+                       $(OBJ)/nexusd/chan.o $(OBJ)/tests/unit/mini_loop.o $(UNIT_COMMON)
+$(UNIT_BIN)/test_chan: UNIT_LIBS += -ljansson
 
 $(UNIT_PROGS):
 	@mkdir -p $(dir $@)
