@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * POST /2015-03-31/functions/{name}/invocations — Lambda's Invoke.
+ * RequestResponse waits for the loop thread to finish the invocation;
+ * Event answers 202 at once; DryRun only checks the function exists.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "http.h"
+#include "instance.h"
+#include "invocation.h"
+#include "loop.h"
+#include "registry.h"
+
+static enum MHD_Result reply_result(struct MHD_Connection *c, struct nxd_req *r, struct nxd_invocation *inv)
+{
+	const char *msg = inv->body ? inv->body : "internal error";
+	switch (inv->result) {
+	case NXD_INV_OK:
+	case NXD_INV_HANDLER_ERROR:
+	case NXD_INV_TIMEOUT:
+	case NXD_INV_CRASH: {
+		struct MHD_Response *resp = MHD_create_response_from_buffer(
+			inv->body_len, inv->body ? inv->body : (char *)"", inv->body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+		if (!resp)
+			return MHD_NO;
+		inv->body = NULL; /* now owned by the response */
+		MHD_add_response_header(resp, "Content-Type", "application/json");
+		MHD_add_response_header(resp, "x-amzn-RequestId", r->request_id);
+		MHD_add_response_header(resp, "X-Amz-Executed-Version", "$LATEST");
+		if (inv->result != NXD_INV_OK)
+			MHD_add_response_header(resp, "X-Amz-Function-Error", "Unhandled");
+		enum MHD_Result ret = MHD_queue_response(c, 200, resp);
+		MHD_destroy_response(resp);
+		return ret;
+	}
+	case NXD_INV_THROTTLED:
+		return nxd_reply_error(c, r, 429, "TooManyRequestsException", "%s", msg);
+	case NXD_INV_GONE:
+		return nxd_reply_error(c, r, 404, "ResourceNotFoundException", "%s", msg);
+	case NXD_INV_FAILED:
+	default:
+		return nxd_reply_error(c, r, 500, "ServiceException", "%s", msg);
+	}
+}
+
+enum MHD_Result nxd_api_invoke(struct MHD_Connection *c, struct nxd_req *r)
+{
+	char name[80];
+	struct nxd_function *fn = NULL;
+	if (nxd_fn_name_from_arg(r->name, name, sizeof name) == 0)
+		fn = nxd_fn_get(name);
+	const char *qual = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "Qualifier");
+	if (!fn || (qual && strcmp(qual, "$LATEST"))) {
+		nxd_fn_unref(fn);
+		return nxd_reply_error(c, r, 404, "ResourceNotFoundException",
+		                       "Function not found: arn:aws:lambda:%s:%s:function:%s%s%s", nxd_cfg.s3.region,
+		                       nxd_cfg.account_id, r->name, qual ? ":" : "", qual ? qual : "");
+	}
+	if (r->len) {
+		json_error_t je;
+		json_t *ev = json_loadb(r->body, r->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+		if (!ev) {
+			nxd_fn_unref(fn);
+			return nxd_reply_error(c, r, 400, "InvalidRequestContentException",
+			                       "Could not parse request body into json: %s (line %d column %d)", je.text,
+			                       je.line, je.column);
+		}
+		json_decref(ev);
+	}
+	const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Invocation-Type");
+	if (type && !strcmp(type, "DryRun")) {
+		nxd_fn_unref(fn);
+		return nxd_reply(c, r, 204, NULL, NULL, 0);
+	}
+	if (nxd_stopping) {
+		nxd_fn_unref(fn);
+		return nxd_reply_error(c, r, 503, "ServiceException", "nexusd is shutting down");
+	}
+	if (type && !strcmp(type, "Event")) {
+		struct nxd_invocation *inv = malloc(sizeof *inv);
+		if (!inv) {
+			nxd_fn_unref(fn);
+			return nxd_reply_error(c, r, 500, "ServiceException", "out of memory");
+		}
+		nxd_inv_init(inv);
+		inv->fn = fn;
+		inv->async = true;
+		memcpy(inv->request_id, r->request_id, sizeof inv->request_id);
+		inv->event = r->body; /* taken over */
+		inv->event_len = r->len;
+		r->body = NULL;
+		inv->t_recv_ns = nx_now_ns();
+		if (nx_loop_post(nxd_loop, nxd_im_invoke, inv) < 0) {
+			r->body = (char *)inv->event;
+			nxd_fn_unref(fn);
+			nxd_inv_fini(inv);
+			free(inv);
+			return nxd_reply_error(c, r, 503, "ServiceException", "nexusd is shutting down");
+		}
+		return nxd_reply(c, r, 202, NULL, NULL, 0);
+	}
+	if (type && strcmp(type, "RequestResponse")) {
+		nxd_fn_unref(fn);
+		return nxd_reply_error(c, r, 400, "InvalidParameterValueException",
+		                       "InvocationType must be RequestResponse, Event or DryRun");
+	}
+	struct nxd_invocation inv;
+	nxd_inv_init(&inv);
+	inv.fn = fn;
+	memcpy(inv.request_id, r->request_id, sizeof inv.request_id);
+	inv.event = r->body;
+	inv.event_len = r->len;
+	inv.t_recv_ns = nx_now_ns();
+	enum MHD_Result ret;
+	if (nx_loop_post(nxd_loop, nxd_im_invoke, &inv) < 0) {
+		ret = nxd_reply_error(c, r, 503, "ServiceException", "nexusd is shutting down");
+	} else {
+		nxd_inv_wait(&inv);
+		ret = reply_result(c, r, &inv);
+	}
+	nxd_fn_unref(fn);
+	nxd_inv_fini(&inv);
+	return ret;
+}

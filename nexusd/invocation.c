@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+#include "invocation.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "registry.h"
+
+void nxd_inv_init(struct nxd_invocation *inv)
+{
+	memset(inv, 0, sizeof *inv);
+	pthread_mutex_init(&inv->mu, NULL);
+	pthread_cond_init(&inv->cv, NULL);
+}
+
+void nxd_inv_fini(struct nxd_invocation *inv)
+{
+	free(inv->body);
+	inv->body = NULL;
+	pthread_mutex_destroy(&inv->mu);
+	pthread_cond_destroy(&inv->cv);
+}
+
+void nxd_inv_wait(struct nxd_invocation *inv)
+{
+	pthread_mutex_lock(&inv->mu);
+	while (!inv->done)
+		pthread_cond_wait(&inv->cv, &inv->mu);
+	pthread_mutex_unlock(&inv->mu);
+}
+
+void nxd_inv_complete(struct nxd_invocation *inv, enum nxd_inv_result r, char *body, size_t len)
+{
+	inv->result = r;
+	free(inv->body);
+	inv->body = body;
+	inv->body_len = len;
+	if (inv->async) {
+		/* Nobody waits for an Event invocation: its outcome is in the log. */
+		nxd_fn_unref(inv->fn);
+		free((void *)inv->event);
+		nxd_inv_fini(inv);
+		free(inv);
+		return;
+	}
+	pthread_mutex_lock(&inv->mu);
+	inv->done = true;
+	pthread_cond_signal(&inv->cv);
+	pthread_mutex_unlock(&inv->mu);
+}
+
+void nxd_inv_fail(struct nxd_invocation *inv, enum nxd_inv_result r, const char *type, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	inv->error_type = type;
+	char *body;
+	if (r == NXD_INV_HANDLER_ERROR || r == NXD_INV_TIMEOUT || r == NXD_INV_CRASH) {
+		json_t *o = json_pack("{s:s,s:s}", "errorMessage", msg, "errorType", type);
+		body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+	} else {
+		body = strdup(msg);
+	}
+	nxd_inv_complete(inv, r, body, body ? strlen(body) : 0);
+}
