@@ -38,6 +38,8 @@ struct nx_sandbox;
 struct nx_sandbox_usage {
 	uint64_t cpu_ns;             /* CPU time of everything in the sandbox */
 	uint64_t mem_bytes;          /* current memory charge */
+	uint64_t start_ns;           /* start() until the command was exec'd (the sandbox's own cold-start cost) */
+	uint32_t oom_kills;          /* processes the memory limit has killed (0 if the driver cannot tell) */
 };
 
 struct nx_sandbox_driver {

@@ -1,0 +1,780 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The `process` sandbox driver: one function instance = one host process tree
+ * in fresh user, pid, mount, ipc, uts, net and cgroup namespaces, rooted
+ * read-only in the guest root filesystem, under a seccomp allow-list and a
+ * memory cgroup.  The isolation model (what each piece buys and what is not
+ * isolated) is written up in nexusd/README-sandbox.md.
+ *
+ * Start-up, in order (P = nexusd, C = the new process, pid 1 of its pid ns):
+ *   P  builds everything that allocates: seccomp BPF (cached), envp, paths,
+ *      the cgroup; then clone3(NEWPID|NEWNS|NEWIPC|NEWUTS|NEWNET, CLONE_PIDFD).
+ *   C  still host root, but in its own mount/pid/net/... namespaces: fds
+ *      0..5 in place, everything else close-on-exec; builds its root with real
+ *      privileges (bind + remount ro, /var/task, /opt/nexus, /tmp, /dev, /proc),
+ *      pivot_root, detaches the old root.
+ *   P  moves C into the cgroup, sends 'C'.
+ *   C  drops supplementary groups, unshare(NEWUSER|NEWCGROUP), sends 'U'.
+ *   P  writes setgroups=deny, uid_map, gid_map ("0 <high host uid> 1"), sends 'G'.
+ *   C  becomes uid/gid 0 of its user namespace (= the high host uid), clears
+ *      every capability for good (securebits NOROOT), no_new_privs, seccomp,
+ *      execve.  Its mount, net, pid, ipc and uts namespaces belong to the
+ *      initial user namespace, so even "root" inside can change none of them.
+ *   P  sees the sync socket close on exec (or an error message) and returns.
+ * The child between clone3 and execve only makes raw syscalls (no malloc, no
+ * stdio): nexusd is multithreaded and the child is a fork of it.
+ */
+#include "sandbox_process_priv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <linux/capability.h>
+#include <linux/sched.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
+
+#include "nexus/channel.h"
+
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+
+/* The sandbox's uid/gid 0 is host uid/gid UID_BASE + instance_id % UID_SLOTS:
+ * far above real users and the usual /etc/subuid ranges (100000+, LXD's
+ * 1000000+), and different per instance so per-user limits (RLIMIT_NPROC) and
+ * file ownership never join two instances.  Override with NEXUS_SANDBOX_UID_BASE. */
+#define UID_BASE   1600000000u
+#define UID_SLOTS  1000000u
+
+/* How long the setup of one sandbox may take before start() gives up. */
+#define SETUP_TIMEOUT_MS 10000
+
+/* /tmp size: half the memory size (tmpfs pages are charged to the memory
+ * cgroup anyway, this only makes "disk full" come before "out of memory"),
+ * at least 16 MiB. */
+#define TMP_MIN_MB 16
+
+struct nx_sandbox {
+	uint64_t instance_id;
+	pid_t pid;
+	int pidfd;
+	int reaped, wstatus;
+	uint64_t start_ns;
+	struct sbp_cgroup cg;
+};
+
+/* Everything the child needs, prepared by the parent (the child must not allocate). */
+struct child_ctx {
+	int sock;                       /* child end of the sync socket */
+	int region_fd, kick_host_fd, kick_guest_fd, log_fd;
+	const char *const *argv;
+	char *const *envp;
+	const struct sock_fprog *prog;
+	char root[PATH_MAX], code[PATH_MAX], runtime[PATH_MAX];
+	char m_task[PATH_MAX], m_opt[PATH_MAX], m_tmp[PATH_MAX], m_dev[PATH_MAX], m_proc[PATH_MAX];
+	char dev_nodes[5][PATH_MAX];
+	char dev_links[5][PATH_MAX];
+	char tmp_opts[64];
+};
+
+static const struct { const char *name; unsigned major, minor; } dev_nodes[5] = {
+	{ "null", 1, 3 }, { "zero", 1, 5 }, { "full", 1, 7 }, { "random", 1, 8 }, { "urandom", 1, 9 },
+};
+static const struct { const char *name, *target; } dev_links[5] = {
+	{ "fd", "/proc/self/fd" }, { "stdin", "/proc/self/fd/0" }, { "stdout", "/proc/self/fd/1" },
+	{ "stderr", "/proc/self/fd/2" },
+	{ "shm", "/tmp" },   /* POSIX semaphores/shm (multiprocessing) land in the sandbox's /tmp */
+};
+
+/* ------------------------------------------------------------------------ */
+/* Logging: nexusd's nxd_log when linked into nexusd (weak), else stderr. */
+
+void nxd_log(int level, const char *fmt, ...) __attribute__((weak, format(printf, 2, 3)));
+
+void sbp_log(int level, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (nxd_log)
+		nxd_log(level, "%s", buf);
+	else if (level <= 2 || getenv("NEXUS_SANDBOX_DEBUG"))
+		fprintf(stderr, "nexusd: %s\n", buf);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The child: raw syscalls only, from clone3 to execve. */
+
+struct cmsg_buf { char b[600]; size_t n; };
+
+static void cm_add(struct cmsg_buf *m, const char *s)
+{
+	while (s && *s && m->n < sizeof m->b - 1)
+		m->b[m->n++] = *s++;
+}
+
+/* Report "<what> <path>: <error>" to the parent and die. */
+static __attribute__((noreturn)) void child_fail(int sock, const char *what, const char *path, int err)
+{
+	struct cmsg_buf m = { .n = 0 };
+	cm_add(&m, "E");
+	cm_add(&m, what);
+	if (path) {
+		cm_add(&m, " ");
+		cm_add(&m, path);
+	}
+	cm_add(&m, ": ");
+	const char *desc = strerrordesc_np(err);   /* a static string: safe here */
+	cm_add(&m, desc ? desc : "unknown error");
+	(void)!send(sock, m.b, m.n, MSG_NOSIGNAL);
+	_exit(127);
+}
+
+/* Wait for the parent's one-byte go-ahead `want`; EOF means the parent gave up. */
+static void child_wait(int sock, char want)
+{
+	char c = 0;
+	ssize_t n;
+	do
+		n = recv(sock, &c, 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n != 1 || c != want)
+		_exit(126);
+}
+
+static void child_send(int sock, char c)
+{
+	if (send(sock, &c, 1, MSG_NOSIGNAL) != 1)
+		_exit(126);
+}
+
+/* Bind src at dst read-only, nosuid, nodev (a bind ignores flags: remount to apply). */
+static void bind_ro(int sock, const char *src, const char *dst, const char *what)
+{
+	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+		child_fail(sock, what, src, errno);
+	if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		child_fail(sock, what, "(remount read-only)", errno);
+}
+
+/* Move fd to 10 or above so that placing 0..5 cannot clobber it. */
+static int lift(int sock, int fd)
+{
+	int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+	if (n < 0)
+		child_fail(sock, "dup channel fd", NULL, errno);
+	return n;
+}
+
+static void place(int sock, int from, int to)
+{
+	if (dup2(from, to) < 0)   /* dup2 leaves `to` without close-on-exec */
+		child_fail(sock, "dup2 channel fd", NULL, errno);
+}
+
+static __attribute__((noreturn)) void child_main(const struct child_ctx *c)
+{
+	int s = c->sock;
+
+	/* nexusd's signal state must not leak into the function: handlers are reset
+	 * by exec, but ignored signals and the blocked mask would survive it. */
+	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	for (int sig = 1; sig < _NSIG; sig++)
+		sigaction(sig, &dfl, NULL);   /* EINVAL for SIGKILL/SIGSTOP/RT internals: fine */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	/* fds: 0 = /dev/null, 1+2 = log, 3/4/5 = region, kick host, kick guest;
+	 * everything else (all of nexusd's sockets and files) closes on exec. */
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (devnull < 0)
+		child_fail(s, "open", "/dev/null", errno);
+	s = lift(s, s);
+	int region = lift(s, c->region_fd), kh = lift(s, c->kick_host_fd), kg = lift(s, c->kick_guest_fd);
+	int logfd = lift(s, c->log_fd), nul = lift(s, devnull);
+	place(s, nul, 0);
+	place(s, logfd, 1);
+	place(s, logfd, 2);
+	place(s, region, 3);
+	place(s, kh, 4);
+	place(s, kg, 5);
+	if (syscall(SYS_close_range, 6u, ~0u, CLOSE_RANGE_CLOEXEC) < 0) {
+		for (int fd = 6; fd < 65536; fd++)   /* pre-5.11 kernels */
+			if (fd != s)
+				fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+
+	if (sethostname("nexus-sandbox", 13) < 0)
+		child_fail(s, "sethostname", NULL, errno);
+
+	/* Mounts.  Nothing we do here may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fail(s, "make mounts private", "/", errno);
+	/* The root: a bind of the rootfs onto itself (pivot_root needs a mount
+	 * point), made read-only only after the mounts inside it are in place. */
+	if (mount(c->root, c->root, NULL, MS_BIND, NULL) < 0)
+		child_fail(s, "mount rootfs", c->root, errno);
+	if (c->code[0])
+		bind_ro(s, c->code, c->m_task, "mount /var/task from");
+	if (c->runtime[0])
+		bind_ro(s, c->runtime, c->m_opt, "mount /opt/nexus from");
+	if (mount("tmpfs", c->m_tmp, "tmpfs", MS_NOSUID | MS_NODEV, c->tmp_opts) < 0)
+		child_fail(s, "mount tmpfs at /tmp", c->tmp_opts, errno);
+	/* /dev: a tiny tmpfs with the five harmless character devices and the usual
+	 * symlinks, then read-only.  No tty, no ptmx, no block devices. */
+	if (mount("tmpfs", c->m_dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=32,mode=755") < 0)
+		child_fail(s, "mount tmpfs at /dev", NULL, errno);
+	umask(0);
+	for (int i = 0; i < 5; i++) {
+		if (mknod(c->dev_nodes[i], S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) < 0)
+			child_fail(s, "mknod", c->dev_nodes[i], errno);
+		if (symlink(dev_links[i].target, c->dev_links[i]) < 0)
+			child_fail(s, "symlink", c->dev_links[i], errno);
+	}
+	umask(022);
+	if (mount(NULL, c->m_dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=32,mode=755") < 0)
+		child_fail(s, "remount /dev read-only", NULL, errno);
+	/* A /proc of the new pid namespace: the sandbox sees only its own processes. */
+	if (mount("proc", c->m_proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		child_fail(s, "mount /proc", NULL, errno);
+	if (mount(NULL, c->root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		child_fail(s, "remount rootfs read-only", c->root, errno);
+	/* Swap roots and drop the host's tree: after this the host filesystem is
+	 * unreachable (no fd, no cwd, no mount refers to it). */
+	if (chdir(c->root) < 0)
+		child_fail(s, "chdir", c->root, errno);
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		child_fail(s, "pivot_root", c->root, errno);
+	if (umount2(".", MNT_DETACH) < 0)
+		child_fail(s, "detach the old root", NULL, errno);
+	if (chdir("/") < 0)
+		child_fail(s, "chdir", "/", errno);
+
+	/* Network: the new net namespace has only `lo`, left down; nothing to do in
+	 * nexus mode.  (Baseline mode currently shares the host's, see start().) */
+
+	/* The parent has put us into the cgroup; now enter our own user namespace
+	 * (and a cgroup namespace rooted at that cgroup). */
+	child_wait(s, 'C');
+	if (setgroups(0, NULL) < 0)   /* before: afterwards setgroups is denied */
+		child_fail(s, "setgroups", NULL, errno);
+	if (unshare(CLONE_NEWUSER | CLONE_NEWCGROUP) < 0)
+		child_fail(s, "unshare user+cgroup namespaces", NULL, errno);
+	child_send(s, 'U');
+	child_wait(s, 'G');   /* uid_map / gid_map written */
+	if (setresgid(0, 0, 0) < 0)
+		child_fail(s, "setresgid 0 (sandbox gid)", NULL, errno);
+	if (setresuid(0, 0, 0) < 0)
+		child_fail(s, "setresuid 0 (sandbox uid)", NULL, errno);
+
+	/* No capabilities, not even in our own user namespace, and exec of a
+	 * root-owned or setuid file cannot give any back. */
+	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+	          SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED, 0, 0, 0) < 0)
+		child_fail(s, "prctl PR_SET_SECUREBITS", NULL, errno);
+	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof data);
+	if (syscall(SYS_capset, &hdr, data) < 0)
+		child_fail(s, "capset (drop all)", NULL, errno);
+	/* Die with nexusd (set after the uid change, which would clear it). */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		child_fail(s, "prctl PR_SET_PDEATHSIG", NULL, errno);
+	struct rlimit nocore = { 0, 0 };
+	setrlimit(RLIMIT_CORE, &nocore);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		child_fail(s, "prctl PR_SET_NO_NEW_PRIVS", NULL, errno);
+	/* Last: from here on only the allow-list. */
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c->prog) < 0)
+		child_fail(s, "seccomp", NULL, errno);
+	execve(c->argv[0], (char *const *)c->argv, c->envp);
+	child_fail(s, "execve", c->argv[0], errno);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The parent side. */
+
+static int write_proc(pid_t pid, const char *file, const char *text, char *err, size_t errlen)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int e = 0;
+	if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+		e = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (e)
+		snprintf(err, errlen, "write %s (\"%.*s\"): %s", path, (int)strcspn(text, "\n"), text, strerror(-e));
+	return e;
+}
+
+/* Wait for the child's next message: a byte in `want`, an error text, or EOF.
+ * Returns 1 for the byte, 0 for EOF (only if eof_ok), -errno with err filled. */
+static int parent_wait(int sock, char want, int eof_ok, const char *stage, char *err, size_t errlen)
+{
+	char buf[600];
+	for (;;) {
+		struct pollfd p = { .fd = sock, .events = POLLIN };
+		int r = poll(&p, 1, SETUP_TIMEOUT_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0) {
+			snprintf(err, errlen, "sandbox setup timed out after %d ms (%s)", SETUP_TIMEOUT_MS, stage);
+			return -ETIMEDOUT;
+		}
+		ssize_t n = recv(sock, buf, sizeof buf - 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			snprintf(err, errlen, "sandbox sync socket (%s): %s", stage, strerror(e));
+			return -e;
+		}
+		if (n == 0) {
+			if (eof_ok)
+				return 0;
+			snprintf(err, errlen, "sandbox setup process exited without a word (%s)", stage);
+			return -ECHILD;
+		}
+		buf[n] = 0;
+		if (buf[0] == 'E') {
+			snprintf(err, errlen, "%s", buf + 1);
+			return -EPERM;
+		}
+		if (n == 1 && buf[0] == want)
+			return 1;
+		snprintf(err, errlen, "sandbox setup: unexpected message (%s)", stage);
+		return -EPROTO;
+	}
+}
+
+static int resolve(const char *what, const char *path, char *out, char *err, size_t errlen)
+{
+	out[0] = 0;
+	if (!path)
+		return 0;
+	struct stat st;
+	if (!realpath(path, out) || stat(out, &st) < 0) {
+		int e = errno;
+		snprintf(err, errlen, "%s %s: %s", what, path, strerror(e));
+		return -e;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s %s: Not a directory", what, path);
+		return -ENOTDIR;
+	}
+	/* The sandbox reads it as an unprivileged host uid ("other"). */
+	if ((st.st_mode & (S_IROTH | S_IXOTH)) != (S_IROTH | S_IXOTH)) {
+		snprintf(err, errlen, "%s %s: mode %04o is not readable by the sandbox (it runs as an unprivileged uid): "
+		         "make it world-readable (chmod o+rx)", what, path, (unsigned)(st.st_mode & 07777));
+		return -EACCES;
+	}
+	return 0;
+}
+
+/* The mount points the sandbox needs must exist in the rootfs (it is read-only,
+ * nobody can create them later). */
+static int check_rootfs(const char *root, char *err, size_t errlen)
+{
+	static const char *const points[] = { "/var/task", "/opt/nexus", "/tmp", "/proc", "/dev", "/usr/bin" };
+	char p[PATH_MAX];
+	struct stat st;
+	for (size_t i = 0; i < sizeof points / sizeof points[0]; i++) {
+		if (snprintf(p, sizeof p, "%s%s", root, points[i]) >= (int)sizeof p)
+			return -ENAMETOOLONG;
+		if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			snprintf(err, errlen, "rootfs %s has no %s directory: not a Nexus guest root filesystem "
+			         "(build one with 'make rootfs')", root, points[i]);
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
+/* out = root + a + b; 0, or -ENAMETOOLONG. */
+static int join(char *out, const char *root, const char *a, const char *b)
+{
+	int n = snprintf(out, PATH_MAX, "%s%s%s", root, a, b);
+	return n < 0 || n >= PATH_MAX ? -ENAMETOOLONG : 0;
+}
+
+static int has_env(const char *const *envp, const char *name)
+{
+	size_t l = strlen(name);
+	for (; envp && *envp; envp++)
+		if (!strncmp(*envp, name, l) && (*envp)[l] == '=')
+			return 1;
+	return 0;
+}
+
+/* spec->envp + the channel fd numbers (the driver's, overriding the caller's) + NEXUS_MODE. */
+static char **build_env(const struct nx_sandbox_spec *spec)
+{
+	size_t n = 0;
+	for (const char *const *e = spec->envp; e && *e; e++)
+		n++;
+	char **env = calloc(n + 5, sizeof *env);
+	if (!env)
+		return NULL;
+	size_t k = 0;
+	static const char *const ours[] = { NX_ENV_REGION_FD "=3", NX_ENV_KICK_HOST_FD "=4", NX_ENV_KICK_GUEST_FD "=5" };
+	for (const char *const *e = spec->envp; e && *e; e++) {
+		int mine = 0;
+		for (int i = 0; i < 3; i++)
+			mine |= !strncmp(*e, ours[i], strlen(ours[i]) - 1);
+		if (!mine)
+			env[k++] = (char *)*e;
+	}
+	for (int i = 0; i < 3; i++)
+		env[k++] = (char *)ours[i];
+	if (!has_env(spec->envp, "NEXUS_MODE"))
+		env[k++] = (char *)(spec->mode == NX_MODE_BASELINE ? "NEXUS_MODE=baseline" : "NEXUS_MODE=nexus");
+	env[k] = NULL;
+	return env;
+}
+
+static uint32_t sandbox_uid(uint64_t instance_id)
+{
+	static uint32_t base;
+	if (!base) {
+		const char *s = getenv("NEXUS_SANDBOX_UID_BASE");
+		unsigned long v = s ? strtoul(s, NULL, 10) : 0;
+		base = v >= 1000 && v < 4000000000ul ? (uint32_t)v : UID_BASE;
+	}
+	return base + (uint32_t)(instance_id % UID_SLOTS);
+}
+
+static void kill_and_wait(struct nx_sandbox *sb)
+{
+	if (sb->pidfd < 0 || sb->reaped)
+		return;
+	syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	while (waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+		;
+	sb->reaped = 1;
+	sb->wstatus = W_EXITCODE(0, SIGKILL);
+}
+
+static void sb_destroy(struct nx_sandbox *sb)
+{
+	if (!sb)
+		return;
+	kill_and_wait(sb);
+	if (sb->pidfd >= 0)
+		close(sb->pidfd);
+	sbp_cgroup_remove(&sb->cg);
+	free(sb);
+}
+
+static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out, char *err, size_t errlen)
+{
+	static atomic_uint seq;
+	static atomic_int warned;
+	uint64_t t0 = now_ns();
+	int rc, psock = -1;
+	*out = NULL;
+	err[0] = 0;
+
+	if (!spec || !spec->rootfs_dir || !spec->argv || !spec->argv[0] || spec->argv[0][0] != '/' ||
+	    spec->region_fd < 0 || spec->kick_host_fd < 0 || spec->kick_guest_fd < 0 || spec->log_fd < 0) {
+		snprintf(err, errlen, "sandbox spec incomplete (rootfs, absolute argv[0] and all fds are required)");
+		return -EINVAL;
+	}
+	struct nx_sandbox *sb = calloc(1, sizeof *sb);
+	struct child_ctx *c = calloc(1, sizeof *c);
+	char **env = build_env(spec);
+	if (!sb || !c || !env) {
+		free(sb); free(c); free(env);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	sb->pidfd = -1;
+	sb->pid = -1;
+	sb->instance_id = spec->instance_id;
+
+	if ((rc = sbp_seccomp_prog(spec->mode, &c->prog, err, errlen)) < 0 ||
+	    (rc = resolve("rootfs", spec->rootfs_dir, c->root, err, errlen)) < 0 ||
+	    (rc = check_rootfs(c->root, err, errlen)) < 0 ||
+	    (rc = resolve("function code", spec->code_dir, c->code, err, errlen)) < 0 ||
+	    (rc = resolve("runtime dir", spec->runtime_dir, c->runtime, err, errlen)) < 0)
+		goto fail;
+	int jr = join(c->m_task, c->root, "/var/task", "") | join(c->m_opt, c->root, "/opt/nexus", "") |
+	         join(c->m_tmp, c->root, "/tmp", "") | join(c->m_dev, c->root, "/dev", "") |
+	         join(c->m_proc, c->root, "/proc", "");
+	for (int i = 0; i < 5; i++)
+		jr |= join(c->dev_nodes[i], c->root, "/dev/", dev_nodes[i].name) |
+		      join(c->dev_links[i], c->root, "/dev/", dev_links[i].name);
+	if (jr) {
+		snprintf(err, errlen, "rootfs path too long: %s", c->root);
+		rc = -ENAMETOOLONG;
+		goto fail;
+	}
+	uint32_t tmp_mb = spec->memory_mb / 2 > TMP_MIN_MB ? spec->memory_mb / 2 : TMP_MIN_MB;
+	snprintf(c->tmp_opts, sizeof c->tmp_opts, "size=%um,nr_inodes=16384,mode=1777", tmp_mb);
+	c->region_fd = spec->region_fd;
+	c->kick_host_fd = spec->kick_host_fd;
+	c->kick_guest_fd = spec->kick_guest_fd;
+	c->log_fd = spec->log_fd;
+	c->argv = spec->argv;
+	c->envp = env;
+
+	char cgname[64];
+	snprintf(cgname, sizeof cgname, "sb-%llu-%d-%u", (unsigned long long)spec->instance_id,
+	         (int)getpid(), atomic_fetch_add(&seq, 1));
+	if (spec->memory_mb == 0) {
+		snprintf(err, errlen, "sandbox memory_mb is 0");
+		rc = -EINVAL;
+		goto fail;
+	}
+	if ((rc = sbp_cgroup_create(&sb->cg, cgname, spec->memory_mb, err, errlen)) < 0)
+		goto fail;
+	if (sb->cg.kind == SBP_CG_NONE && !atomic_exchange(&warned, 1)) {
+		char why[256];
+		sbp_cgroup_probe(why, sizeof why);
+		sbp_log(1, "sandbox: %s (process sandboxes run WITHOUT a memory limit)", why);
+	}
+
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		goto fail;
+	}
+	psock = sv[0];
+	c->sock = sv[1];
+
+	/* Baseline mode (real boto3 over TCP) needs a network.  Until the veth
+	 * hook below exists it shares nexusd's network namespace: host loopback,
+	 * where the local S3 server listens.  Nexus mode never gets one. */
+	uint64_t ns = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+	if (spec->mode != NX_MODE_BASELINE)
+		ns |= CLONE_NEWNET;
+	struct clone_args ca;
+	memset(&ca, 0, sizeof ca);
+	ca.flags = ns | CLONE_PIDFD;
+	ca.pidfd = (uint64_t)(uintptr_t)&sb->pidfd;
+	ca.exit_signal = 0;   /* no SIGCHLD: only our waitid(P_PIDFD) reaps it */
+	long pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "clone3 (new user/pid/mount/ipc/uts/net namespaces): %s", strerror(errno));
+		close(sv[1]);
+		goto fail;
+	}
+	if (pid == 0) {
+		close(psock);
+		child_main(c);
+	}
+	sb->pid = (pid_t)pid;
+	close(sv[1]);
+
+	/* Hook for baseline mode's network (later: create a veth pair, move one end
+	 * into the child's net namespace, address it, route to nexusd's side). */
+
+	if ((rc = sbp_cgroup_attach(&sb->cg, sb->pid, err, errlen)) < 0)
+		goto fail_child;
+	if (send(psock, "C", 1, MSG_NOSIGNAL) != 1) {
+		rc = -errno;
+		snprintf(err, errlen, "sandbox setup process died (%s)", strerror(errno));
+		goto fail_child;
+	}
+	if ((rc = parent_wait(psock, 'U', 0, "building the root", err, errlen)) < 0)
+		goto fail_child;
+	uint32_t uid = sandbox_uid(spec->instance_id);
+	char map[48];
+	snprintf(map, sizeof map, "0 %u 1\n", uid);
+	if ((rc = write_proc(sb->pid, "setgroups", "deny", err, errlen)) < 0 ||
+	    (rc = write_proc(sb->pid, "uid_map", map, err, errlen)) < 0 ||
+	    (rc = write_proc(sb->pid, "gid_map", map, err, errlen)) < 0)
+		goto fail_child;
+	if (send(psock, "G", 1, MSG_NOSIGNAL) != 1) {
+		rc = -errno;
+		snprintf(err, errlen, "sandbox setup process died (%s)", strerror(errno));
+		goto fail_child;
+	}
+	if ((rc = parent_wait(psock, 0, 1, "exec", err, errlen)) < 0)
+		goto fail_child;
+
+	close(psock);
+	free(env);
+	free(c);
+	sb->start_ns = now_ns() - t0;
+	sbp_log(3, "sandbox %llu: pid %d uid %u, started in %.2f ms", (unsigned long long)sb->instance_id,
+	        (int)sb->pid, uid, sb->start_ns / 1e6);
+	*out = sb;
+	return 0;
+
+fail_child:
+	kill_and_wait(sb);
+fail:
+	if (psock >= 0)
+		close(psock);
+	free(env);
+	free(c);
+	sb_destroy(sb);
+	return rc;
+}
+
+static int sb_exit_fd(const struct nx_sandbox *sb)
+{
+	return sb->pidfd;
+}
+
+static void sb_kill(struct nx_sandbox *sb)
+{
+	/* SIGKILL to the pid namespace's init takes the whole namespace with it. */
+	if (!sb->reaped && sb->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+}
+
+static int sb_reap(struct nx_sandbox *sb, int *wstatus)
+{
+	if (!sb->reaped) {
+		siginfo_t si;
+		memset(&si, 0, sizeof si);
+		int r;
+		while ((r = waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED | WNOHANG | __WALL)) < 0 && errno == EINTR)
+			;
+		if (r < 0)
+			return -errno;
+		if (si.si_pid == 0)
+			return -EAGAIN;   /* still running */
+		sb->reaped = 1;
+		switch (si.si_code) {
+		case CLD_EXITED: sb->wstatus = W_EXITCODE(si.si_status, 0); break;
+		case CLD_DUMPED: sb->wstatus = W_EXITCODE(0, si.si_status) | 0x80; break;
+		default:         sb->wstatus = W_EXITCODE(0, si.si_status); break;
+		}
+	}
+	if (wstatus)
+		*wstatus = sb->wstatus;
+	return 0;
+}
+
+/* Fallback usage from /proc (no cgroup): the init process only. */
+static void proc_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)sb->pid);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = 0;
+	const char *p = strrchr(buf, ')');   /* comm may contain spaces */
+	unsigned long long ut = 0, st = 0;
+	long long rss = 0;
+	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %*u %lld",
+	                &ut, &st, &rss) == 3) {
+		long hz = sysconf(_SC_CLK_TCK);
+		u->cpu_ns = (ut + st) * (1000000000ull / (unsigned long long)(hz > 0 ? hz : 100));
+		u->mem_bytes = (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+	}
+}
+
+static int sb_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)
+{
+	memset(u, 0, sizeof *u);
+	u->start_ns = sb->start_ns;
+	/* The cgroup outlives the processes until destroy(), so the counters (OOM
+	 * kills above all) can still be read after the reap; /proc cannot. */
+	if (!sb->reaped && (!sb->cg.cpu[0] || sb->cg.kind == SBP_CG_NONE))
+		proc_usage(sb, u);
+	int r = sbp_cgroup_usage(&sb->cg, &u->cpu_ns, &u->mem_bytes, &u->oom_kills);
+	return sb->reaped && r < 0 ? -ESRCH : 0;
+}
+
+/* Is the driver usable here?  Checks what start() needs, by trying it once. */
+static int sb_probe(char *why, size_t whylen)
+{
+	char cg[256], err[200];
+	const struct sock_fprog *prog;
+	FILE *f = fopen("/proc/sys/user/max_user_namespaces", "re");
+	long maxns = -1;
+	if (f) {
+		if (fscanf(f, "%ld", &maxns) != 1)
+			maxns = -1;
+		fclose(f);
+	}
+	if (maxns == 0) {
+		snprintf(why, whylen, "user namespaces are disabled (/proc/sys/user/max_user_namespaces = 0)");
+		return 0;
+	}
+	if (prctl(PR_GET_SECCOMP, 0, 0, 0, 0) < 0) {
+		snprintf(why, whylen, "the kernel has no seccomp (prctl PR_GET_SECCOMP: %s)", strerror(errno));
+		return 0;
+	}
+	if (sbp_seccomp_prog(NX_MODE_NEXUS, &prog, err, sizeof err) < 0 ||
+	    sbp_seccomp_prog(NX_MODE_BASELINE, &prog, err, sizeof err) < 0) {
+		snprintf(why, whylen, "%s", err);
+		return 0;
+	}
+	/* Can we create every namespace we need?  (Containers often forbid it.) */
+	struct clone_args ca;
+	memset(&ca, 0, sizeof ca);
+	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWCGROUP;
+	long pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0)
+		_exit(0);
+	if (pid < 0) {
+		snprintf(why, whylen, "cannot create user/pid/mount/ipc/uts/net/cgroup namespaces (clone3: %s)%s",
+		         strerror(errno), geteuid() ? "; nexusd must run as root for the process sandbox" : "");
+		return 0;
+	}
+	siginfo_t si;
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+		;
+	if (geteuid() != 0) {
+		snprintf(why, whylen, "nexusd must run as root for the process sandbox (it mounts and maps uids)");
+		return 0;
+	}
+	sbp_cgroup_probe(cg, sizeof cg);
+	snprintf(why, whylen, "namespaces user,pid,mnt,ipc,uts,net,cgroup; seccomp allow-list (%u BPF insns); %s",
+	         (unsigned)prog->len, cg);
+	return 1;
+}
+
+const struct nx_sandbox_driver nx_sandbox_process = {
+	.name    = "process",
+	.probe   = sb_probe,
+	.start   = sb_start,
+	.exit_fd = sb_exit_fd,
+	.kill    = sb_kill,
+	.reap    = sb_reap,
+	.usage   = sb_usage,
+	.destroy = sb_destroy,
+};

@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-instance cgroups for the process sandbox: the memory limit (the
+ * function's MemorySize), a task limit (fork bombs) and CPU/memory accounting
+ * for usage().  Works on cgroup v1 (memory, cpuacct, pids hierarchies, as on
+ * this machine) and on a unified v2 hierarchy.  Instances live in
+ *   v1: /sys/fs/cgroup/{memory,cpuacct,pids}/nexus/<name>
+ *   v2: /sys/fs/cgroup/nexus/<name>
+ * If neither is usable the driver still runs, without limits, and says so.
+ */
+#include "sandbox_process_priv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+
+#define CG_ROOT       "/sys/fs/cgroup"
+#define CG_GROUP      "nexus"
+/* Tasks (processes + threads) per instance: enough for thread pools and a few
+ * subprocesses, small enough that a fork bomb stops at once. */
+#define CG_PIDS_MAX   "512"
+
+static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
+static enum sbp_cg_kind probe_kind;
+static char probe_desc[256];
+/* v1 base directories ("" = controller unavailable); v2 uses base_mem. */
+static char base_mem[96], base_cpu[96], base_pids[96];
+
+static int write_file(const char *dir, const char *file, const char *val)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, val, strlen(val));
+	int e = n < 0 ? -errno : 0;
+	close(fd);
+	return e;
+}
+
+static int read_file(const char *dir, const char *file, char *buf, size_t cap)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, file);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = read(fd, buf, cap - 1);
+	int e = n < 0 ? -errno : 0;
+	close(fd);
+	buf[n > 0 ? n : 0] = 0;
+	return e;
+}
+
+static int is_fs(const char *path, long magic)
+{
+	struct statfs st;
+	return statfs(path, &st) == 0 && (long)st.f_type == magic;
+}
+
+/* mkdir the shared parent "nexus" directory of a hierarchy (once; EEXIST fine). */
+static int make_base(const char *hier, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/%s", hier, CG_GROUP);
+	if (mkdir(out, 0755) < 0 && errno != EEXIST) {
+		int e = errno;
+		out[0] = 0;
+		return -e;
+	}
+	return 0;
+}
+
+static void probe(void)
+{
+	char buf[512];
+	int e;
+
+	/* Unified hierarchy with the memory controller available at the root. */
+	if (is_fs(CG_ROOT, CGROUP2_SUPER_MAGIC)) {
+		if (read_file(CG_ROOT, "cgroup.controllers", buf, sizeof buf) < 0 || !strstr(buf, "memory")) {
+			snprintf(probe_desc, sizeof probe_desc,
+			         "WARNING: cgroup v2 at " CG_ROOT " has no memory controller: memory limits NOT enforced");
+			return;
+		}
+		/* Processes may sit in the root, so enabling controllers there is allowed;
+		 * "nexus" itself holds no process, only the instance groups. */
+		write_file(CG_ROOT, "cgroup.subtree_control", "+memory");
+		write_file(CG_ROOT, "cgroup.subtree_control", "+pids");
+		if ((e = make_base(CG_ROOT, base_mem, sizeof base_mem)) < 0 ||
+		    (e = write_file(base_mem, "cgroup.subtree_control", "+memory")) < 0) {
+			snprintf(probe_desc, sizeof probe_desc,
+			         "WARNING: cannot set up " CG_ROOT "/" CG_GROUP " (%s): memory limits NOT enforced", strerror(-e));
+			base_mem[0] = 0;
+			return;
+		}
+		write_file(base_mem, "cgroup.subtree_control", "+pids");
+		probe_kind = SBP_CG_V2;
+		snprintf(probe_desc, sizeof probe_desc, "memory cgroup v2 at %s", base_mem);
+		return;
+	}
+
+	/* v1: one hierarchy per controller; the memory one is what matters. */
+	if (!is_fs(CG_ROOT "/memory", CGROUP_SUPER_MAGIC)) {
+		snprintf(probe_desc, sizeof probe_desc,
+		         "WARNING: no memory cgroup (neither cgroup v2 with memory at " CG_ROOT
+		         " nor v1 at " CG_ROOT "/memory): memory limits NOT enforced");
+		return;
+	}
+	if ((e = make_base(CG_ROOT "/memory", base_mem, sizeof base_mem)) < 0) {
+		snprintf(probe_desc, sizeof probe_desc,
+		         "WARNING: cannot create " CG_ROOT "/memory/" CG_GROUP " (%s): memory limits NOT enforced",
+		         strerror(-e));
+		return;
+	}
+	/* Hierarchical accounting, so the nexus group's usage covers every instance. */
+	write_file(base_mem, "memory.use_hierarchy", "1");
+	if (is_fs(CG_ROOT "/cpuacct", CGROUP_SUPER_MAGIC))
+		make_base(CG_ROOT "/cpuacct", base_cpu, sizeof base_cpu);
+	if (is_fs(CG_ROOT "/pids", CGROUP_SUPER_MAGIC))
+		make_base(CG_ROOT "/pids", base_pids, sizeof base_pids);
+	probe_kind = SBP_CG_V1;
+	snprintf(probe_desc, sizeof probe_desc, "memory cgroup v1 at %s%s%s", base_mem,
+	         base_cpu[0] ? ", cpuacct" : " (no cpuacct: CPU usage from /proc)",
+	         base_pids[0] ? ", pids" : " (no pids controller: no task limit)");
+}
+
+enum sbp_cg_kind sbp_cgroup_probe(char *desc, size_t desclen)
+{
+	pthread_once(&probe_once, probe);
+	if (desc && desclen)
+		snprintf(desc, desclen, "%s", probe_desc);
+	return probe_kind;
+}
+
+static int make_dir(const char *base, const char *name, char *out, size_t cap)
+{
+	if (!base[0]) {
+		out[0] = 0;
+		return 0;
+	}
+	snprintf(out, cap, "%s/%s", base, name);
+	if (mkdir(out, 0755) == 0)
+		return 0;
+	if (errno != EEXIST)
+		return -errno;
+	/* Left over by a nexusd that died: reuse it if it is empty (rmdir succeeds). */
+	if (rmdir(out) < 0 || mkdir(out, 0755) < 0)
+		return -errno;
+	return 0;
+}
+
+int sbp_cgroup_create(struct sbp_cgroup *cg, const char *name, uint32_t memory_mb,
+                      char *err, size_t errlen)
+{
+	memset(cg, 0, sizeof *cg);
+	cg->kind = sbp_cgroup_probe(NULL, 0);
+	if (cg->kind == SBP_CG_NONE)
+		return 0;
+
+	char limit[32];
+	snprintf(limit, sizeof limit, "%llu", (unsigned long long)memory_mb << 20);
+	int e;
+	if ((e = make_dir(base_mem, name, cg->mem, sizeof cg->mem)) < 0) {
+		snprintf(err, errlen, "cgroup mkdir %s/%s: %s", base_mem, name, strerror(-e));
+		goto fail;
+	}
+	if (cg->kind == SBP_CG_V2) {
+		if ((e = write_file(cg->mem, "memory.max", limit)) < 0) {
+			snprintf(err, errlen, "cgroup %s/memory.max = %s: %s", cg->mem, limit, strerror(-e));
+			goto fail;
+		}
+		write_file(cg->mem, "memory.swap.max", "0");   /* absent without swap accounting */
+		write_file(cg->mem, "pids.max", CG_PIDS_MAX);
+		return 0;
+	}
+	if ((e = write_file(cg->mem, "memory.limit_in_bytes", limit)) < 0) {
+		snprintf(err, errlen, "cgroup %s/memory.limit_in_bytes = %s: %s", cg->mem, limit, strerror(-e));
+		goto fail;
+	}
+	/* Memory+swap at the same value: the limit cannot be dodged by swapping
+	 * (the file exists only with swap accounting). */
+	write_file(cg->mem, "memory.memsw.limit_in_bytes", limit);
+	if ((e = make_dir(base_cpu, name, cg->cpu, sizeof cg->cpu)) < 0)
+		cg->cpu[0] = 0;   /* accounting only: fall back to /proc */
+	if ((e = make_dir(base_pids, name, cg->pids, sizeof cg->pids)) < 0 ||
+	    (cg->pids[0] && (e = write_file(cg->pids, "pids.max", CG_PIDS_MAX)) < 0)) {
+		snprintf(err, errlen, "cgroup %s/%s pids.max: %s", base_pids, name, strerror(-e));
+		goto fail;
+	}
+	return 0;
+fail:
+	sbp_cgroup_remove(cg);
+	return e;
+}
+
+int sbp_cgroup_attach(const struct sbp_cgroup *cg, pid_t pid, char *err, size_t errlen)
+{
+	char p[24];
+	snprintf(p, sizeof p, "%d", (int)pid);
+	const char *dirs[3] = { cg->mem, cg->cpu, cg->pids };
+	for (int i = 0; i < 3; i++) {
+		if (!dirs[i][0])
+			continue;
+		int e = write_file(dirs[i], "cgroup.procs", p);
+		if (e < 0) {
+			snprintf(err, errlen, "cgroup attach pid %s to %s: %s", p, dirs[i], strerror(-e));
+			return e;
+		}
+	}
+	return 0;
+}
+
+static uint64_t field(const char *text, const char *key)
+{
+	size_t kl = strlen(key);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (!strncmp(p, key, kl) && p[kl] == ' ')
+			return strtoull(p + kl + 1, NULL, 10);
+	return 0;
+}
+
+int sbp_cgroup_usage(const struct sbp_cgroup *cg, uint64_t *cpu_ns, uint64_t *mem_bytes,
+                     uint32_t *oom_kills)
+{
+	char buf[1024];
+	if (cg->kind == SBP_CG_NONE || !cg->mem[0])
+		return -ENOENT;
+	if (cg->kind == SBP_CG_V2) {
+		if (read_file(cg->mem, "cpu.stat", buf, sizeof buf) == 0)
+			*cpu_ns = field(buf, "usage_usec") * 1000;
+		if (read_file(cg->mem, "memory.current", buf, sizeof buf) == 0)
+			*mem_bytes = strtoull(buf, NULL, 10);
+		if (read_file(cg->mem, "memory.events", buf, sizeof buf) == 0)
+			*oom_kills = (uint32_t)field(buf, "oom_kill");
+		return 0;
+	}
+	/* Without cpuacct *cpu_ns keeps what the caller put there (from /proc). */
+	if (cg->cpu[0] && read_file(cg->cpu, "cpuacct.usage", buf, sizeof buf) == 0)
+		*cpu_ns = strtoull(buf, NULL, 10);
+	if (read_file(cg->mem, "memory.usage_in_bytes", buf, sizeof buf) == 0)
+		*mem_bytes = strtoull(buf, NULL, 10);
+	if (read_file(cg->mem, "memory.oom_control", buf, sizeof buf) == 0)
+		*oom_kills = (uint32_t)field(buf, "oom_kill");
+	return 0;
+}
+
+void sbp_cgroup_remove(struct sbp_cgroup *cg)
+{
+	char *dirs[3] = { cg->mem, cg->cpu, cg->pids };
+	for (int i = 0; i < 3; i++) {
+		if (!dirs[i][0])
+			continue;
+		/* The last task may still be leaving the group right after the reap. */
+		for (int tries = 0; rmdir(dirs[i]) < 0 && errno == EBUSY && tries < 50; tries++) {
+			struct timespec ts = { 0, 1000000 };
+			nanosleep(&ts, NULL);
+		}
+		if (access(dirs[i], F_OK) == 0)
+			sbp_log(1, "sandbox: could not remove cgroup %s: %s", dirs[i], strerror(errno));
+		dirs[i][0] = 0;
+	}
+}

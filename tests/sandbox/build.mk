@@ -1,0 +1,18 @@
+# tests/sandbox: test-sandbox drives the process sandbox driver (nexusd/sandbox_process*.c)
+# through its driver table with commands running in the real guest rootfs.
+# Needs root and `make rootfs` (a dependency).
+SANDBOX_TEST_SRCS := tests/sandbox/sandbox_test.c $(sort $(wildcard nexusd/sandbox_process*.c))
+SANDBOX_TEST_OBJS := $(SANDBOX_TEST_SRCS:%.c=$(OBJ)/%.o)
+
+$(BIN)/sandbox-test: $(SANDBOX_TEST_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lseccomp -lpthread
+
+.PHONY: test-sandbox
+test-sandbox: $(BIN)/sandbox-test rootfs
+	@mkdir -p $${NEXUS_TEST_RESULTS:-$(BUILD)/test-results}
+	$(BIN)/sandbox-test --rootfs $(BUILD)/rootfs --code tests/sandbox/code \
+	    --results $${NEXUS_TEST_RESULTS:-$(BUILD)/test-results}
+
+ALL_TARGETS  += $(BIN)/sandbox-test
+TEST_TARGETS += test-sandbox
