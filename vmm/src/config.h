@@ -1,0 +1,49 @@
+/* nexus-vmm configuration: command-line flags and/or a JSON file (jansson).
+ * The flags are the contract in prompts/vmm-contract.md; docs/vmm.md lists them. */
+#ifndef VMM_CONFIG_H
+#define VMM_CONFIG_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VMM_MAX_DISKS 8
+#define VMM_MAX_VCPUS 32
+
+enum serial_mode { SERIAL_STDOUT, SERIAL_FILE, SERIAL_NONE };
+enum seccomp_mode { SECCOMP_KILL, SECCOMP_LOG, SECCOMP_OFF };
+
+struct disk_config {
+    char *path;
+    bool ro;
+};
+
+struct vmm_config {
+    char *kernel;
+    char *initrd;
+    char *cmdline;                 /* NULL: default, see config.c */
+    uint64_t mem_mb;
+    unsigned vcpus;
+    struct disk_config disks[VMM_MAX_DISKS];
+    unsigned nr_disks;
+    char *net_tap;                 /* tap interface name (already created by the caller) */
+    uint8_t net_mac[6];
+    enum serial_mode serial;
+    char *serial_path;
+    char *control_path;
+    enum seccomp_mode seccomp;
+    bool verbose;
+};
+
+#define VMM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"
+
+void config_defaults(struct vmm_config *c);
+/* Parse argv (which may name --config FILE; flags given on the command line
+ * override the file).  Returns 0, 1 for --help (usage printed), or -1 with a
+ * message in err. */
+int config_parse_args(struct vmm_config *c, int argc, char **argv, char *err, size_t errlen);
+int config_load_json(struct vmm_config *c, const char *path, char *err, size_t errlen);
+int config_load_json_string(struct vmm_config *c, const char *text, char *err, size_t errlen);
+void config_free(struct vmm_config *c);
+void config_usage(void *stream);   /* FILE * */
+
+#endif

@@ -1,0 +1,38 @@
+/* i8042 keyboard controller: just enough for Linux's reboot=k path.  The status
+ * port reads 0 (input buffer empty, no data), and the "pulse reset line" command
+ * 0xfe ends the VM with VMM_EXIT_RESET (or the panic code if the kernel had
+ * printed its panic line first: panic=-1 reboots through here). */
+#include "devices.h"
+#include "exit_codes.h"
+#include "vmm.h"
+
+#define I8042_DATA    0x60
+#define I8042_COMMAND 0x64
+#define I8042_CMD_RESET 0xfe
+
+static void i8042_read(void *dev, uint64_t off, void *data, unsigned len)
+{
+    (void)dev; (void)off; (void)len;
+    *(uint8_t *)data = 0;
+}
+
+static void i8042_write(void *dev, uint64_t off, const void *data, unsigned len)
+{
+    struct vmm *vm = dev;
+    if (len == 1 && off == I8042_COMMAND - I8042_DATA && *(const uint8_t *)data == I8042_CMD_RESET) {
+        if (vm->guest_panicked)
+            vmm_request_exit(vm, VMM_EXIT_GUEST_PANIC, "guest kernel panicked (then reset via i8042)");
+        else
+            vmm_request_exit(vm, VMM_EXIT_RESET, "guest reset via i8042");
+    }
+}
+
+static const struct io_ops i8042_ops = { i8042_read, i8042_write };
+
+int i8042_register(struct vmm *vm)
+{
+    /* 0x60..0x64; 0x61 (PIT channel 2 gate / speaker) is KVM's PIT's, so register two ranges. */
+    if (io_bus_register(&vm->pio, I8042_DATA, 1, &i8042_ops, vm, "i8042-data") < 0)
+        return -1;
+    return io_bus_register(&vm->pio, I8042_COMMAND, 1, &i8042_ops, vm, "i8042-cmd");
+}

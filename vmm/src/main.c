@@ -1,0 +1,420 @@
+/* nexus-vmm: one process per microVM.
+ *
+ * Setup (main thread): parse config; open /dev/kvm; create the VM, in-kernel
+ * irqchip and PIT; memfd guest RAM; load the kernel/initrd and write boot_params,
+ * MP table, page tables; register devices; create vCPUs (threads wait at a
+ * barrier); load the seccomp filter for all threads; release the vCPUs.  Then
+ * the main thread waits for the end (exit port, fault, signal, control `stop`)
+ * while serving the control socket, kicks the vCPUs out and exits with the code. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/kvm.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "boot_linux.h"
+#include "control.h"
+#include "devices.h"
+#include "exit_codes.h"
+#include "layout.h"
+#include "mptable.h"
+#include "seccomp_filter.h"
+#include "vcpu.h"
+#include "virtio_blk.h"
+#include "virtio_net.h"
+#include "vmm.h"
+
+static struct vmm the_vm;
+static struct serial com1;
+static struct virtio_blk disks[VMM_MAX_DISKS];
+static struct virtio_net net;
+static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void vmm_log(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    dprintf(STDERR_FILENO, "nexus-vmm: %s\n", buf);
+}
+
+double vmm_now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+bool vmm_is_exiting(struct vmm *vm)
+{
+    return __atomic_load_n(&vm->exiting, __ATOMIC_ACQUIRE);
+}
+
+void vmm_request_exit(struct vmm *vm, int code, const char *fmt, ...)
+{
+    pthread_mutex_lock(&exit_lock);
+    if (!vm->exiting) {
+        /* A reset or triple fault right after the kernel's panic line is a panic. */
+        if ((code == VMM_EXIT_RESET || code == VMM_EXIT_TRIPLE_FAULT) && com1.panic_seen)
+            code = VMM_EXIT_GUEST_PANIC;
+        vm->exit_code = code;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(vm->exit_reason, sizeof(vm->exit_reason), fmt, ap);
+        va_end(ap);
+        __atomic_store_n(&vm->exiting, true, __ATOMIC_RELEASE);
+        uint64_t one = 1;
+        if (write(vm->exit_efd, &one, sizeof(one)) < 0) {
+            /* cannot fail for a fresh eventfd */
+        }
+    }
+    pthread_mutex_unlock(&exit_lock);
+}
+
+void vmm_irq_line(struct vmm *vm, unsigned gsi, int level)
+{
+    struct kvm_irq_level irq = { .irq = gsi, .level = (uint32_t)level };
+    if (ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+        vmm_debug(vm, "KVM_IRQ_LINE %u: %s", gsi, strerror(errno));
+}
+
+static void virtio_set_irq(void *ctx, unsigned irq, int level)
+{
+    vmm_irq_line(ctx, irq, level);
+}
+
+static int setup_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int setup_fail(const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_end(ap);
+    vmm_log("setup: %s", buf);
+    return -1;
+}
+
+static int read_file(const char *path, struct boot_image *img)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return setup_fail("%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size <= 0) {
+        close(fd);
+        return setup_fail("%s: empty or unreadable", path);
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (p == MAP_FAILED)
+        return setup_fail("%s: mmap: %s", path, strerror(errno));
+    img->data = p;
+    img->size = (size_t)st.st_size;
+    return 0;
+}
+
+/* IRQ lines for virtio devices: ISA lines no legacy device here uses, then 16-23. */
+static int alloc_virtio_irq(struct vmm *vm)
+{
+    static const unsigned lines[] = { 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23 };
+    if (vm->next_virtio_irq >= sizeof(lines) / sizeof(lines[0]))
+        return -1;
+    return (int)lines[vm->next_virtio_irq++];
+}
+
+static int add_virtio(struct vmm *vm, struct virtio_mmio *t, const struct virtio_dev_ops *ops, void *dev,
+                      char *cmdline, size_t cmdline_len)
+{
+    int irq = alloc_virtio_irq(vm);
+    if (irq < 0)
+        return setup_fail("out of interrupt lines for virtio devices");
+    uint64_t base = LAYOUT_VIRTIO_BASE + vm->nr_virtio * LAYOUT_VIRTIO_SIZE;
+    virtio_mmio_init(t, ops, dev, &vm->mem, base, (unsigned)irq, virtio_set_irq, vm);
+    if (io_bus_register(&vm->mmio, base, LAYOUT_VIRTIO_SIZE, &virtio_mmio_ops, t, ops->name) < 0)
+        return setup_fail("cannot register %s", ops->name);
+    vm->nr_virtio++;
+    size_t n = strlen(cmdline);
+    int w = snprintf(cmdline + n, cmdline_len - n, " virtio_mmio.device=4K@0x%llx:%d",
+                     (unsigned long long)base, irq);
+    if (w < 0 || (size_t)w >= cmdline_len - n)
+        return setup_fail("command line too long");
+    return 0;
+}
+
+static int kvm_setup(struct vmm *vm)
+{
+    vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (vm->kvm_fd < 0)
+        return setup_fail("/dev/kvm: %s%s", strerror(errno),
+                          errno == EACCES ? " (add yourself to the 'kvm' group, see docs/vmm.md)" : "");
+    if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
+        return setup_fail("unsupported KVM API version");
+    static const struct { int cap; const char *name; } caps[] = {
+        { KVM_CAP_IRQCHIP, "IRQCHIP" }, { KVM_CAP_PIT2, "PIT2" }, { KVM_CAP_USER_MEMORY, "USER_MEMORY" },
+        { KVM_CAP_IMMEDIATE_EXIT, "IMMEDIATE_EXIT" }, { KVM_CAP_EXT_CPUID, "EXT_CPUID" },
+    };
+    for (unsigned i = 0; i < sizeof(caps) / sizeof(caps[0]); i++)
+        if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, caps[i].cap) <= 0)
+            return setup_fail("KVM lacks KVM_CAP_%s", caps[i].name);
+    vm->run_size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+    if (vm->run_size < (int)sizeof(struct kvm_run))
+        return setup_fail("KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
+    vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
+    if (vm->vm_fd < 0)
+        return setup_fail("KVM_CREATE_VM: %s", strerror(errno));
+    /* Intel VMX needs a TSS and an identity-map page in guest-physical space; put
+     * them in the top of the 32-bit hole where nothing else lives. */
+    if (ioctl(vm->vm_fd, KVM_SET_TSS_ADDR, (unsigned long)LAYOUT_KVM_TSS) < 0)
+        return setup_fail("KVM_SET_TSS_ADDR: %s", strerror(errno));
+    uint64_t idmap = LAYOUT_KVM_IDMAP;
+    if (ioctl(vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
+        return setup_fail("KVM_SET_IDENTITY_MAP_ADDR: %s", strerror(errno));
+    if (ioctl(vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
+        return setup_fail("KVM_CREATE_IRQCHIP: %s", strerror(errno));
+    struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
+    if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
+        return setup_fail("KVM_CREATE_PIT2: %s", strerror(errno));
+
+    int r = guest_mem_init(&vm->mem, vm->cfg.mem_mb << 20);
+    if (r < 0)
+        return setup_fail("guest memory (%llu MiB): %s", (unsigned long long)vm->cfg.mem_mb, strerror(-r));
+    struct kvm_userspace_memory_region slot = {
+        .slot = 0, .guest_phys_addr = 0, .memory_size = vm->mem.low_size,
+        .userspace_addr = (uint64_t)(uintptr_t)vm->mem.host,
+    };
+    if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+        return setup_fail("KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+    if (vm->mem.high_size) {
+        slot.slot = 1;
+        slot.guest_phys_addr = GM_HIGH_START;
+        slot.memory_size = vm->mem.high_size;
+        slot.userspace_addr = (uint64_t)(uintptr_t)(vm->mem.host + vm->mem.low_size);
+        if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &slot) < 0)
+            return setup_fail("KVM_SET_USER_MEMORY_REGION (high): %s", strerror(errno));
+    }
+    return 0;
+}
+
+static struct kvm_cpuid2 *supported_cpuid(int kvm_fd)
+{
+    for (unsigned n = 128; n <= 4096; n *= 2) {
+        struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + n * sizeof(struct kvm_cpuid_entry2));
+        if (!c)
+            return NULL;
+        c->nent = n;
+        if (ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c) == 0)
+            return c;
+        free(c);
+        if (errno != E2BIG)
+            return NULL;
+    }
+    return NULL;
+}
+
+static int open_serial_out(const struct vmm_config *c)
+{
+    if (c->serial == SERIAL_STDOUT)
+        return STDOUT_FILENO;
+    if (c->serial == SERIAL_NONE)
+        return -1;
+    int fd = open(c->serial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        setup_fail("serial file %s: %s", c->serial_path, strerror(errno));
+    return fd < 0 ? -2 : fd;
+}
+
+static int setup(struct vmm *vm, struct control *ctl, int *serial_fd)
+{
+    const struct vmm_config *c = &vm->cfg;
+    char err[256];
+    if (kvm_setup(vm) < 0)
+        return -1;
+
+    struct boot_image kernel, initrd = { 0 };
+    if (read_file(c->kernel, &kernel) < 0)
+        return -1;
+    struct boot_entry be;
+    if (boot_load_kernel(&vm->mem, &kernel, &be, err, sizeof(err)) < 0)
+        return setup_fail("%s: %s", c->kernel, err);
+    if (c->initrd) {
+        if (read_file(c->initrd, &initrd) < 0)
+            return -1;
+        if (boot_load_initrd(&vm->mem, &kernel, &initrd, &be, err, sizeof(err)) < 0)
+            return setup_fail("%s", err);
+    }
+
+    /* Devices. */
+    *serial_fd = open_serial_out(c);
+    if (*serial_fd == -2)
+        return -1;
+    if (serial_register(vm, &com1, *serial_fd) < 0 || i8042_register(vm) < 0 ||
+        exit_port_register(vm) < 0 || legacy_ports_register(vm) < 0)
+        return setup_fail("cannot register legacy devices");
+    char cmdline[LAYOUT_CMDLINE_MAX];
+    snprintf(cmdline, sizeof(cmdline), "%s", c->cmdline ? c->cmdline : VMM_DEFAULT_CMDLINE);
+    for (unsigned i = 0; i < c->nr_disks; i++) {
+        int r = virtio_blk_open(&disks[i], c->disks[i].path, c->disks[i].ro, i);
+        if (r < 0)
+            return setup_fail("disk %s: %s", c->disks[i].path, strerror(-r));
+        if (add_virtio(vm, &disks[i].transport, &virtio_blk_ops, &disks[i], cmdline, sizeof(cmdline)) < 0)
+            return -1;
+    }
+    if (c->net_tap) {
+        int r = virtio_net_open(&net, c->net_tap, c->net_mac);
+        if (r < 0)
+            return setup_fail("tap %s: %s (create it, in the VM's network namespace, before starting)",
+                              c->net_tap, strerror(-r));
+        if (add_virtio(vm, &net.transport, &virtio_net_ops, &net, cmdline, sizeof(cmdline)) < 0)
+            return -1;
+        if (virtio_net_start(&net) < 0)
+            return setup_fail("cannot start the network RX thread");
+    }
+
+    if (boot_write_params(&vm->mem, &kernel, &be, cmdline, err, sizeof(err)) < 0)
+        return setup_fail("%s", err);
+    if (boot_write_cpu_tables(&vm->mem) < 0)
+        return setup_fail("guest RAM too small for the boot page tables");
+    /* Always describe the CPUs and the IOAPIC, also for one vCPU: then the
+     * kernel routes IRQs through the IOAPIC the same way whatever the count. */
+    if (mptable_write(&vm->mem, LAYOUT_EBDA, vm->nr_vcpus) < 0)
+        return setup_fail("cannot write the MP table");
+    vmm_debug(vm, "kernel %s (%s) entry 0x%llx, cmdline: %s", c->kernel,
+              be.format == KERNEL_ELF ? "ELF" : "bzImage", (unsigned long long)be.entry, cmdline);
+    munmap((void *)kernel.data, kernel.size);
+    if (initrd.data)
+        munmap((void *)initrd.data, initrd.size);
+
+    struct kvm_cpuid2 *cpuid = supported_cpuid(vm->kvm_fd);
+    if (!cpuid)
+        return setup_fail("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+    vm->vcpus = calloc(vm->nr_vcpus, sizeof(struct vcpu));
+    if (!vm->vcpus)
+        return setup_fail("out of memory");
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        int r = vcpu_create(vm, &vm->vcpus[i], i, cpuid);
+        if (r < 0)
+            return setup_fail("vcpu%u: %s", i, strerror(-r));
+    }
+    free(cpuid);
+    int r = vcpu_setup_boot_regs(&vm->vcpus[0], be.entry);
+    if (r < 0)
+        return setup_fail("vcpu0 registers: %s", strerror(-r));
+
+    if (c->control_path) {
+        r = control_open(ctl, c->control_path);
+        if (r < 0)
+            return setup_fail("control socket %s: %s", c->control_path, strerror(-r));
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct vmm *vm = &the_vm;
+    clock_gettime(CLOCK_MONOTONIC, &vm->t_start);
+    vm->kvm_fd = vm->vm_fd = -1;
+    vm->pio.name = "pio";
+    vm->mmio.name = "mmio";
+
+    char err[256];
+    config_defaults(&vm->cfg);
+    int pr = config_parse_args(&vm->cfg, argc, argv, err, sizeof(err));
+    if (pr == 1) {
+        config_usage(stdout);
+        return 0;
+    }
+    if (pr < 0) {
+        vmm_log("%s", err);
+        config_usage(stderr);
+        return VMM_EXIT_USAGE;
+    }
+    vm->nr_vcpus = vm->cfg.vcpus;
+    vm->verbose = vm->cfg.verbose;
+
+    /* Signals: SIGTERM/SIGINT arrive on a signalfd in the main loop; SIGUSR1
+     * kicks vCPUs (unblocked only in their threads); SIGPIPE is ignored. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    vcpu_install_kick_handler();
+    sigdelset(&sigs, SIGUSR1);
+    int sfd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+    vm->exit_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (sfd < 0 || vm->exit_efd < 0) {
+        vmm_log("signalfd/eventfd: %s", strerror(errno));
+        return VMM_EXIT_SETUP;
+    }
+
+    struct control ctl = { .listen_fd = -1 };
+    int serial_fd = -1;
+    if (setup(vm, &ctl, &serial_fd) < 0)
+        return VMM_EXIT_SETUP;
+
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, vm->nr_vcpus + 1);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        int r = vcpu_start(&vm->vcpus[i], &go);
+        if (r < 0) {
+            vmm_log("vcpu%u thread: %s", i, strerror(-r));
+            return VMM_EXIT_SETUP;
+        }
+    }
+    int r = seccomp_filter_install(vm->cfg.seccomp);
+    if (r < 0) {
+        vmm_log("seccomp: %s", strerror(-r));
+        return VMM_EXIT_SETUP;
+    }
+    pthread_barrier_wait(&go);
+
+    /* Main loop: wait for the end while serving the control socket. */
+    while (!vmm_is_exiting(vm)) {
+        struct pollfd p[2 + 1 + CONTROL_MAX_CLIENTS];
+        int n = 0;
+        p[n++] = (struct pollfd){ vm->exit_efd, POLLIN, 0 };
+        p[n++] = (struct pollfd){ sfd, POLLIN, 0 };
+        int nctl = ctl.listen_fd >= 0 ? control_pollfds(&ctl, p + n) : 0;
+        if (poll(p, (nfds_t)(n + nctl), -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            vmm_request_exit(vm, VMM_EXIT_INTERNAL, "poll: %s", strerror(errno));
+            break;
+        }
+        if (p[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof(si)) == sizeof(si))
+                vmm_request_exit(vm, VMM_EXIT_STOPPED, "stopped by signal %u", si.ssi_signo);
+        }
+        if (nctl)
+            control_handle(&ctl, vm, p + n, nctl);
+    }
+
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_kick(&vm->vcpus[i]);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        pthread_join(vm->vcpus[i].thread, NULL);
+    if (serial_fd >= 0)
+        fdatasync(serial_fd);   /* EINVAL on a tty/pipe is fine */
+    if (vm->exit_code > VMM_EXIT_GUEST_MAX || vm->verbose)
+        vmm_log("%s (exit %d)", vm->exit_reason, vm->exit_code);
+    if (vm->verbose)
+        vmm_log("unhandled accesses: pio %llu, mmio %llu",
+                (unsigned long long)vm->pio.unhandled, (unsigned long long)vm->mmio.unhandled);
+    return vm->exit_code;
+}

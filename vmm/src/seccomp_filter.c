@@ -1,0 +1,53 @@
+/* After setup the monitor needs only: KVM_RUN and a few vCPU/VM ioctls, file
+ * and socket I/O on descriptors it already holds, accept on the control socket,
+ * memory management for malloc (never executable), futexes and signals between
+ * its own threads, clocks, and exit.  Everything else (open, socket, execve,
+ * ptrace, mprotect to exec, ...) kills the process (or is logged with
+ * --seccomp log; sanitizer builds default to log). */
+#include "seccomp_filter.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <seccomp.h>
+#include <sys/mman.h>
+
+int seccomp_filter_install(enum seccomp_mode mode)
+{
+    if (mode == SECCOMP_OFF)
+        return 0;
+    scmp_filter_ctx ctx = seccomp_init(mode == SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS);
+    if (!ctx)
+        return -ENOMEM;
+    static const int plain[] = {
+        SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
+        SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(preadv), SCMP_SYS(pwritev),
+        SCMP_SYS(fdatasync), SCMP_SYS(fsync), SCMP_SYS(close), SCMP_SYS(lseek), SCMP_SYS(fstat),
+        SCMP_SYS(newfstatat),
+        SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(accept4),
+        SCMP_SYS(futex), SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn),
+        SCMP_SYS(rt_sigprocmask), SCMP_SYS(tgkill), SCMP_SYS(gettid), SCMP_SYS(getpid),
+        SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
+        SCMP_SYS(munmap), SCMP_SYS(madvise), SCMP_SYS(brk), SCMP_SYS(mremap),
+        SCMP_SYS(sched_yield), SCMP_SYS(restart_syscall), SCMP_SYS(getrusage),
+        SCMP_SYS(getrandom), SCMP_SYS(set_robust_list), SCMP_SYS(rseq),
+    };
+    int r = 0;
+    for (unsigned i = 0; i < sizeof(plain) / sizeof(plain[0]) && r == 0; i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, plain[i], 0);
+    /* mmap only without PROT_EXEC (malloc arenas, thread stacks are already made). */
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
+                             SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    static const unsigned long ioctls[] = {
+        KVM_RUN, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_GET_REGS, KVM_GET_SREGS,
+    };
+    for (unsigned i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]) && r == 0; i++)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
+                             SCMP_A1(SCMP_CMP_EQ, ioctls[i]));
+    if (r == 0)
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);   /* all threads, atomically */
+    if (r == 0)
+        r = seccomp_load(ctx);
+    seccomp_release(ctx);
+    return r;
+}

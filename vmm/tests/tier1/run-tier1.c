@@ -1,0 +1,412 @@
+/* Tier-1 tests of nexus-vmm: boot the tiny test guest once per case under KVM
+ * and check the exit status, the serial output and side effects (disk contents,
+ * control socket replies).  Static, so that it runs inside the nested rig's L1
+ * with nothing but the files it is given.
+ *
+ *   vmm-tier1 NEXUS_VMM TESTGUEST_ELF WORKDIR [CASE...]
+ *
+ * Prints one line per case and ends with "tier1: N passed, N failed". */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DISK_BYTES (1 << 20)
+#define CASE_TIMEOUT_S 120
+
+static const char *vmm, *guest, *work;
+static int passed, failed;
+static char fail_msg[512];
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec / 1e9;
+}
+
+static bool failf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fail_msg, sizeof(fail_msg), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *b = malloc(4 << 20);
+    size_t n = fread(b, 1, (4 << 20) - 1, f);
+    fclose(f);
+    b[n] = 0;
+    if (len)
+        *len = n;
+    return b;
+}
+
+static char *path_in(const char *name)
+{
+    static char buf[8][512];
+    static int i;
+    char *p = buf[i++ % 8];
+    snprintf(p, 512, "%s/%s", work, name);
+    return p;
+}
+
+struct run {
+    pid_t pid;
+    int status;
+    char *out, *err;
+};
+
+/* Start nexus-vmm with the common arguments plus extra (NULL-terminated). */
+static pid_t start_vmm(const char *cmdline, const char *const *extra)
+{
+    const char *argv[64];
+    int n = 0;
+    argv[n++] = vmm;
+    argv[n++] = "--kernel";
+    argv[n++] = guest;
+    argv[n++] = "--cmdline";
+    argv[n++] = cmdline;
+    for (; extra && *extra && n < 62; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open(path_in("out.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int e = open(path_in("err.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        dup2(e, 2);
+        execv(vmm, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int wait_vmm(pid_t pid, int timeout_s)
+{
+    double end = now_s() + timeout_s;
+    int st;
+    for (;;) {
+        pid_t r = waitpid(pid, &st, WNOHANG);
+        if (r == pid)
+            return st;
+        if (now_s() > end) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            return -1;
+        }
+        usleep(2000);
+    }
+}
+
+static bool expect_exit(int st, int code)
+{
+    if (st == -1)
+        return failf("timed out after %d s", CASE_TIMEOUT_S);
+    if (WIFSIGNALED(st))
+        return failf("killed by signal %d (seccomp violation?)", WTERMSIG(st));
+    if (WEXITSTATUS(st) != code)
+        return failf("exit %d, expected %d", WEXITSTATUS(st), code);
+    return true;
+}
+
+static bool expect_out(const char *needle)
+{
+    char *out = slurp(path_in("out.txt"), NULL);
+    bool ok = out && strstr(out, needle);
+    free(out);
+    return ok ? true : failf("serial output lacks \"%s\"", needle);
+}
+
+/* Boot the guest and check its exit code and (optionally) a serial line. */
+static bool boot(const char *cmdline, const char *const *extra, int code, const char *needle)
+{
+    int st = wait_vmm(start_vmm(cmdline, extra), CASE_TIMEOUT_S);
+    if (!expect_exit(st, code))
+        return false;
+    return needle ? expect_out(needle) : true;
+}
+
+static uint8_t pattern(uint64_t off) { return (uint8_t)(off % 251 + off / 512); }
+
+static void make_disk(const char *path)
+{
+    uint8_t *b = malloc(DISK_BYTES);
+    for (uint64_t i = 0; i < DISK_BYTES; i++)
+        b[i] = pattern(i);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0 || write(fd, b, DISK_BYTES) != DISK_BYTES) {
+        perror(path);
+        exit(2);
+    }
+    close(fd);
+    free(b);
+}
+
+/* ---- cases ---- */
+
+static bool t_bootparams(void)
+{
+    return boot("test=bootparams marker=hello-nexus expect_mem_mb=64 expect_cpus=1",
+                (const char *const[]){ "--mem", "64", NULL }, 0, "PASS bootparams");
+}
+
+static bool t_bootparams_full(void)
+{
+    /* initrd, two disks, two vCPUs, more memory: all reflected in boot_params. */
+    const char *initrd = path_in("initrd.img");
+    FILE *f = fopen(initrd, "wb");
+    fputs("NEXUS-INITRD", f);
+    for (int i = 0; i < 12345; i++)
+        fputc(i & 0xff, f);
+    fclose(f);
+    make_disk(path_in("bp-a.img"));
+    make_disk(path_in("bp-b.img"));
+    char ro[600];
+    snprintf(ro, sizeof(ro), "%s,ro", path_in("bp-b.img"));
+    return boot("test=bootparams marker=hello-nexus expect_mem_mb=256 expect_cpus=2 "
+                "expect_initrd=12357 expect_disks=2",
+                (const char *const[]){ "--mem", "256", "--vcpus", "2", "--initrd", initrd,
+                                       "--disk", path_in("bp-a.img"), "--disk", ro, NULL },
+                0, "PASS bootparams");
+}
+
+static bool t_serial_stdout(void)
+{
+    return boot("test=serial", NULL, 0,
+                "serial: line one\nserial: dec 12345 hex 0xbeef\nserial: ring 3 line 0\n"
+                "serial: ring 3 line 1\nserial: ring 3 line 2\nPASS serial\n");
+}
+
+static bool t_serial_file(void)
+{
+    char spec[600];
+    snprintf(spec, sizeof(spec), "file:%s", path_in("serial.txt"));
+    if (!boot("test=serial", (const char *const[]){ "--serial", spec, NULL }, 0, NULL))
+        return false;
+    char *s = slurp(path_in("serial.txt"), NULL), *o = slurp(path_in("out.txt"), NULL);
+    bool ok = s && strstr(s, "serial: dec 12345 hex 0xbeef\n") && strstr(s, "PASS serial") &&
+              o && !strstr(o, "serial:");
+    free(s);
+    free(o);
+    return ok ? true : failf("serial file missing the output, or output also on stdout");
+}
+
+static bool t_exit_codes(void)
+{
+    static const struct { const char *code; int want; } c[] = {
+        { "0", 0 }, { "42", 42 }, { "63", 63 }, { "99", 71 },
+    };
+    for (unsigned i = 0; i < 4; i++) {
+        char cl[64];
+        snprintf(cl, sizeof(cl), "test=exit code=%s", c[i].code);
+        if (!boot(cl, NULL, c[i].want, NULL))
+            return failf("guest exit %s: %s", c[i].code, fail_msg);
+    }
+    return true;
+}
+
+static bool t_triple_fault(void) { return boot("test=triplefault", NULL, 66, NULL); }
+static bool t_reset(void) { return boot("test=reset", NULL, 69, NULL); }
+static bool t_pvpanic(void) { return boot("test=pvpanic", NULL, 67, NULL); }
+static bool t_panic_line(void) { return boot("test=panicline", NULL, 67, NULL); }
+static bool t_exception(void) { return boot("test=exception", NULL, 32 + 6, NULL); }
+
+static bool t_blk(void)
+{
+    const char *a = path_in("disk-rw.img"), *b = path_in("disk-ro.img");
+    make_disk(a);
+    make_disk(b);
+    char ro[600];
+    snprintf(ro, sizeof(ro), "%s,ro", b);
+    if (!boot("test=blk disk_sectors=2048", (const char *const[]){ "--disk", a, "--disk", ro, NULL },
+              0, "PASS blk"))
+        return false;
+    size_t n;
+    uint8_t *d = (uint8_t *)slurp(a, &n), *e = (uint8_t *)slurp(b, NULL);
+    bool ok = d && e && n == DISK_BYTES;
+    for (int i = 0; ok && i < 1024; i++)
+        ok = d[100 * 512 + i] == (uint8_t)(0x5a ^ i);
+    for (uint64_t i = 0; ok && i < DISK_BYTES; i++)
+        ok = (i >= 100 * 512 && i < 102 * 512) || d[i] == pattern(i);
+    for (uint64_t i = 0; ok && i < DISK_BYTES; i++)
+        ok = e[i] == pattern(i);
+    free(d);
+    free(e);
+    return ok ? true : failf("disk files do not hold exactly what the guest wrote");
+}
+
+static bool t_blk_hostile(void)
+{
+    const char *a = path_in("disk-h.img");
+    make_disk(a);
+    return boot("test=blkhostile", (const char *const[]){ "--disk", a, NULL }, 0, "PASS blkhostile");
+}
+
+static bool t_smp(void)
+{
+    return boot("test=smp expect_cpus=4", (const char *const[]){ "--vcpus", "4", NULL }, 0, "PASS smp");
+}
+
+static int ctl_connect(const char *path, double timeout_s)
+{
+    double end = now_s() + timeout_s;
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+    while (now_s() < end) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+            return fd;
+        close(fd);
+        usleep(10000);
+    }
+    return -1;
+}
+
+static bool ctl_ask(int fd, const char *req, char *rep, size_t n)
+{
+    if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
+        return false;
+    size_t got = 0;
+    while (got < n - 1) {
+        ssize_t r = read(fd, rep + got, n - 1 - got);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+        rep[got] = 0;
+        if (strchr(rep, '\n'))
+            return true;
+    }
+    return false;
+}
+
+static bool t_control(void)
+{
+    const char *sock = path_in("ctl.sock");
+    pid_t pid = start_vmm("test=hang", (const char *const[]){ "--control", sock, NULL });
+    int fd = ctl_connect(sock, 30);
+    char rep[1024];
+    if (fd < 0) {
+        kill(pid, SIGKILL);
+        wait_vmm(pid, 5);
+        return failf("control socket never appeared");
+    }
+    bool ok = ctl_ask(fd, "status\n", rep, sizeof(rep)) && strstr(rep, "\"state\":\"running\"") &&
+              strstr(rep, "\"vcpus\":1");
+    if (!ok)
+        failf("bad status reply: %s", rep);
+    /* The seccomp filter is in place while the guest runs. */
+    char st_path[64];
+    snprintf(st_path, sizeof(st_path), "/proc/%d/status", pid);
+    char *st = slurp(st_path, NULL);
+    if (ok && !(st && strstr(st, "Seccomp:\t2")))
+        ok = failf("monitor is not in seccomp filter mode");
+    free(st);
+    if (ok && !(ctl_ask(fd, "{\"cmd\":\"bogus\"}\n", rep, sizeof(rep)) && strstr(rep, "\"ok\":false")))
+        ok = failf("unknown command not refused: %s", rep);
+    if (ok && !(ctl_ask(fd, "{\"cmd\":\"stop\"}\n", rep, sizeof(rep)) && strstr(rep, "\"ok\":true")))
+        ok = failf("bad stop reply: %s", rep);
+    close(fd);
+    int s = wait_vmm(pid, 30);
+    return ok && expect_exit(s, 70);
+}
+
+static bool t_sigterm(void)
+{
+    const char *sock = path_in("ctl2.sock");
+    pid_t pid = start_vmm("test=hang", (const char *const[]){ "--control", sock, NULL });
+    int fd = ctl_connect(sock, 30);
+    if (fd >= 0)
+        close(fd);
+    kill(pid, SIGTERM);
+    return expect_exit(wait_vmm(pid, 30), 70);
+}
+
+static bool t_config_json(void)
+{
+    const char *cfg = path_in("vm.json");
+    FILE *f = fopen(cfg, "w");
+    fprintf(f, "{\"kernel\": \"%s\", \"cmdline\": \"test=exit code=5\", \"mem_mb\": 32, \"vcpus\": 1}\n", guest);
+    fclose(f);
+    /* --kernel and --cmdline from start_vmm override the file: use a raw exec. */
+    pid_t pid = fork();
+    if (pid == 0) {
+        int o = open(path_in("out.txt"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(o, 1);
+        execl(vmm, vmm, "--config", cfg, (char *)NULL);
+        _exit(127);
+    }
+    return expect_exit(wait_vmm(pid, CASE_TIMEOUT_S), 5);
+}
+
+static const struct { const char *name; bool (*fn)(void); } cases[] = {
+    { "bootparams", t_bootparams },
+    { "bootparams-initrd-disks-2cpu", t_bootparams_full },
+    { "serial-stdout", t_serial_stdout },
+    { "serial-file", t_serial_file },
+    { "exit-codes", t_exit_codes },
+    { "triple-fault", t_triple_fault },
+    { "i8042-reset", t_reset },
+    { "pvpanic", t_pvpanic },
+    { "panic-line", t_panic_line },
+    { "guest-exception", t_exception },
+    { "virtio-blk", t_blk },
+    { "virtio-blk-hostile", t_blk_hostile },
+    { "smp-4-vcpus", t_smp },
+    { "control-socket", t_control },
+    { "sigterm", t_sigterm },
+    { "config-json", t_config_json },
+};
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: %s NEXUS_VMM TESTGUEST_ELF WORKDIR [CASE...]\n", argv[0]);
+        return 2;
+    }
+    vmm = argv[1];
+    guest = argv[2];
+    work = argv[3];
+    mkdir(work, 0755);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool want = argc == 4;
+        for (int a = 4; a < argc; a++)
+            want |= !strcmp(argv[a], cases[i].name);
+        if (!want)
+            continue;
+        double t0 = now_s();
+        fail_msg[0] = 0;
+        bool ok = cases[i].fn();
+        if (ok) {
+            passed++;
+            printf("tier1: ok   %-30s (%.2f s)\n", cases[i].name, now_s() - t0);
+        } else {
+            failed++;
+            printf("tier1: FAIL %-30s %s\n", cases[i].name, fail_msg);
+            char *o = slurp(path_in("out.txt"), NULL), *e = slurp(path_in("err.txt"), NULL);
+            printf("---- serial/stdout ----\n%s\n---- stderr ----\n%s\n----\n", o ? o : "", e ? e : "");
+            free(o);
+            free(e);
+        }
+    }
+    printf("tier1: %d passed, %d failed\n", passed, failed);
+    return failed ? 1 : 0;
+}
