@@ -567,6 +567,7 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		sbp_log(1, "sandbox: %s (process sandboxes run WITHOUT a memory limit)", why);
 	}
 
+	uint64_t t_cg = now_ns();
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
 		rc = -errno;
@@ -600,6 +601,7 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	}
 	sb->pid = (pid_t)pid;
 	close(sv[1]);
+	uint64_t t_clone = now_ns();
 
 	/* Hook for baseline mode's network (later: create a veth pair, move one end
 	 * into the child's net namespace, address it, route to nexusd's side). */
@@ -613,6 +615,7 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	}
 	if ((rc = parent_wait(psock, 'U', 0, "building the root", err, errlen)) < 0)
 		goto fail_child;
+	uint64_t t_root = now_ns();
 	uint32_t uid = sandbox_uid(spec->instance_id);
 	char map[48];
 	snprintf(map, sizeof map, "0 %u 1\n", uid);
@@ -632,8 +635,9 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	free(env);
 	free(c);
 	sb->start_ns = now_ns() - t0;
-	sbp_log(3, "sandbox %llu: pid %d uid %u, started in %.2f ms", (unsigned long long)sb->instance_id,
-	        (int)sb->pid, uid, sb->start_ns / 1e6);
+	sbp_log(3, "sandbox %llu: pid %d uid %u, started in %.2f ms (prepare+cgroup %.2f, clone %.2f, root %.2f, "
+	        "uid map+exec %.2f)", (unsigned long long)sb->instance_id, (int)sb->pid, uid, sb->start_ns / 1e6,
+	        (t_cg - t0) / 1e6, (t_clone - t_cg) / 1e6, (t_root - t_clone) / 1e6, (now_ns() - t_root) / 1e6);
 	*out = sb;
 	return 0;
 

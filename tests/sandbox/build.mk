@@ -12,6 +12,7 @@ $(BIN)/sandbox-test: $(SANDBOX_TEST_OBJS)
 test-sandbox: $(BIN)/sandbox-test rootfs
 	@mkdir -p $${NEXUS_TEST_RESULTS:-$(BUILD)/test-results}
 	$(BIN)/sandbox-test --rootfs $(BUILD)/rootfs --code tests/sandbox/code \
+	    --runtime $(BUILD)/runtime --functions functions \
 	    --results $${NEXUS_TEST_RESULTS:-$(BUILD)/test-results}
 
 ALL_TARGETS  += $(BIN)/sandbox-test
