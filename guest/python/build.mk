@@ -39,3 +39,11 @@ test-guest: runtime $(GUEST_TEST_BIN)
 	@mkdir -p $(NEXUS_TEST_RESULTS)
 	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) BUILD=$(BUILD) guest/python/tests/run.sh $(GUEST_TEST_BIN)
 TEST_TARGETS += test-guest
+
+# The C fake host as a shared library, so the Python tests can measure the
+# null round trip through the binding against a C host.
+GUEST_FAKEHOST_SO := $(LIB)/libnexus-fakehost.so
+$(GUEST_FAKEHOST_SO): guest/libnexus/tests/fakehost.c guest/libnexus/tests/fakehost.h common/ring.c common/arena.c common/tlv.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -shared -o $@ guest/libnexus/tests/fakehost.c common/ring.c common/arena.c common/tlv.c -pthread
+test-guest: $(GUEST_FAKEHOST_SO)

@@ -253,9 +253,8 @@ _lock = threading.Lock()
 _channel = None
 
 
-def attach(lib_path=None, fds=None):
-    """Attach from the environment (or explicit fds) and make it the process's channel."""
-    global _channel
+def open_channel(lib_path=None, fds=None):
+    """Attach from the environment (or explicit fds, which are duplicated)."""
     lib = _load(lib_path or default_lib_path())
     h = ctypes.c_void_p()
     if fds is not None:
@@ -266,9 +265,16 @@ def attach(lib_path=None, fds=None):
         raise ChannelError(errno.ENOENT, "nexus channel: NEXUS_REGION_FD, NEXUS_KICK_HOST_FD and "
                            "NEXUS_KICK_GUEST_FD are not set: not running inside a Nexus sandbox")
     _check(r, "attach")
+    return Channel(h, lib)
+
+
+def attach(lib_path=None, fds=None):
+    """open_channel, and make it the process's channel (what get() returns)."""
+    global _channel
+    ch = open_channel(lib_path, fds)
     with _lock:
-        _channel = Channel(h, lib)
-    return _channel
+        _channel = ch
+    return ch
 
 
 def get():

@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A host-side test double for libnexus: creates a region and the two
+ * doorbells as nexusd does, and serves requests on a thread from an
+ * in-memory object store, using the same common/ ring, arena and TLV code.
+ * The host arena is tracked with common/arena.c, so every RELEASE the guest
+ * sends is checked against live allocations (bad ones count as violations).
+ */
+#ifndef LIBNEXUS_TEST_FAKEHOST_H
+#define LIBNEXUS_TEST_FAKEHOST_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct fakehost;
+
+struct fakehost *fakehost_new(size_t region_size);
+void fakehost_destroy(struct fakehost *h);
+void fakehost_fds(const struct fakehost *h, int *region, int *kick_host, int *kick_guest);
+void *fakehost_region(const struct fakehost *h);
+
+/* Stop / resume serving (to fill the to-host ring). */
+void fakehost_pause(struct fakehost *h, bool paused);
+/* Post an invocation; fakehost_wait_done waits for its INVOKE_DONE and returns
+ * the status, with the payload copied into buf (len in *len). */
+int fakehost_invoke(struct fakehost *h, uint64_t tag, const char *event, const char *ctx);
+int fakehost_wait_done(struct fakehost *h, uint64_t tag, char *buf, size_t *len, int timeout_ms);
+
+size_t fakehost_live_buffers(struct fakehost *h);  /* host-arena allocations not yet released */
+unsigned fakehost_violations(struct fakehost *h);
+uint64_t fakehost_releases(struct fakehost *h);
+/* Corrupt the to-guest ring's head (a broken host). */
+void fakehost_break_ring(struct fakehost *h);
+
+#endif

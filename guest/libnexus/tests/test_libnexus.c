@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libnexus against the C fake host (fakehost.c): attach checks, every
+ * request type, invocations, buffer accounting, many threads, a full ring, a
+ * broken host — and the null round trip, measured and printed.
+ * Prints one line per check and ends with "passed=N failed=N".
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../libnexus.h"
+#include "fakehost.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                                      \
+	do {                                                                  \
+		if (cond) {                                                   \
+			passed++;                                             \
+		} else {                                                      \
+			failed++;                                             \
+			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
+			printf(__VA_ARGS__);                                  \
+			printf("\n");                                         \
+		}                                                             \
+	} while (0)
+
+static struct nx_guest *attach(struct fakehost *h)
+{
+	int r, k, g;
+	struct nx_guest *gst = NULL;
+	fakehost_fds(h, &r, &k, &g);
+	int rc = nx_attach_fds(r, k, g, &gst);
+	CHECK(rc == 0, "attach: %d", rc);
+	return gst;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void test_attach_checks(void)
+{
+	struct fakehost *h = fakehost_new(8u << 20);
+	int r, k, g;
+	struct nx_guest *gst = NULL;
+	fakehost_fds(h, &r, &k, &g);
+	uint32_t *magic = fakehost_region(h);
+	uint32_t saved = *magic;
+	*magic = 0x12345678;
+	CHECK(nx_attach_fds(r, k, g, &gst) == -EPROTO, "bad magic must be refused");
+	*magic = saved;
+	uint16_t *abi = (uint16_t *)((char *)fakehost_region(h) + 4);
+	*abi = NX_ABI_MAJOR + 1;
+	CHECK(nx_attach_fds(r, k, g, &gst) == -EPROTO, "other ABI major must be refused");
+	*abi = NX_ABI_MAJOR;
+	CHECK(nx_attach_fds(-1, k, g, &gst) == -EBADF, "bad fd");
+	unsetenv("NEXUS_REGION_FD");
+	CHECK(nx_attach_env(&gst) == -ENOENT, "no environment: -ENOENT");
+	char buf[16];
+	snprintf(buf, sizeof buf, "%d", r);
+	setenv("NEXUS_REGION_FD", buf, 1);
+	snprintf(buf, sizeof buf, "%d", k);
+	setenv("NEXUS_KICK_HOST_FD", buf, 1);
+	snprintf(buf, sizeof buf, "%d", g);
+	setenv("NEXUS_KICK_GUEST_FD", buf, 1);
+	/* attach_env adopts the fds; give it duplicates so the host keeps its own. */
+	int r2 = dup(r), k2 = dup(k), g2 = dup(g);
+	snprintf(buf, sizeof buf, "%d", r2);
+	setenv("NEXUS_REGION_FD", buf, 1);
+	snprintf(buf, sizeof buf, "%d", k2);
+	setenv("NEXUS_KICK_HOST_FD", buf, 1);
+	snprintf(buf, sizeof buf, "%d", g2);
+	setenv("NEXUS_KICK_GUEST_FD", buf, 1);
+	int rc = nx_attach_env(&gst);
+	CHECK(rc == 0, "attach from env: %d", rc);
+	if (rc == 0) {
+		CHECK(nx_generation(gst) == 7, "generation from header");
+		CHECK(nx_region_size(gst) == 8u << 20, "region size");
+		CHECK(nx_nop(gst) == 0, "nop after env attach");
+		nx_detach(gst);
+	}
+	fakehost_destroy(h);
+}
+
+static void test_requests(void)
+{
+	struct fakehost *h = fakehost_new(8u << 20);
+	struct nx_guest *g = attach(h);
+	if (!g)
+		return;
+	struct nx_reply rep;
+	char v[256];
+
+	CHECK(nx_ready(g, "c", &rep) == 0 && rep.status == NX_S_OK, "ready");
+	CHECK(nx_meta_field(rep.meta, rep.meta_len, "function_name", v, sizeof v) == 4 && !strcmp(v, "c-fn"),
+	      "config function_name: %s", v);
+	nx_reply_release(g, &rep);
+
+	CHECK(nx_s3_put(g, "test-bucket", "k1", "hello world", 11, "text/plain", &rep) == 0 && rep.status == NX_S_OK,
+	      "put");
+	CHECK(nx_meta_field(rep.meta, rep.meta_len, "ETag", v, sizeof v) == 4 && !strcmp(v, "\"e1\""), "etag %s", v);
+	nx_reply_release(g, &rep);
+
+	CHECK(nx_s3_get(g, "test-bucket", "k1", NULL, NULL, &rep) == 0 && rep.status == NX_S_OK, "get");
+	CHECK(rep.body_len == 11 && !memcmp(rep.body, "hello world", 11), "get body");
+	CHECK((const char *)rep.body >= (const char *)nx_region_base(g) &&
+	      (const char *)rep.body < (const char *)nx_region_base(g) + nx_region_size(g), "body is in the region");
+	CHECK(nx_meta_field(rep.meta, rep.meta_len, "ContentLength", v, sizeof v) == 2 && !strcmp(v, "11"),
+	      "content length %s", v);
+	CHECK(nx_meta_field(rep.meta, rep.meta_len, "ContentType", v, sizeof v) > 0 && !strcmp(v, "text/plain"),
+	      "content type %s", v);
+	nx_reply_release(g, &rep);
+
+	CHECK(nx_s3_get(g, "test-bucket", "k1", "bytes=6-10", NULL, &rep) == 0 && rep.body_len == 5 &&
+	      !memcmp(rep.body, "world", 5), "ranged get");
+	nx_reply_release(g, &rep);
+
+	CHECK(nx_s3_head(g, "test-bucket", "k1", &rep) == 0 && rep.status == NX_S_OK && !rep.body, "head");
+	nx_reply_release(g, &rep);
+
+	CHECK(nx_s3_get(g, "test-bucket", "missing", NULL, NULL, &rep) == 0 && rep.status == NX_S_STORAGE_ERROR,
+	      "missing key is a storage error");
+	CHECK(nx_meta_field(rep.meta, rep.meta_len, "Code", v, sizeof v) > 0 && !strcmp(v, "NoSuchKey"), "code %s", v);
+	nx_reply_release(g, &rep);
+
+	CHECK(nx_s3_get(g, "other", "k", NULL, NULL, &rep) == 0 && rep.status == NX_S_ACCESS_DENIED, "access denied");
+	nx_reply_release(g, &rep);
+
+	CHECK(nx_s3_copy(g, "test-bucket", "k1", "test-bucket", "k2", &rep) == 0 && rep.status == NX_S_OK, "copy");
+	nx_reply_release(g, &rep);
+
+	struct nx_list_args la = { .prefix = "k", .max_keys = 10 };
+	CHECK(nx_s3_list(g, "test-bucket", &la, &rep) == 0 && rep.status == NX_S_OK, "list");
+	CHECK(rep.meta && memmem(rep.meta, rep.meta_len, "\"k2\"", 4), "list sees the copy");
+	CHECK(nx_meta_field(rep.meta, rep.meta_len, "KeyCount", v, sizeof v) > 0 && !strcmp(v, "2"), "keycount %s", v);
+	nx_reply_release(g, &rep);
+
+	CHECK(nx_s3_delete(g, "test-bucket", "k2", &rep) == 0 && rep.status == NX_S_OK, "delete");
+	nx_reply_release(g, &rep);
+
+	/* Zero-copy PUT: the body is written straight into a guest-arena buffer. */
+	uint64_t off;
+	void *p;
+	CHECK(nx_alloc(g, 1 << 20, &off, &p) == 0, "alloc 1 MiB");
+	memset(p, 'z', 1 << 20);
+	CHECK(nx_s3_put_buf(g, "test-bucket", "big", off, 1 << 20, NULL, &rep) == 0 && rep.status == NX_S_OK, "put_buf");
+	nx_reply_release(g, &rep);
+	CHECK(nx_free(g, off) == 0, "free");
+	CHECK(nx_free(g, off) == -ENOENT, "double free refused");
+	CHECK(nx_s3_get(g, "test-bucket", "big", NULL, NULL, &rep) == 0 && rep.body_len == 1 << 20 &&
+	      rep.body[12345] == 'z', "big get");
+	nx_reply_release(g, &rep);
+
+	CHECK(nx_s3_get(g, "", "k", NULL, NULL, &rep) == -EINVAL, "empty bucket refused locally");
+	char longkey[5000];
+	memset(longkey, 'a', sizeof longkey - 1);
+	longkey[sizeof longkey - 1] = 0;
+	CHECK(nx_s3_get(g, "test-bucket", longkey, NULL, NULL, &rep) == -E2BIG, "over-long key refused locally");
+	CHECK(nx_alloc(g, 1ull << 40, &off, NULL) == -ENOSPC, "arena exhaustion is -ENOSPC");
+
+	usleep(20000);
+	CHECK(fakehost_live_buffers(h) == 0, "every host buffer released (%zu live)", fakehost_live_buffers(h));
+	CHECK(fakehost_violations(h) == 0, "no protocol violations (%u)", fakehost_violations(h));
+	CHECK(!strcmp(nx_status_name(NX_S_ACCESS_DENIED), "ACCESS_DENIED") && !strcmp(nx_status_name(99), "UNKNOWN"),
+	      "status names");
+	nx_detach(g);
+	fakehost_destroy(h);
+}
+
+static void test_invocations(void)
+{
+	struct fakehost *h = fakehost_new(8u << 20);
+	struct nx_guest *g = attach(h);
+	if (!g)
+		return;
+	struct nx_invocation inv;
+	uint64_t t0 = now_ns();
+	CHECK(nx_next_invocation(g, &inv, 50) == -ETIMEDOUT, "no invocation: timeout");
+	CHECK(now_ns() - t0 >= 45000000ull, "the timeout was waited");
+	for (uint64_t tag = 100; tag < 110; tag++) {
+		fakehost_invoke(h, tag, "{\"n\":1}", "{\"aws_request_id\":\"r\"}");
+		int rc = nx_next_invocation(g, &inv, 2000);
+		CHECK(rc == 0 && inv.tag == tag, "invocation %d tag %lu", rc, (unsigned long)inv.tag);
+		if (rc)
+			break;
+		CHECK(inv.event_len == 7 && !memcmp(inv.event, "{\"n\":1}", 7), "event");
+		CHECK(inv.context_len > 0 && memmem(inv.context, inv.context_len, "aws_request_id", 14), "context");
+		nx_invocation_release(g, &inv);
+		const char *res = tag == 105 ? "{\"errorMessage\":\"x\"}" : "42";
+		CHECK(nx_invoke_done(g, tag, tag == 105 ? NX_S_HANDLER_ERROR : NX_S_OK, res, strlen(res)) == 0, "done");
+		char buf[64];
+		size_t len = sizeof buf;
+		int st = fakehost_wait_done(h, tag, buf, &len, 2000);
+		CHECK(st == (tag == 105 ? NX_S_HANDLER_ERROR : NX_S_OK) && len == strlen(res) && !memcmp(buf, res, len),
+		      "host got result (status %d)", st);
+	}
+	usleep(20000);
+	CHECK(fakehost_live_buffers(h) == 0, "invocation buffers released");
+	nx_detach(g);
+	fakehost_destroy(h);
+}
+
+struct thr {
+	struct nx_guest *g;
+	int n, errors;
+};
+
+static void *nop_thread(void *arg)
+{
+	struct thr *t = arg;
+	for (int i = 0; i < t->n; i++) {
+		if (i % 10 == 0) {
+			struct nx_reply rep;
+			if (nx_s3_head(t->g, "test-bucket", "k", &rep) != 0 || rep.status != NX_S_STORAGE_ERROR)
+				t->errors++;
+			nx_reply_release(t->g, &rep);
+		} else if (nx_nop(t->g) != 0) {
+			t->errors++;
+		}
+	}
+	return NULL;
+}
+
+static void test_threads_and_full_ring(void)
+{
+	struct fakehost *h = fakehost_new(8u << 20);
+	struct nx_guest *g = attach(h);
+	if (!g)
+		return;
+	pthread_t th[6];
+	struct thr t[6];
+	for (int i = 0; i < 6; i++) {
+		t[i] = (struct thr){ .g = g, .n = 2000 };
+		pthread_create(&th[i], NULL, nop_thread, &t[i]);
+	}
+	int errors = 0;
+	for (int i = 0; i < 6; i++) {
+		pthread_join(th[i], NULL);
+		errors += t[i].errors;
+	}
+	CHECK(errors == 0, "6 threads x 2000 requests: %d errors", errors);
+
+	/* More releases than ring slots while the host is not consuming: the
+	 * producer must wait for room, not fail or overwrite. */
+	struct nx_reply reps[300];
+	int got = 0;
+	for (int i = 0; i < 300; i++) {
+		if (nx_s3_get(g, "test-bucket", "missing", NULL, NULL, &reps[i]) == 0)
+			got++;
+	}
+	CHECK(got == 300, "300 replies held");
+	fakehost_pause(h, true);
+	struct thr dummy = { .g = g };
+	(void)dummy;
+	pthread_t rel;
+	struct rel_args { struct nx_guest *g; struct nx_reply *r; } ra = { g, reps };
+	void *release_all(void *a);
+	pthread_create(&rel, NULL, release_all, &ra);
+	usleep(50000);
+	fakehost_pause(h, false);
+	pthread_join(rel, NULL);
+	usleep(50000);
+	CHECK(fakehost_live_buffers(h) == 0, "all 300 released through a full ring (%zu live)",
+	      fakehost_live_buffers(h));
+	CHECK(fakehost_violations(h) == 0, "no violations (%u)", fakehost_violations(h));
+	nx_detach(g);
+	fakehost_destroy(h);
+}
+
+void *release_all(void *a)
+{
+	struct { struct nx_guest *g; struct nx_reply *r; } *ra = a;
+	for (int i = 0; i < 300; i++)
+		nx_reply_release(ra->g, &ra->r[i]);
+	return NULL;
+}
+
+static void test_broken_host(void)
+{
+	struct fakehost *h = fakehost_new(8u << 20);
+	struct nx_guest *g = attach(h);
+	if (!g)
+		return;
+	CHECK(nx_nop(g) == 0, "nop before");
+	fakehost_break_ring(h);
+	CHECK(nx_nop(g) == -EPROTO, "impossible ring index: -EPROTO");
+	CHECK(nx_nop(g) == -EPROTO, "and it stays broken");
+	nx_detach(g);
+	fakehost_destroy(h);
+}
+
+static void test_meta_field(void)
+{
+	const char *j = "{\"a\": {\"ETag\": \"inner\"}, \"ETag\": \"\\\"x\\\"\", \"N\": 12, \"L\": [1, 2], \"S\": \"a\\nb\"}";
+	char v[32];
+	CHECK(nx_meta_field(j, strlen(j), "ETag", v, sizeof v) == 3 && !strcmp(v, "\"x\""), "top-level only: %s", v);
+	CHECK(nx_meta_field(j, strlen(j), "N", v, sizeof v) == 2 && !strcmp(v, "12"), "number");
+	CHECK(nx_meta_field(j, strlen(j), "S", v, sizeof v) == 3 && !strcmp(v, "a\nb"), "escape");
+	CHECK(nx_meta_field(j, strlen(j), "missing", v, sizeof v) == -ENOENT, "absent");
+	CHECK(nx_meta_field(j, strlen(j), "ETag", v, 2) == -E2BIG, "too small");
+	CHECK(nx_meta_field("{\"ETag", 6, "ETag", v, sizeof v) == -ENOENT, "truncated");
+}
+
+static void bench_nop(void)
+{
+	struct fakehost *h = fakehost_new(8u << 20);
+	struct nx_guest *g = attach(h);
+	if (!g)
+		return;
+	enum { ROUNDS = 7, N = 20000 };
+	uint64_t per[ROUNDS];
+	for (int i = 0; i < 1000; i++)
+		nx_nop(g);
+	for (int r = 0; r < ROUNDS; r++) {
+		uint64_t t0 = now_ns();
+		for (int i = 0; i < N; i++)
+			nx_nop(g);
+		per[r] = (now_ns() - t0) / N;
+	}
+	qsort(per, ROUNDS, sizeof per[0], cmp_u64);
+	printf("bench: libnexus null round trip (C fake host thread, spinning): median %.2f us, min %.2f, max %.2f "
+	       "(%d rounds x %d)\n", per[ROUNDS / 2] / 1000.0, per[0] / 1000.0, per[ROUNDS - 1] / 1000.0, ROUNDS, N);
+	CHECK(per[ROUNDS / 2] < 1000000, "null round trip under 1 ms");
+	nx_detach(g);
+	fakehost_destroy(h);
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	struct { const char *name; void (*fn)(void); } tests[] = {
+		{ "attach_checks", test_attach_checks }, { "requests", test_requests },
+		{ "invocations", test_invocations }, { "threads_and_full_ring", test_threads_and_full_ring },
+		{ "broken_host", test_broken_host }, { "meta_field", test_meta_field }, { "bench_nop", bench_nop },
+	};
+	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
+		int f = failed;
+		tests[i].fn();
+		printf("%s %s\n", failed == f ? "ok  " : "FAIL", tests[i].name);
+	}
+	printf("passed=%d failed=%d\n", passed, failed);
+	return failed ? 1 : 0;
+}

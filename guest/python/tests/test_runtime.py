@@ -1,0 +1,189 @@
+"""bootstrap.py as the sandbox runs it, in a child process attached to a FakeHost."""
+import json
+import os
+import time
+
+import pytest
+
+from conftest import FUNCTIONS
+
+OK, HANDLER_ERROR = 0, 1
+
+
+def test_ready_context_and_result(runtime):
+    rt = runtime("""
+import os, sys
+def handler(event, context):
+    return {"event": event, "rid": context.aws_request_id, "fn": context.function_name,
+            "ver": context.function_version, "arn": context.invoked_function_arn,
+            "mem": context.memory_limit_in_mb, "group": context.log_group_name,
+            "stream": context.log_stream_name, "left": context.get_remaining_time_in_millis(),
+            "path0": sys.path[0].endswith("/shim"), "task_on_path": os.environ["LAMBDA_TASK_ROOT"] in sys.path,
+            "env_fn": os.environ.get("AWS_LAMBDA_FUNCTION_NAME")}
+""")
+    status, out = rt.invoke({"hello": [1, 2]})
+    assert status == OK, out
+    assert rt.host.ready_runtime == "python3"
+    assert out["event"] == {"hello": [1, 2]} and out["rid"].startswith("req-") and out["fn"] == "test-fn"
+    assert out["ver"] == "$LATEST" and out["arn"].endswith(":function:test-fn") and out["mem"] == 128
+    assert out["group"] == "/aws/lambda/test-fn" and out["stream"]
+    assert 0 < out["left"] <= 3000
+    assert out["path0"] and out["task_on_path"] and out["env_fn"] == "test-fn"
+    # Warm: the same instance serves the next invocation, and its buffers all came back.
+    for i in range(20):
+        assert rt.invoke(i)[1]["event"] == i
+    assert rt.host.alloc.live == {} and rt.host.violations == []
+
+
+def test_handler_exception_is_lambda_error(runtime):
+    rt = runtime("""
+def helper(n):
+    raise ValueError("bad input: %s" % n)
+def handler(event, context):
+    helper(event.get("n"))
+""")
+    status, err = rt.invoke({"n": 7})
+    assert status == HANDLER_ERROR
+    assert err["errorType"] == "ValueError" and err["errorMessage"] == "bad input: 7"
+    assert isinstance(err["stackTrace"], list) and all(isinstance(s, str) for s in err["stackTrace"])
+    assert 'in handler' in err["stackTrace"][0] and 'in helper' in err["stackTrace"][-1]
+    assert not any("nexusrt" in s for s in err["stackTrace"])
+    # The instance survives and still serves.
+    assert rt.invoke({"n": 1})[0] == HANDLER_ERROR
+    time.sleep(0.1)
+    assert "[ERROR] ValueError: bad input: 7" in rt.output()
+
+
+def test_import_error_reported_on_invocation(runtime):
+    rt = runtime("import no_such_module_anywhere\ndef handler(e, c):\n    return 1\n")
+    status, err = rt.invoke({})
+    assert status == HANDLER_ERROR and err["errorType"] == "Runtime.ImportModuleError"
+    assert "Unable to import module 'app'" in err["errorMessage"] and "no_such_module_anywhere" in err["errorMessage"]
+
+
+def test_missing_handler_and_syntax_error(runtime, tmp_path):
+    rt = runtime("def other(e, c):\n    return 1\n")
+    status, err = rt.invoke({})
+    assert status == HANDLER_ERROR and err["errorType"] == "Runtime.HandlerNotFound"
+    rt2 = runtime("def handler(e, c)\n    return 1\n", task_dir=str(tmp_path / "t2"))
+    status, err = rt2.invoke({})
+    assert status == HANDLER_ERROR and err["errorType"] == "Runtime.UserCodeSyntaxError"
+
+
+def test_marshal_error(runtime):
+    rt = runtime("def handler(e, c):\n    return {'s': {1, 2}}\n")
+    status, err = rt.invoke({})
+    assert status == HANDLER_ERROR and err["errorType"] == "Runtime.MarshalError"
+    assert "not JSON serializable" in err["errorMessage"]
+
+
+def test_print_and_logging_reach_the_log(runtime):
+    rt = runtime("""
+import logging
+def handler(e, c):
+    print("hello-from-print", e["k"])
+    logging.getLogger().warning("hello-from-logging")
+    logging.getLogger().info("info is below the default level")
+    return 1
+""")
+    assert rt.invoke({"k": "v42"}) == (OK, 1)
+    time.sleep(0.2)
+    out = rt.output()
+    assert "hello-from-print v42" in out
+    assert "[WARNING]" in out and "hello-from-logging" in out and "req-" in out
+    assert "info is below" not in out
+
+
+def test_nexus_mode_never_loads_botocore(runtime):
+    rt = runtime("""
+import sys, boto3
+def handler(e, c):
+    boto3.client("s3")
+    return {"boto3": boto3.__file__, "real": sorted(m for m in sys.modules
+            if m.split(".")[0] in ("botocore", "urllib3", "s3transfer") and "/shim/" not in (getattr(sys.modules[m], "__file__", "") or ""))}
+""")
+    status, out = rt.invoke({})
+    assert status == OK and "/shim/boto3/" in out["boto3"] and out["real"] == []
+
+
+def test_baseline_mode_uses_real_boto3(runtime):
+    pytest.importorskip("boto3", reason="python3-boto3 is not installed on this machine")
+    rt = runtime("import boto3\ndef handler(e, c):\n    return boto3.__file__\n", mode="baseline")
+    status, out = rt.invoke({})
+    assert status == OK and "/shim/" not in out and out.endswith("boto3/__init__.py")
+
+
+def test_large_event_and_result(runtime):
+    rt = runtime("def handler(e, c):\n    return {'n': len(e['blob']), 'back': e['blob']}\n")
+    blob = "x" * (2 << 20)
+    status, out = rt.invoke({"blob": blob})
+    assert status == OK and out["n"] == len(blob) and out["back"] == blob
+
+
+def test_handler_uses_s3_through_the_runtime(runtime):
+    rt = runtime("""
+import boto3
+s3 = boto3.client("s3")
+def handler(e, c):
+    s3.put_object(Bucket="test-bucket", Key="k", Body=e["v"].encode())
+    return s3.get_object(Bucket="test-bucket", Key="k")["Body"].read().decode()
+""")
+    assert rt.invoke({"v": "through the channel"}) == (OK, "through the channel")
+    assert rt.host.s3.buckets["test-bucket"]["k"][0] == b"through the channel"
+    time.sleep(0.05)
+    assert rt.host.alloc.live == {} and rt.host.violations == []
+
+
+# ------------------------------------------------------------------ examples
+def example(runtime, name, mode="nexus"):
+    return runtime(task_dir=os.path.join(FUNCTIONS, name), buckets=("nexus-demo",), mode=mode)
+
+
+def upload_input(rt, name):
+    ev = json.load(open(os.path.join(FUNCTIONS, name, "event.json")))
+    src = [f for f in os.listdir(os.path.join(FUNCTIONS, name)) if f.startswith("input.")][0]
+    rt.host.s3.put(ev["bucket"], ev["key"], open(os.path.join(FUNCTIONS, name, src), "rb").read())
+    return ev
+
+
+def test_example_hello(runtime):
+    rt = example(runtime, "hello")
+    status, out = rt.invoke(json.load(open(os.path.join(FUNCTIONS, "hello", "event.json"))))
+    assert status == OK and out["greeting"] == "Hello, Nexus!"
+
+
+def test_example_image_rotate(runtime):
+    from PIL import Image
+    import io
+    rt = example(runtime, "image-rotate")
+    ev = upload_input(rt, "image-rotate")
+    status, out = rt.invoke(ev)
+    assert status == OK, out
+    src = Image.open(io.BytesIO(rt.host.s3.buckets["nexus-demo"][ev["key"]][0]))
+    dst_bytes, ctype = rt.host.s3.buckets["nexus-demo"][ev["output_key"]][0:2]
+    dst = Image.open(io.BytesIO(dst_bytes))
+    assert dst.size == (src.size[1], src.size[0]) and ctype == "image/png"
+    assert list(dst.convert("RGB").getdata()) == list(src.convert("RGB").rotate(90, expand=True).getdata())
+
+
+def test_example_wordcount(runtime):
+    rt = example(runtime, "wordcount")
+    ev = upload_input(rt, "wordcount")
+    status, out = rt.invoke(ev)
+    assert status == OK, out
+    counts = json.loads(rt.host.s3.buckets["nexus-demo"][ev["output_key"]][0])
+    assert counts["the"] == dict(out["top"])["the"] and out["words"] == sum(counts.values())
+    assert out["top"][0][0] == "the" and len(out["top"]) == 5
+
+
+def test_example_pyaes(runtime):
+    pyaes = pytest.importorskip("pyaes", reason="python3-pyaes is not installed on this machine")
+    import hashlib
+    rt = example(runtime, "pyaes")
+    ev = upload_input(rt, "pyaes")
+    status, out = rt.invoke(ev)
+    assert status == OK, out
+    ct = rt.host.s3.buckets["nexus-demo"][ev["output_key"]][0]
+    key = hashlib.sha256(b"nexus pyaes example key").digest()
+    plain = pyaes.AESModeOfOperationCTR(key, counter=pyaes.Counter(0)).decrypt(ct)
+    assert plain == rt.host.s3.buckets["nexus-demo"][ev["key"]][0] and out["bytes"] == len(ct)
