@@ -58,7 +58,9 @@ def test_function_without_buckets_touches_nothing(lam, deploy, bucket):
 NETPROBE = """
 import socket
 def handler(event, context):
-    res = {"ifaces": sorted(n for _, n in socket.if_nameindex())}
+    # /proc/net/dev lists the interfaces of the caller's network namespace.
+    with open("/proc/net/dev") as f:
+        res = {"ifaces": sorted(l.split(":")[0].strip() for l in f.readlines()[2:])}
     for label, (host, port) in event["targets"].items():
         try:
             socket.create_connection((host, port), timeout=2).close()
@@ -77,7 +79,7 @@ def test_nexus_mode_has_no_network(node, lam, deploy):
                                                  "ingress": ["127.0.0.1", ingress_port],
                                                  "outside": ["192.0.2.1", 80]}})
     assert err is None, out
-    assert out["ifaces"] in (["lo"], [])
+    assert out["ifaces"] == ["lo"]
     for label in ("s3", "ingress", "outside"):
         assert out[label] != "connected", out
 

@@ -121,7 +121,7 @@ def test_awscli_create_and_invoke(node, tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["FunctionName"] == name
     out = tmp_path / "out.json"
-    p = subprocess.run(aws + ["invoke", "--function-name", name, "--cli-binary-format", "raw-in-base64-out",
+    p = subprocess.run(aws + ["invoke", "--function-name", name,  # awscli v1 (Debian): payload is raw JSON
                               "--payload", '{"a": 2, "b": 40}', str(out)], env=env, capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr
