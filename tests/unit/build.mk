@@ -34,3 +34,18 @@ TEST_TARGETS += test-unit
 .PHONY: test-unit
 test-unit: $(UNIT_PROGS)
 	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) tests/unit/run-cmocka.sh test-unit $(UNIT_PROGS)
+
+# The S3 client against a local s3rver (started by the test itself; skipped
+# loudly when node or scripts/s3/node_modules are missing).
+S3_TEST := $(UNIT_BIN)/test_s3
+$(S3_TEST): $(OBJ)/tests/unit/test_s3.o $(OBJ)/tests/unit/mini_loop.o \
+            $(OBJ)/nexusd/s3.o $(OBJ)/nexusd/s3_sign.o $(OBJ)/nexusd/s3_xml.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -pthread -lcurl -ljansson -lxml2 -lcrypto
+
+ALL_TARGETS  += $(S3_TEST)
+TEST_TARGETS += test-s3
+
+.PHONY: test-s3
+test-s3: $(S3_TEST)
+	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) tests/unit/run-cmocka.sh test-s3 $(S3_TEST)
