@@ -237,12 +237,11 @@ int nxd_http_start(char *err, size_t errlen)
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	daemon_ = MHD_start_daemon(flags, (uint16_t)nxd_cfg.listen_port, NULL, NULL, on_request, NULL,
+	                           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	                           MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 	                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 	                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
 	                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)900,
-	                           MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
-	                           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	                           MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (!daemon_) {

@@ -11,6 +11,7 @@
 #include "instance.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -58,6 +59,13 @@ struct nxd_instance {
 	uint64_t t_created, t_ready, idle_since;
 	uint64_t invocations;
 	bool ready_once, cold_pending, stop_requested;
+	/* Launch (driver->start on the launcher thread). */
+	const struct nx_sandbox_driver *driver;
+	struct nx_sandbox_spec spec;
+	bool launching;
+	int launch_rc;
+	char launch_err[640];
+	struct nxd_instance *launch_next;
 	char stop_reason[160];
 	char log_stream[96];
 	struct nxd_instance *prev, *next;   /* pool->all */
@@ -274,15 +282,18 @@ static void inst_stop(struct nxd_instance *in, const char *fmt, ...)
 	inst_unlive(in);
 	in->state = IST_STOPPING;
 	in->stop_requested = true;
-	in->fn->driver->kill(in->sb);
+	if (!in->launching && in->sb)
+		in->driver->kill(in->sb); /* else launch_done kills it */
 }
 
 /* Release everything; called once the sandbox has exited. */
 static void inst_teardown(struct nxd_instance *in)
 {
 	struct pool *p = in->pool;
-	nx_loop_del_fd(loop, in->exit_fd);
-	in->fn->driver->destroy(in->sb);
+	if (in->exit_fd >= 0)
+		nx_loop_del_fd(loop, in->exit_fd);
+	if (in->sb)
+		in->driver->destroy(in->sb);
 	in->sb = NULL;
 	nx_chan_destroy(in->chan);
 	in->chan = NULL;
@@ -533,12 +544,82 @@ static int pid_of_pidfd(int fd)
 	return pid > 0 ? pid : 0;
 }
 
+/* A start that failed before the instance ran: fail what it was started for. */
+static void start_failed(struct pool *p, const char *err)
+{
+	nxd_err("function %s: %s", p->name, err);
+	nxd_funclog_note(p->log_fd, "cannot start an instance: %s", err);
+	if (p->n_live == 0) { /* nothing will ever serve them */
+		q_fail_all(p, NXD_INV_FAILED, "ServiceException", err);
+	} else if (p->qlen > p->n_starting) { /* fail the one this start was for */
+		struct nxd_invocation *q = q_pop(p);
+		nxd_metrics_invocation(p->name, NXD_INV_FAILED, 0);
+		nxd_inv_fail(q, NXD_INV_FAILED, "ServiceException", "RequestId: %s Error: %s", q->request_id, err);
+	}
+}
+
+/*
+ * The launcher: driver->start() forks, builds namespaces and waits for the
+ * child's set-up, which takes milliseconds to seconds.  It runs on this
+ * thread so the loop keeps serving warm invocations meanwhile; the result
+ * comes back with nx_loop_post (launch_done).
+ */
+static pthread_t launcher;
+static bool launcher_running, launcher_quit;
+static pthread_mutex_t launch_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t launch_cv = PTHREAD_COND_INITIALIZER;
+static struct nxd_instance *launch_head, *launch_tail;
+
+static void launch_done(void *arg);
+
+static void *launcher_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&launch_mu);
+	for (;;) {
+		while (!launch_head && !launcher_quit)
+			pthread_cond_wait(&launch_cv, &launch_mu);
+		struct nxd_instance *in = launch_head;
+		if (!in)
+			break; /* quit, queue drained */
+		launch_head = in->launch_next;
+		if (!launch_head)
+			launch_tail = NULL;
+		bool quit = launcher_quit;
+		pthread_mutex_unlock(&launch_mu);
+		struct nx_sandbox *sb = NULL;
+		char why[512] = "";
+		int r = quit ? -ESHUTDOWN : in->driver->start(&in->spec, &sb, why, sizeof why);
+		if (r == 0 && !sb)
+			r = -EINVAL;
+		in->launch_rc = r;
+		snprintf(in->launch_err, sizeof in->launch_err, "the %s sandbox failed to start: %s", in->driver->name,
+		         *why ? why : strerror(r < 0 ? -r : EINVAL));
+		in->sb = r == 0 ? sb : NULL;
+		if (nx_loop_post(loop, launch_done, in) < 0) {
+			/* The loop is gone (shutdown): nxd_im_destroy releases it. */
+			in->launching = false;
+		}
+		pthread_mutex_lock(&launch_mu);
+	}
+	pthread_mutex_unlock(&launch_mu);
+	return NULL;
+}
+
 static int inst_start(struct pool *p, char *err, size_t errlen)
 {
 	struct nxd_function *fn = p->fn;
 	if (!*nxd_cfg.rootfs_dir || !*nxd_cfg.runtime_dir) {
 		snprintf(err, errlen, "nexusd was started without --rootfs/--runtime-dir, so it cannot run functions");
 		return -1;
+	}
+	if (!launcher_running) {
+		int r = pthread_create(&launcher, NULL, launcher_main, NULL);
+		if (r) {
+			snprintf(err, errlen, "cannot create the launcher thread: %s", strerror(r));
+			return -1;
+		}
+		launcher_running = true;
 	}
 	struct nxd_instance *in = calloc(1, sizeof *in);
 	if (!in) {
@@ -562,7 +643,10 @@ static int inst_start(struct pool *p, char *err, size_t errlen)
 		free(in);
 		return -1;
 	}
-	struct nx_sandbox_spec spec = {
+	nxd_fn_ref(fn);
+	in->fn = fn;
+	in->driver = fn->driver;
+	in->spec = (struct nx_sandbox_spec){
 		.instance_id = in->id,
 		.function_name = fn->name,
 		.code_dir = fn->code_dir,
@@ -577,27 +661,9 @@ static int inst_start(struct pool *p, char *err, size_t errlen)
 		.kick_guest_fd = nx_chan_kick_guest_fd(in->chan),
 		.log_fd = p->log_fd,
 	};
-	char why[512] = "";
-	int r = fn->driver->start(&spec, &in->sb, why, sizeof why);
-	if (r < 0 || !in->sb) {
-		snprintf(err, errlen, "the %s sandbox failed to start: %s", fn->driver->name,
-		         *why ? why : strerror(r < 0 ? -r : EINVAL));
-		nx_chan_destroy(in->chan);
-		free(in);
-		return -1;
-	}
-	in->exit_fd = fn->driver->exit_fd(in->sb);
-	if ((r = nx_loop_add_fd(loop, in->exit_fd, EPOLLIN, on_exit_fd, in)) < 0) {
-		snprintf(err, errlen, "cannot watch the sandbox: %s", strerror(-r));
-		fn->driver->destroy(in->sb);
-		nx_chan_destroy(in->chan);
-		free(in);
-		return -1;
-	}
-	in->pid = pid_of_pidfd(in->exit_fd);
-	nxd_fn_ref(fn);
-	in->fn = fn;
 	in->state = IST_STARTING;
+	in->launching = true;
+	in->refs++; /* held by the launcher until launch_done */
 	in->timer = nx_loop_timer(loop, INIT_TIMEOUT_MS, on_init_timeout, in);
 	time_t now = time(NULL);
 	struct tm tm;
@@ -612,8 +678,53 @@ static int inst_start(struct pool *p, char *err, size_t errlen)
 	p->n_live++;
 	p->n_starting++;
 	total_instances++;
-	nxd_debug("instance %" PRIu64 " (%s) started, pid %d", in->id, p->name, in->pid);
+	pthread_mutex_lock(&launch_mu);
+	in->launch_next = NULL;
+	if (launch_tail)
+		launch_tail->launch_next = in;
+	else
+		launch_head = in;
+	launch_tail = in;
+	pthread_cond_signal(&launch_cv);
+	pthread_mutex_unlock(&launch_mu);
 	return 0;
+}
+
+/* Loop thread: the launcher finished with in. */
+static void launch_done(void *arg)
+{
+	struct nxd_instance *in = arg;
+	struct pool *p = in->pool;
+	in->launching = false;
+	if (in->launch_rc < 0) {
+		bool was_live = in->state <= IST_BUSY;
+		inst_unlive(in);
+		in->state = IST_STOPPING;
+		if (in->timer) {
+			nx_timer_cancel(loop, in->timer);
+			in->timer = NULL;
+		}
+		bool alive = !p->deleted;
+		if (was_live && alive && !shutting_down)
+			start_failed(p, in->launch_err);
+		inst_teardown(in);
+		inst_put(in);
+		return;
+	}
+	in->exit_fd = in->driver->exit_fd(in->sb);
+	int r = nx_loop_add_fd(loop, in->exit_fd, EPOLLIN, on_exit_fd, in);
+	in->pid = pid_of_pidfd(in->exit_fd);
+	nxd_debug("instance %" PRIu64 " (%s) launched, pid %d", in->id, p->name, in->pid);
+	if (r < 0) {
+		/* Cannot notice its exit: stop it and release it at once. */
+		nxd_err("instance %" PRIu64 ": cannot watch the sandbox: %s", in->id, strerror(-r));
+		in->exit_fd = -1;
+		inst_stop(in, "cannot watch the sandbox");
+		inst_teardown(in);
+	} else if (in->state == IST_STOPPING) {
+		in->driver->kill(in->sb); /* stopped while launching: exit fd finishes it */
+	}
+	inst_put(in);
 }
 
 /* Start instances for queued invocations, within the function's limit. */
@@ -625,15 +736,7 @@ static void pool_scale(struct pool *p)
 		char err[768];
 		if (inst_start(p, err, sizeof err) == 0)
 			continue;
-		nxd_err("function %s: %s", p->name, err);
-		nxd_funclog_note(p->log_fd, "cannot start an instance: %s", err);
-		if (p->n_live == 0) /* nothing will ever serve them */
-			q_fail_all(p, NXD_INV_FAILED, "ServiceException", err);
-		else if (p->qlen > p->n_starting) { /* fail the one this start was for */
-			struct nxd_invocation *q = q_pop(p);
-			nxd_metrics_invocation(p->name, NXD_INV_FAILED, 0);
-			nxd_inv_fail(q, NXD_INV_FAILED, "ServiceException", "RequestId: %s Error: %s", q->request_id, err);
-		}
+		start_failed(p, err);
 		return;
 	}
 }
@@ -861,13 +964,21 @@ int nxd_im_init(struct nx_loop *l, struct nx_s3 *s)
 /* After the loop stopped: release what is left without waiting. */
 void nxd_im_destroy(void)
 {
+	if (launcher_running) {
+		pthread_mutex_lock(&launch_mu);
+		launcher_quit = true;
+		pthread_cond_signal(&launch_cv);
+		pthread_mutex_unlock(&launch_mu);
+		pthread_join(launcher, NULL);
+		launcher_running = false;
+	}
 	while (pools) {
 		struct pool *p = pools;
 		while (p->all) {
 			struct nxd_instance *in = p->all;
 			p->all = in->next;
 			if (in->sb)
-				in->fn->driver->destroy(in->sb);
+				in->driver->destroy(in->sb);
 			if (in->chan)
 				nx_chan_destroy(in->chan);
 			nxd_fn_unref(in->fn);
