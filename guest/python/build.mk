@@ -15,6 +15,9 @@ guest-python: $(GUEST_PY_DST)
 	@# drop files that were removed from the source tree
 	@cd $(BUILD)/runtime/python && find . -name '*.py' | while read -r f; do \
 	  [ -f "$(CURDIR)/guest/python/$$f" ] || rm -f "$$f"; done
+	@# Byte-compile now: /opt/nexus is read-only in the sandbox, so without
+	@# these every cold start would compile the runtime and the shim again.
+	/usr/bin/python3 -m compileall -q $(BUILD)/runtime/python
 runtime: guest-libnexus guest-python
 ALL_TARGETS += runtime
 

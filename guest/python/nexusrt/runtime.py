@@ -4,14 +4,16 @@ attach -> READY (get the function config) -> set up sys.path -> import the
 handler -> loop { INVOKE -> handler(event, context) -> INVOKE_DONE }.
 """
 import importlib
+import importlib.machinery
 import json
-import logging
 import os
 import sys
 import time
-import traceback
 
 from . import channel
+
+# logging and traceback are imported only when needed: they are a large part
+# of the runtime's own start-up time, and a cold start pays for every import.
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # /opt/nexus/python
 SHIM_DIR = os.path.join(HERE, "shim")
@@ -43,28 +45,65 @@ class LambdaContext:
                 f"memory_limit_in_mb={self.memory_limit_in_mb})")
 
 
-class _RequestIdFilter(logging.Filter):
-    request_id = ""
-
-    def filter(self, record):
-        record.aws_request_id = _RequestIdFilter.request_id
-        return True
+class _RequestId:
+    current = ""
 
 
-def setup_logging():
+def setup_logging(logging):
     """Like Lambda: a root handler printing [LEVEL] time request-id message,
     root level WARNING (so logging.info needs setLevel, as on Lambda)."""
+    class RequestIdFilter(logging.Filter):
+        def filter(self, record):
+            record.aws_request_id = _RequestId.current
+            return True
+
     h = logging.StreamHandler(sys.stdout)
     h.setFormatter(logging.Formatter("[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s",
                                      "%Y-%m-%dT%H:%M:%S"))
     h.formatter.converter = time.gmtime
-    h.addFilter(_RequestIdFilter())
+    h.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.addHandler(h)
-    root.setLevel(os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper())
+    level = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "WARNING").upper()
+    root.setLevel(level if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL") else "WARNING")
+
+
+class _SetUpLoggingOnImport:
+    """A sys.meta_path finder that configures logging right after something
+    imports it (and then removes itself), so functions that never log never
+    pay for importing logging."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "logging":
+            return None
+        if self in sys.meta_path:
+            sys.meta_path.remove(self)
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None:
+            return spec
+        inner = spec.loader
+
+        class Loader:
+            def create_module(self, spec):
+                return inner.create_module(spec)
+
+            def exec_module(self, module):
+                inner.exec_module(module)
+                setup_logging(module)
+
+        spec.loader = Loader()
+        return spec
+
+
+def arrange_logging():
+    if "logging" in sys.modules:
+        setup_logging(sys.modules["logging"])
+    else:
+        sys.meta_path.insert(0, _SetUpLoggingOnImport())
 
 
 def error_payload(etype, message, tb=None):
+    import traceback
     trace = traceback.format_list(traceback.extract_tb(tb)) if tb is not None else []
     return {"errorMessage": message, "errorType": etype, "stackTrace": trace}
 
@@ -113,7 +152,7 @@ def invoke_one(ch, config, handler, init_error, tag, event_bytes, ctx_bytes):
     except ValueError:
         ctx_json = {}
     ctx = LambdaContext(ctx_json, config)
-    _RequestIdFilter.request_id = ctx.aws_request_id
+    _RequestId.current = ctx.aws_request_id
     if init_error is not None:
         err = init_error
     else:
@@ -150,7 +189,7 @@ def main():
     if mode == "nexus":
         sys.path.insert(0, SHIM_DIR)
     set_lambda_env(config)
-    setup_logging()
+    arrange_logging()
     handler, init_error = load_handler(str(config.get("handler", "app.handler")))
     if init_error is not None:
         log_error(init_error)

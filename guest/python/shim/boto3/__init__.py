@@ -5,8 +5,6 @@ them.  Only the S3 client and resource are provided; everything else raises
 an error naming what is missing.  The supported surface is listed in
 docs/functions.md.
 """
-import logging
-
 from boto3.session import Session
 
 __version__ = "1.26.27+nexus"
@@ -35,13 +33,5 @@ def resource(*args, **kwargs):
     return _get_default_session().resource(*args, **kwargs)
 
 
-def set_stream_logger(name="boto3", level=logging.DEBUG, format_string=None):
+def set_stream_logger(name="boto3", level=10, format_string=None):
     """Accepted for compatibility; the shim logs nothing of its own."""
-
-
-class NullHandler(logging.Handler):
-    def emit(self, record):
-        pass
-
-
-logging.getLogger("boto3").addHandler(NullHandler())

@@ -8,7 +8,6 @@ upload_fileobj, download_fileobj, get_paginator('list_objects_v2' |
 'list_objects'), can_paginate, close, exceptions, meta.
 """
 import datetime
-import email.utils
 import os
 import types
 
@@ -70,6 +69,7 @@ def _timestamp(s):
     try:
         d = datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
+        import email.utils
         try:
             d = email.utils.parsedate_to_datetime(s)
         except (TypeError, ValueError):
