@@ -58,6 +58,7 @@ struct nxd_instance {
 	struct nx_timer *timer;             /* init deadline or invocation timeout */
 	uint64_t t_created, t_ready, idle_since;
 	uint64_t invocations;
+	uint64_t mem_bytes, mem_ts;         /* cached memory sample (inst_mem) */
 	bool ready_once, cold_pending, stop_requested;
 	/* Launch (driver->start on the launcher thread). */
 	const struct nx_sandbox_driver *driver;
@@ -327,12 +328,18 @@ static double ms_since(uint64_t t)
 	return (double)(nx_now_ns() - t) / 1e6;
 }
 
+/* Memory charge for the REPORT line.  Reading the cgroup costs a few
+ * syscalls, so a sample up to a second old is reused on the warm path. */
 static uint64_t inst_mem(struct nxd_instance *in)
 {
-	struct nx_sandbox_usage u = {0};
-	if (in->sb && in->fn->driver->usage && in->fn->driver->usage(in->sb, &u) < 0)
-		return 0;
-	return u.mem_bytes;
+	uint64_t now = nx_now_ns();
+	if (in->sb && in->driver->usage && now - in->mem_ts > 1000000000ull) {
+		struct nx_sandbox_usage u = {0};
+		if (in->driver->usage(in->sb, &u) == 0)
+			in->mem_bytes = u.mem_bytes;
+		in->mem_ts = now;
+	}
+	return in->mem_bytes;
 }
 
 /* The current invocation ends here (any outcome). */
@@ -365,8 +372,12 @@ static void on_exit_fd(void *arg, uint32_t events)
 	int ws = 0;
 	if (in->fn->driver->reap(in->sb, &ws) < 0)
 		ws = 0;
-	char how[96];
+	char how[192];
 	describe_wait(ws, how, sizeof how);
+	struct nx_sandbox_usage u = {0};
+	if (in->driver->usage && in->driver->usage(in->sb, &u) == 0 && u.oom_kills)
+		snprintf(how + strlen(how), sizeof how - strlen(how),
+		         " (out of memory: the function's %u MB limit was exceeded)", in->fn->memory_mb);
 	bool was_starting = !in->ready_once;
 	struct nxd_invocation *inv = inst_take_cur(in, "error");
 	if (inv) {
