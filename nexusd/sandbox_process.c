@@ -6,23 +6,32 @@
  * memory cgroup.  The isolation model (what each piece buys and what is not
  * isolated) is written up in nexusd/README-sandbox.md.
  *
- * Start-up, in order (P = nexusd, C = the new process, pid 1 of its pid ns):
- *   P  builds everything that allocates: seccomp BPF (cached), envp, paths,
- *      the cgroup; then clone3(NEWPID|NEWNS|NEWIPC|NEWUTS|NEWNET, CLONE_PIDFD).
- *   C  still host root, but in its own mount/pid/net/... namespaces: fds
- *      0..5 in place, everything else close-on-exec; builds its root with real
- *      privileges (bind + remount ro, /var/task, /opt/nexus, /tmp, /dev, /proc),
- *      pivot_root, detaches the old root.
- *   P  moves C into the cgroup, sends 'C'.
- *   C  drops supplementary groups, unshare(NEWUSER|NEWCGROUP), sends 'U'.
- *   P  writes setgroups=deny, uid_map, gid_map ("0 <high host uid> 1"), sends 'G'.
- *   C  becomes uid/gid 0 of its user namespace (= the high host uid), clears
- *      every capability for good (securebits NOROOT), no_new_privs, seccomp,
- *      execve.  Its mount, net, pid, ipc and uts namespaces belong to the
- *      initial user namespace, so even "root" inside can change none of them.
- *   P  sees the sync socket close on exec (or an error message) and returns.
- * The child between clone3 and execve only makes raw syscalls (no malloc, no
- * stdio): nexusd is multithreaded and the child is a fork of it.
+ * Start-up, in order:
+ *   nexusd prepares everything that allocates or may fail slowly: the seccomp
+ *   BPF (cached), envp, paths, the cgroup (and open fds of its cgroup.procs),
+ *   and the instance's user namespace: a throw-away helper created with
+ *   clone(CLONE_NEWUSER) that exits at once; its uid_map/gid_map ("0 <high host
+ *   uid> 1") and setgroups=deny are written while it is a zombie and the
+ *   namespace is kept as an fd.
+ *   Then clone(CLONE_VM|CLONE_VFORK|CLONE_PIDFD|NEWPID|NEWNS|NEWIPC|NEWUTS|NEWNET)
+ *   on a separate stack, like posix_spawn: no copy of nexusd's page tables
+ *   (a fork of nexusd costs 2-4 ms here, this ~0.3 ms), and nexusd's thread is
+ *   suspended until the child has exec'd or died, so the child can report an
+ *   error by writing it into the shared context.
+ * The child (pid 1 of its pid namespace, still host root in the new mount/pid/
+ *   net/ipc/uts namespaces): fds 0..5 in place, everything else close-on-exec;
+ *   builds its root with real privileges (bind + remount ro, /var/task,
+ *   /opt/nexus, /tmp, /dev, /proc); pivot_root; detaches the host tree; joins
+ *   the cgroup (writes "0" to the pre-opened cgroup.procs); drops supplementary
+ *   groups; setns() into the prepared user namespace and unshares a cgroup
+ *   namespace; becomes uid/gid 0 there (= the high host uid); clears every
+ *   capability for good (securebits NOROOT); no_new_privs; seccomp; execve.
+ *   Its mount, net, pid, ipc and uts namespaces belong to the initial user
+ *   namespace, so even "root" inside can change none of them.
+ * The child shares nexusd's memory until execve: it runs on its own stack,
+ * makes only system calls (no malloc, no stdio, no libseccomp, raw setresuid
+ * rather than glibc's, which would signal nexusd's threads), is not
+ * instrumented by ASan, and starts with every signal blocked.
  */
 #include "sandbox_process_priv.h"
 
@@ -34,12 +43,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -66,8 +77,8 @@
 #define UID_BASE   1600000000u
 #define UID_SLOTS  1000000u
 
-/* How long the setup of one sandbox may take before start() gives up. */
-#define SETUP_TIMEOUT_MS 10000
+/* The child's stack until execve (it runs in nexusd's memory, see above). */
+#define CHILD_STACK (256 * 1024)
 
 /* /tmp size: half the memory size (tmpfs pages are charged to the memory
  * cgroup anyway, this only makes "disk full" come before "out of memory"),
@@ -83,10 +94,12 @@ struct nx_sandbox {
 	struct sbp_cgroup cg;
 };
 
-/* Everything the child needs, prepared by the parent (the child must not allocate). */
+/* Everything the child needs, prepared by the parent (the child must not
+ * allocate); the child writes `failed`/`err` before it dies on an error. */
 struct child_ctx {
-	int sock;                       /* child end of the sync socket */
 	int region_fd, kick_host_fd, kick_guest_fd, log_fd;
+	int userns_fd;                  /* the prepared user namespace */
+	int cg_fds[3];                  /* cgroup.procs of each hierarchy, or -1 */
 	const char *const *argv;
 	char *const *envp;
 	const struct sock_fprog *prog;
@@ -95,6 +108,9 @@ struct child_ctx {
 	char dev_nodes[5][PATH_MAX];
 	char dev_links[5][PATH_MAX];
 	char tmp_opts[64];
+	volatile int failed;
+	char err[600];
+	size_t errn;
 };
 
 static const struct { const char *name; unsigned major, minor; } dev_nodes[5] = {
@@ -132,84 +148,69 @@ static uint64_t now_ns(void)
 }
 
 /* ------------------------------------------------------------------------ */
-/* The child: raw syscalls only, from clone3 to execve. */
+/* The child: system calls only, from clone to execve, in nexusd's memory. */
 
-struct cmsg_buf { char b[600]; size_t n; };
+#define CHILD __attribute__((no_sanitize_address, noinline))
 
-static void cm_add(struct cmsg_buf *m, const char *s)
+CHILD static void cm_add(struct child_ctx *c, const char *s)
 {
-	while (s && *s && m->n < sizeof m->b - 1)
-		m->b[m->n++] = *s++;
+	while (s && *s && c->errn < sizeof c->err - 1)
+		c->err[c->errn++] = *s++;
+	c->err[c->errn] = 0;
 }
 
-/* Report "<what> <path>: <error>" to the parent and die. */
-static __attribute__((noreturn)) void child_fail(int sock, const char *what, const char *path, int err)
+/* Report "<what> <path>: <error>" to the (suspended) parent and die. */
+CHILD static __attribute__((noreturn)) void child_fail(struct child_ctx *c, const char *what, const char *path, int err)
 {
-	struct cmsg_buf m = { .n = 0 };
-	cm_add(&m, "E");
-	cm_add(&m, what);
+	c->errn = 0;
+	cm_add(c, what);
 	if (path) {
-		cm_add(&m, " ");
-		cm_add(&m, path);
+		cm_add(c, " ");
+		cm_add(c, path);
 	}
-	cm_add(&m, ": ");
-	const char *desc = strerrordesc_np(err);   /* a static string: safe here */
-	cm_add(&m, desc ? desc : "unknown error");
-	(void)!send(sock, m.b, m.n, MSG_NOSIGNAL);
+	cm_add(c, ": ");
+	const char *desc = strerrordesc_np(err);   /* a static string */
+	cm_add(c, desc ? desc : "unknown error");
+	c->failed = 1;
 	_exit(127);
 }
 
-/* Wait for the parent's one-byte go-ahead `want`; EOF means the parent gave up. */
-static void child_wait(int sock, char want)
-{
-	char c = 0;
-	ssize_t n;
-	do
-		n = recv(sock, &c, 1, 0);
-	while (n < 0 && errno == EINTR);
-	if (n != 1 || c != want)
-		_exit(126);
-}
-
-static void child_send(int sock, char c)
-{
-	if (send(sock, &c, 1, MSG_NOSIGNAL) != 1)
-		_exit(126);
-}
-
 /* Bind src at dst read-only, nosuid, nodev (a bind ignores flags: remount to apply). */
-static void bind_ro(int sock, const char *src, const char *dst, const char *what)
+CHILD static void bind_ro(struct child_ctx *c, const char *src, const char *dst, const char *what)
 {
 	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-		child_fail(sock, what, src, errno);
+		child_fail(c, what, src, errno);
 	if (mount(NULL, dst, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-		child_fail(sock, what, "(remount read-only)", errno);
+		child_fail(c, what, "(remount read-only)", errno);
 }
 
 /* Move fd to 10 or above so that placing 0..5 cannot clobber it. */
-static int lift(int sock, int fd)
+CHILD static int lift(struct child_ctx *c, int fd)
 {
 	int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
 	if (n < 0)
-		child_fail(sock, "dup channel fd", NULL, errno);
+		child_fail(c, "dup channel fd", NULL, errno);
 	return n;
 }
 
-static void place(int sock, int from, int to)
+CHILD static void place(struct child_ctx *c, int from, int to)
 {
 	if (dup2(from, to) < 0)   /* dup2 leaves `to` without close-on-exec */
-		child_fail(sock, "dup2 channel fd", NULL, errno);
+		child_fail(c, "dup2 channel fd", NULL, errno);
 }
 
-static __attribute__((noreturn)) void child_main(const struct child_ctx *c)
+CHILD static int child_main(void *arg)
 {
-	int s = c->sock;
+	struct child_ctx *c = arg;
 
-	/* nexusd's signal state must not leak into the function: handlers are reset
-	 * by exec, but ignored signals and the blocked mask would survive it. */
-	struct sigaction dfl = { .sa_handler = SIG_DFL };
+	/* nexusd's signal state must not reach the function, and no nexusd handler
+	 * may ever run here (it would run on nexusd's memory): reset every handler
+	 * (our own copy: no CLONE_SIGHAND), then unblock (the parent blocked all). */
+	struct sigaction dfl;
+	memset(&dfl, 0, sizeof dfl);
+	dfl.sa_handler = SIG_DFL;
 	for (int sig = 1; sig < _NSIG; sig++)
-		sigaction(sig, &dfl, NULL);   /* EINVAL for SIGKILL/SIGSTOP/RT internals: fine */
+		sigaction(sig, &dfl, NULL);   /* EINVAL for SIGKILL/SIGSTOP and glibc's internals: fine */
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
@@ -218,107 +219,116 @@ static __attribute__((noreturn)) void child_main(const struct child_ctx *c)
 	 * everything else (all of nexusd's sockets and files) closes on exec. */
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (devnull < 0)
-		child_fail(s, "open", "/dev/null", errno);
-	s = lift(s, s);
-	int region = lift(s, c->region_fd), kh = lift(s, c->kick_host_fd), kg = lift(s, c->kick_guest_fd);
-	int logfd = lift(s, c->log_fd), nul = lift(s, devnull);
-	place(s, nul, 0);
-	place(s, logfd, 1);
-	place(s, logfd, 2);
-	place(s, region, 3);
-	place(s, kh, 4);
-	place(s, kg, 5);
-	if (syscall(SYS_close_range, 6u, ~0u, CLOSE_RANGE_CLOEXEC) < 0) {
+		child_fail(c, "open", "/dev/null", errno);
+	int region = lift(c, c->region_fd), kh = lift(c, c->kick_host_fd), kg = lift(c, c->kick_guest_fd);
+	int logfd = lift(c, c->log_fd), nul = lift(c, devnull);
+	place(c, nul, 0);
+	place(c, logfd, 1);
+	place(c, logfd, 2);
+	place(c, region, 3);
+	place(c, kh, 4);
+	place(c, kg, 5);
+	if (syscall(SYS_close_range, 6u, ~0u, CLOSE_RANGE_CLOEXEC) < 0)
 		for (int fd = 6; fd < 65536; fd++)   /* pre-5.11 kernels */
-			if (fd != s)
-				fcntl(fd, F_SETFD, FD_CLOEXEC);
-	}
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
 
 	if (sethostname("nexus-sandbox", 13) < 0)
-		child_fail(s, "sethostname", NULL, errno);
+		child_fail(c, "sethostname", NULL, errno);
 
 	/* Mounts.  Nothing we do here may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		child_fail(s, "make mounts private", "/", errno);
+		child_fail(c, "make mounts private", "/", errno);
 	/* The root: a bind of the rootfs onto itself (pivot_root needs a mount
 	 * point), made read-only only after the mounts inside it are in place. */
 	if (mount(c->root, c->root, NULL, MS_BIND, NULL) < 0)
-		child_fail(s, "mount rootfs", c->root, errno);
+		child_fail(c, "mount rootfs", c->root, errno);
 	if (c->code[0])
-		bind_ro(s, c->code, c->m_task, "mount /var/task from");
+		bind_ro(c, c->code, c->m_task, "mount /var/task from");
 	if (c->runtime[0])
-		bind_ro(s, c->runtime, c->m_opt, "mount /opt/nexus from");
+		bind_ro(c, c->runtime, c->m_opt, "mount /opt/nexus from");
 	if (mount("tmpfs", c->m_tmp, "tmpfs", MS_NOSUID | MS_NODEV, c->tmp_opts) < 0)
-		child_fail(s, "mount tmpfs at /tmp", c->tmp_opts, errno);
+		child_fail(c, "mount tmpfs at /tmp", c->tmp_opts, errno);
 	/* /dev: a tiny tmpfs with the five harmless character devices and the usual
 	 * symlinks, then read-only.  No tty, no ptmx, no block devices. */
 	if (mount("tmpfs", c->m_dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=32,mode=755") < 0)
-		child_fail(s, "mount tmpfs at /dev", NULL, errno);
+		child_fail(c, "mount tmpfs at /dev", NULL, errno);
 	umask(0);
 	for (int i = 0; i < 5; i++) {
 		if (mknod(c->dev_nodes[i], S_IFCHR | 0666, makedev(dev_nodes[i].major, dev_nodes[i].minor)) < 0)
-			child_fail(s, "mknod", c->dev_nodes[i], errno);
+			child_fail(c, "mknod", c->dev_nodes[i], errno);
 		if (symlink(dev_links[i].target, c->dev_links[i]) < 0)
-			child_fail(s, "symlink", c->dev_links[i], errno);
+			child_fail(c, "symlink", c->dev_links[i], errno);
 	}
 	umask(022);
 	if (mount(NULL, c->m_dev, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, "size=64k,nr_inodes=32,mode=755") < 0)
-		child_fail(s, "remount /dev read-only", NULL, errno);
+		child_fail(c, "remount /dev read-only", NULL, errno);
 	/* A /proc of the new pid namespace: the sandbox sees only its own processes. */
 	if (mount("proc", c->m_proc, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-		child_fail(s, "mount /proc", NULL, errno);
+		child_fail(c, "mount /proc", NULL, errno);
 	if (mount(NULL, c->root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
-		child_fail(s, "remount rootfs read-only", c->root, errno);
+		child_fail(c, "remount rootfs read-only", c->root, errno);
 	/* Swap roots and drop the host's tree: after this the host filesystem is
 	 * unreachable (no fd, no cwd, no mount refers to it). */
 	if (chdir(c->root) < 0)
-		child_fail(s, "chdir", c->root, errno);
+		child_fail(c, "chdir", c->root, errno);
 	if (syscall(SYS_pivot_root, ".", ".") < 0)
-		child_fail(s, "pivot_root", c->root, errno);
+		child_fail(c, "pivot_root", c->root, errno);
 	if (umount2(".", MNT_DETACH) < 0)
-		child_fail(s, "detach the old root", NULL, errno);
+		child_fail(c, "detach the old root", NULL, errno);
 	if (chdir("/") < 0)
-		child_fail(s, "chdir", "/", errno);
+		child_fail(c, "chdir", "/", errno);
 
 	/* Network: the new net namespace has only `lo`, left down; nothing to do in
 	 * nexus mode.  (Baseline mode currently shares the host's, see start().) */
 
-	/* The parent has put us into the cgroup; now enter our own user namespace
-	 * (and a cgroup namespace rooted at that cgroup). */
-	child_wait(s, 'C');
-	if (setgroups(0, NULL) < 0)   /* before: afterwards setgroups is denied */
-		child_fail(s, "setgroups", NULL, errno);
-	if (unshare(CLONE_NEWUSER | CLONE_NEWCGROUP) < 0)
-		child_fail(s, "unshare user+cgroup namespaces", NULL, errno);
-	child_send(s, 'U');
-	child_wait(s, 'G');   /* uid_map / gid_map written */
-	if (setresgid(0, 0, 0) < 0)
-		child_fail(s, "setresgid 0 (sandbox gid)", NULL, errno);
-	if (setresuid(0, 0, 0) < 0)
-		child_fail(s, "setresuid 0 (sandbox uid)", NULL, errno);
+	/* Into the cgroup ("0" = the writer), then into our own user namespace and
+	 * a cgroup namespace rooted at that cgroup. */
+	for (int i = 0; i < 3; i++)
+		if (c->cg_fds[i] >= 0 && write(c->cg_fds[i], "0", 1) != 1)
+			child_fail(c, "join the instance's cgroup", NULL, errno);
+	if (syscall(SYS_setgroups, 0, NULL) < 0)   /* before: afterwards setgroups is denied */
+		child_fail(c, "setgroups", NULL, errno);
+	if (setns(c->userns_fd, CLONE_NEWUSER) < 0)
+		child_fail(c, "setns into the sandbox user namespace", NULL, errno);
+	if (unshare(CLONE_NEWCGROUP) < 0)
+		child_fail(c, "unshare cgroup namespace", NULL, errno);
+	/* Raw syscalls: glibc's wrappers would broadcast the change to "all
+	 * threads", i.e. nexusd's. */
+	if (syscall(SYS_setresgid, 0, 0, 0) < 0)
+		child_fail(c, "setresgid 0 (sandbox gid)", NULL, errno);
+	if (syscall(SYS_setresuid, 0, 0, 0) < 0)
+		child_fail(c, "setresuid 0 (sandbox uid)", NULL, errno);
 
 	/* No capabilities, not even in our own user namespace, and exec of a
 	 * root-owned or setuid file cannot give any back. */
 	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
 	          SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED, 0, 0, 0) < 0)
-		child_fail(s, "prctl PR_SET_SECUREBITS", NULL, errno);
+		child_fail(c, "prctl PR_SET_SECUREBITS", NULL, errno);
 	struct __user_cap_header_struct hdr = { .version = _LINUX_CAPABILITY_VERSION_3, .pid = 0 };
 	struct __user_cap_data_struct data[2];
 	memset(data, 0, sizeof data);
 	if (syscall(SYS_capset, &hdr, data) < 0)
-		child_fail(s, "capset (drop all)", NULL, errno);
+		child_fail(c, "capset (drop all)", NULL, errno);
 	/* Die with nexusd (set after the uid change, which would clear it). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		child_fail(s, "prctl PR_SET_PDEATHSIG", NULL, errno);
+		child_fail(c, "prctl PR_SET_PDEATHSIG", NULL, errno);
 	struct rlimit nocore = { 0, 0 };
 	setrlimit(RLIMIT_CORE, &nocore);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		child_fail(s, "prctl PR_SET_NO_NEW_PRIVS", NULL, errno);
+		child_fail(c, "prctl PR_SET_NO_NEW_PRIVS", NULL, errno);
 	/* Last: from here on only the allow-list. */
 	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, c->prog) < 0)
-		child_fail(s, "seccomp", NULL, errno);
+		child_fail(c, "seccomp", NULL, errno);
 	execve(c->argv[0], (char *const *)c->argv, c->envp);
-	child_fail(s, "execve", c->argv[0], errno);
+	child_fail(c, "execve", c->argv[0], errno);
+}
+
+/* The user-namespace helper: exits at once; the namespace outlives it while
+ * it is an unreaped zombie, long enough to write its maps and open it. */
+CHILD static int userns_helper(void *arg)
+{
+	(void)arg;
+	_exit(0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -337,46 +347,6 @@ static int write_proc(pid_t pid, const char *file, const char *text, char *err, 
 	if (e)
 		snprintf(err, errlen, "write %s (\"%.*s\"): %s", path, (int)strcspn(text, "\n"), text, strerror(-e));
 	return e;
-}
-
-/* Wait for the child's next message: a byte in `want`, an error text, or EOF.
- * Returns 1 for the byte, 0 for EOF (only if eof_ok), -errno with err filled. */
-static int parent_wait(int sock, char want, int eof_ok, const char *stage, char *err, size_t errlen)
-{
-	char buf[600];
-	for (;;) {
-		struct pollfd p = { .fd = sock, .events = POLLIN };
-		int r = poll(&p, 1, SETUP_TIMEOUT_MS);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0) {
-			snprintf(err, errlen, "sandbox setup timed out after %d ms (%s)", SETUP_TIMEOUT_MS, stage);
-			return -ETIMEDOUT;
-		}
-		ssize_t n = recv(sock, buf, sizeof buf - 1, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			snprintf(err, errlen, "sandbox sync socket (%s): %s", stage, strerror(e));
-			return -e;
-		}
-		if (n == 0) {
-			if (eof_ok)
-				return 0;
-			snprintf(err, errlen, "sandbox setup process exited without a word (%s)", stage);
-			return -ECHILD;
-		}
-		buf[n] = 0;
-		if (buf[0] == 'E') {
-			snprintf(err, errlen, "%s", buf + 1);
-			return -EPERM;
-		}
-		if (n == 1 && buf[0] == want)
-			return 1;
-		snprintf(err, errlen, "sandbox setup: unexpected message (%s)", stage);
-		return -EPROTO;
-	}
 }
 
 static int resolve(const char *what, const char *path, char *out, char *err, size_t errlen)
@@ -499,12 +469,40 @@ static void sb_destroy(struct nx_sandbox *sb)
 	free(sb);
 }
 
+/* A user namespace mapping its 0 to host uid/gid `uid`, as an fd (see top). */
+static int make_userns(uint32_t uid, char *stack, char *err, size_t errlen)
+{
+	pid_t h = clone(userns_helper, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | CLONE_NEWUSER, NULL);
+	if (h < 0) {
+		int e = errno;
+		snprintf(err, errlen, "create a user namespace (clone CLONE_NEWUSER): %s", strerror(e));
+		return -e;
+	}
+	char map[48], path[64];
+	snprintf(map, sizeof map, "0 %u 1\n", uid);
+	snprintf(path, sizeof path, "/proc/%d/ns/user", (int)h);
+	int fd = -1, rc;
+	if ((rc = write_proc(h, "setgroups", "deny", err, errlen)) == 0 &&
+	    (rc = write_proc(h, "uid_map", map, err, errlen)) == 0 &&
+	    (rc = write_proc(h, "gid_map", map, err, errlen)) == 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+		}
+	}
+	siginfo_t si;
+	while (waitid(P_PID, (id_t)h, &si, WEXITED | __WALL) < 0 && errno == EINTR)
+		;
+	return fd >= 0 ? fd : rc;
+}
+
 static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out, char *err, size_t errlen)
 {
 	static atomic_uint seq;
 	static atomic_int warned;
 	uint64_t t0 = now_ns();
-	int rc, psock = -1;
+	int rc;
 	*out = NULL;
 	err[0] = 0;
 
@@ -513,24 +511,31 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		snprintf(err, errlen, "sandbox spec incomplete (rootfs, absolute argv[0] and all fds are required)");
 		return -EINVAL;
 	}
+	if (spec->memory_mb == 0) {
+		snprintf(err, errlen, "sandbox memory_mb is 0");
+		return -EINVAL;
+	}
 	struct nx_sandbox *sb = calloc(1, sizeof *sb);
 	struct child_ctx *c = calloc(1, sizeof *c);
 	char **env = build_env(spec);
-	if (!sb || !c || !env) {
-		free(sb); free(c); free(env);
+	char *stack = malloc(CHILD_STACK);
+	if (!sb || !c || !env || !stack) {
+		free(sb); free(c); free(env); free(stack);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	sb->pidfd = -1;
 	sb->pid = -1;
 	sb->instance_id = spec->instance_id;
+	c->userns_fd = -1;
+	c->cg_fds[0] = c->cg_fds[1] = c->cg_fds[2] = -1;
 
 	if ((rc = sbp_seccomp_prog(spec->mode, &c->prog, err, errlen)) < 0 ||
 	    (rc = resolve("rootfs", spec->rootfs_dir, c->root, err, errlen)) < 0 ||
 	    (rc = check_rootfs(c->root, err, errlen)) < 0 ||
 	    (rc = resolve("function code", spec->code_dir, c->code, err, errlen)) < 0 ||
 	    (rc = resolve("runtime dir", spec->runtime_dir, c->runtime, err, errlen)) < 0)
-		goto fail;
+		goto out;
 	int jr = join(c->m_task, c->root, "/var/task", "") | join(c->m_opt, c->root, "/opt/nexus", "") |
 	         join(c->m_tmp, c->root, "/tmp", "") | join(c->m_dev, c->root, "/dev", "") |
 	         join(c->m_proc, c->root, "/proc", "");
@@ -540,7 +545,7 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	if (jr) {
 		snprintf(err, errlen, "rootfs path too long: %s", c->root);
 		rc = -ENAMETOOLONG;
-		goto fail;
+		goto out;
 	}
 	uint32_t tmp_mb = spec->memory_mb / 2 > TMP_MIN_MB ? spec->memory_mb / 2 : TMP_MIN_MB;
 	snprintf(c->tmp_opts, sizeof c->tmp_opts, "size=%um,nr_inodes=16384,mode=1777", tmp_mb);
@@ -554,101 +559,71 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	char cgname[64];
 	snprintf(cgname, sizeof cgname, "sb-%llu-%d-%u", (unsigned long long)spec->instance_id,
 	         (int)getpid(), atomic_fetch_add(&seq, 1));
-	if (spec->memory_mb == 0) {
-		snprintf(err, errlen, "sandbox memory_mb is 0");
-		rc = -EINVAL;
-		goto fail;
-	}
-	if ((rc = sbp_cgroup_create(&sb->cg, cgname, spec->memory_mb, err, errlen)) < 0)
-		goto fail;
+	if ((rc = sbp_cgroup_create(&sb->cg, cgname, spec->memory_mb, err, errlen)) < 0 ||
+	    (rc = sbp_cgroup_procs_fds(&sb->cg, c->cg_fds, err, errlen)) < 0)
+		goto out;
 	if (sb->cg.kind == SBP_CG_NONE && !atomic_exchange(&warned, 1)) {
 		char why[256];
 		sbp_cgroup_probe(why, sizeof why);
 		sbp_log(1, "sandbox: %s (process sandboxes run WITHOUT a memory limit)", why);
 	}
-
 	uint64_t t_cg = now_ns();
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		goto fail;
+	uint32_t uid = sandbox_uid(spec->instance_id);
+	if ((c->userns_fd = make_userns(uid, stack, err, errlen)) < 0) {
+		rc = c->userns_fd;
+		goto out;
 	}
-	psock = sv[0];
-	c->sock = sv[1];
+	uint64_t t_ns = now_ns();
 
 	/* Baseline mode (real boto3 over TCP) needs a network.  Until the veth
 	 * hook below exists it shares nexusd's network namespace: host loopback,
 	 * where the local S3 server listens.  Nexus mode never gets one. */
-	uint64_t ns = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
+	int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
 	if (spec->mode != NX_MODE_BASELINE)
-		ns |= CLONE_NEWNET;
-	struct clone_args ca;
-	memset(&ca, 0, sizeof ca);
-	ca.flags = ns | CLONE_PIDFD;
-	ca.pidfd = (uint64_t)(uintptr_t)&sb->pidfd;
-	ca.exit_signal = 0;   /* no SIGCHLD: only our waitid(P_PIDFD) reaps it */
-	long pid = syscall(SYS_clone3, &ca, sizeof ca);
+		flags |= CLONE_NEWNET;
+	/* Exit signal 0: no SIGCHLD, so only our waitid(P_PIDFD) reaps it.  All
+	 * signals blocked across the clone: no nexusd handler may run in the child
+	 * before it has reset them. */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pid_t pid = clone(child_main, stack + CHILD_STACK, flags, c, &sb->pidfd);
+	int clone_errno = errno;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Here the child has exec'd or died (CLONE_VFORK). */
 	if (pid < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "clone3 (new user/pid/mount/ipc/uts/net namespaces): %s", strerror(errno));
-		close(sv[1]);
-		goto fail;
+		rc = -clone_errno;
+		snprintf(err, errlen, "clone (new pid/mount/ipc/uts/net namespaces): %s", strerror(clone_errno));
+		goto out;
 	}
-	if (pid == 0) {
-		close(psock);
-		child_main(c);
+	sb->pid = pid;
+	if (c->failed) {
+		snprintf(err, errlen, "%s", c->err);
+		rc = -EPERM;
+		kill_and_wait(sb);
+		goto out;
 	}
-	sb->pid = (pid_t)pid;
-	close(sv[1]);
-	uint64_t t_clone = now_ns();
+	/* Hook for baseline mode's network (later): the child has exec'd by now, so
+	 * a veth for it must be prepared before the clone (e.g. in a net namespace
+	 * made like the user namespace above, joined with setns in the child). */
 
-	/* Hook for baseline mode's network (later: create a veth pair, move one end
-	 * into the child's net namespace, address it, route to nexusd's side). */
-
-	if ((rc = sbp_cgroup_attach(&sb->cg, sb->pid, err, errlen)) < 0)
-		goto fail_child;
-	if (send(psock, "C", 1, MSG_NOSIGNAL) != 1) {
-		rc = -errno;
-		snprintf(err, errlen, "sandbox setup process died (%s)", strerror(errno));
-		goto fail_child;
-	}
-	if ((rc = parent_wait(psock, 'U', 0, "building the root", err, errlen)) < 0)
-		goto fail_child;
-	uint64_t t_root = now_ns();
-	uint32_t uid = sandbox_uid(spec->instance_id);
-	char map[48];
-	snprintf(map, sizeof map, "0 %u 1\n", uid);
-	if ((rc = write_proc(sb->pid, "setgroups", "deny", err, errlen)) < 0 ||
-	    (rc = write_proc(sb->pid, "uid_map", map, err, errlen)) < 0 ||
-	    (rc = write_proc(sb->pid, "gid_map", map, err, errlen)) < 0)
-		goto fail_child;
-	if (send(psock, "G", 1, MSG_NOSIGNAL) != 1) {
-		rc = -errno;
-		snprintf(err, errlen, "sandbox setup process died (%s)", strerror(errno));
-		goto fail_child;
-	}
-	if ((rc = parent_wait(psock, 0, 1, "exec", err, errlen)) < 0)
-		goto fail_child;
-
-	close(psock);
-	free(env);
-	free(c);
 	sb->start_ns = now_ns() - t0;
-	sbp_log(3, "sandbox %llu: pid %d uid %u, started in %.2f ms (prepare+cgroup %.2f, clone %.2f, root %.2f, "
-	        "uid map+exec %.2f)", (unsigned long long)sb->instance_id, (int)sb->pid, uid, sb->start_ns / 1e6,
-	        (t_cg - t0) / 1e6, (t_clone - t_cg) / 1e6, (t_root - t_clone) / 1e6, (now_ns() - t_root) / 1e6);
+	sbp_log(3, "sandbox %llu: pid %d uid %u, started in %.2f ms (prepare+cgroup %.2f, user ns %.2f, "
+	        "clone..exec %.2f)", (unsigned long long)sb->instance_id, (int)sb->pid, uid, sb->start_ns / 1e6,
+	        (t_cg - t0) / 1e6, (t_ns - t_cg) / 1e6, (now_ns() - t_ns) / 1e6);
 	*out = sb;
-	return 0;
-
-fail_child:
-	kill_and_wait(sb);
-fail:
-	if (psock >= 0)
-		close(psock);
+	rc = 0;
+out:
+	if (c->userns_fd >= 0)
+		close(c->userns_fd);
+	for (int i = 0; i < 3; i++)
+		if (c->cg_fds[i] >= 0)
+			close(c->cg_fds[i]);
 	free(env);
 	free(c);
-	sb_destroy(sb);
+	free(stack);
+	if (rc < 0)
+		sb_destroy(sb);
 	return rc;
 }
 
@@ -748,15 +723,18 @@ static int sb_probe(char *why, size_t whylen)
 		return 0;
 	}
 	/* Can we create every namespace we need?  (Containers often forbid it.) */
-	struct clone_args ca;
-	memset(&ca, 0, sizeof ca);
-	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWCGROUP;
-	long pid = syscall(SYS_clone3, &ca, sizeof ca);
-	if (pid == 0)
-		_exit(0);
+	char *stack = malloc(CHILD_STACK);
+	if (!stack) {
+		snprintf(why, whylen, "out of memory");
+		return 0;
+	}
+	pid_t pid = clone(userns_helper, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | CLONE_NEWPID | CLONE_NEWNS |
+	                  CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWUSER | CLONE_NEWCGROUP, NULL);
+	int e = errno;
+	free(stack);
 	if (pid < 0) {
-		snprintf(why, whylen, "cannot create user/pid/mount/ipc/uts/net/cgroup namespaces (clone3: %s)%s",
-		         strerror(errno), geteuid() ? "; nexusd must run as root for the process sandbox" : "");
+		snprintf(why, whylen, "cannot create user/pid/mount/ipc/uts/net/cgroup namespaces (clone: %s)%s",
+		         strerror(e), geteuid() ? "; nexusd must run as root for the process sandbox" : "");
 		return 0;
 	}
 	siginfo_t si;

@@ -202,18 +202,22 @@ fail:
 	return e;
 }
 
-int sbp_cgroup_attach(const struct sbp_cgroup *cg, pid_t pid, char *err, size_t errlen)
+int sbp_cgroup_procs_fds(const struct sbp_cgroup *cg, int fds[3], char *err, size_t errlen)
 {
-	char p[24];
-	snprintf(p, sizeof p, "%d", (int)pid);
 	const char *dirs[3] = { cg->mem, cg->cpu, cg->pids };
 	for (int i = 0; i < 3; i++) {
+		fds[i] = -1;
 		if (!dirs[i][0])
 			continue;
-		int e = write_file(dirs[i], "cgroup.procs", p);
-		if (e < 0) {
-			snprintf(err, errlen, "cgroup attach pid %s to %s: %s", p, dirs[i], strerror(-e));
-			return e;
+		char path[200];
+		snprintf(path, sizeof path, "%s/cgroup.procs", dirs[i]);
+		if ((fds[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
+			int e = errno;
+			snprintf(err, errlen, "open %s: %s", path, strerror(e));
+			for (int j = 0; j < i; j++)
+				if (fds[j] >= 0)
+					close(fds[j]);
+			return -e;
 		}
 	}
 	return 0;

@@ -35,8 +35,9 @@ enum sbp_cg_kind sbp_cgroup_probe(char *desc, size_t desclen);
  * limit.  0 or -errno with err filled. */
 int  sbp_cgroup_create(struct sbp_cgroup *cg, const char *name, uint32_t memory_mb,
                        char *err, size_t errlen);
-/* Move pid into it (every hierarchy). */
-int  sbp_cgroup_attach(const struct sbp_cgroup *cg, pid_t pid, char *err, size_t errlen);
+/* Open (O_WRONLY, close-on-exec) the cgroup.procs file of every hierarchy of
+ * the instance's cgroup, -1 where there is none: the child joins by writing "0". */
+int  sbp_cgroup_procs_fds(const struct sbp_cgroup *cg, int fds[3], char *err, size_t errlen);
 /* CPU time (ns), current memory charge (bytes) and OOM kills so far; fields the
  * cgroup cannot tell are left as the caller set them.  -ENOENT without a cgroup. */
 int  sbp_cgroup_usage(const struct sbp_cgroup *cg, uint64_t *cpu_ns, uint64_t *mem_bytes,
