@@ -22,7 +22,7 @@
 #include <unistd.h>
 #include <linux/magic.h>
 
-#define CG_ROOT       "/sys/fs/cgroup"
+#define CG_ROOT       "/sys/fs/cgroup"   /* NEXUS_CGROUP_ROOT overrides (tests, odd layouts) */
 #define CG_GROUP      "nexus"
 /* Tasks (processes + threads) per instance: enough for thread pools and a few
  * subprocesses, small enough that a fork bomb stops at once. */
@@ -32,11 +32,11 @@ static pthread_once_t probe_once = PTHREAD_ONCE_INIT;
 static enum sbp_cg_kind probe_kind;
 static char probe_desc[256];
 /* v1 base directories ("" = controller unavailable); v2 uses base_mem. */
-static char base_mem[96], base_cpu[96], base_pids[96];
+static char base_mem[160], base_cpu[160], base_pids[160];
 
 static int write_file(const char *dir, const char *file, const char *val)
 {
-	char path[256];
+	char path[320];
 	snprintf(path, sizeof path, "%s/%s", dir, file);
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -49,7 +49,7 @@ static int write_file(const char *dir, const char *file, const char *val)
 
 static int read_file(const char *dir, const char *file, char *buf, size_t cap)
 {
-	char path[256];
+	char path[320];
 	snprintf(path, sizeof path, "%s/%s", dir, file);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -81,24 +81,27 @@ static int make_base(const char *hier, char *out, size_t cap)
 
 static void probe(void)
 {
-	char buf[512];
+	char buf[512], hier[128];
 	int e;
+	const char *root = getenv("NEXUS_CGROUP_ROOT");
+	if (!root || !*root || strlen(root) > 64)
+		root = CG_ROOT;
 
 	/* Unified hierarchy with the memory controller available at the root. */
-	if (is_fs(CG_ROOT, CGROUP2_SUPER_MAGIC)) {
-		if (read_file(CG_ROOT, "cgroup.controllers", buf, sizeof buf) < 0 || !strstr(buf, "memory")) {
+	if (is_fs(root, CGROUP2_SUPER_MAGIC)) {
+		if (read_file(root, "cgroup.controllers", buf, sizeof buf) < 0 || !strstr(buf, "memory")) {
 			snprintf(probe_desc, sizeof probe_desc,
-			         "WARNING: cgroup v2 at " CG_ROOT " has no memory controller: memory limits NOT enforced");
+			         "WARNING: cgroup v2 at %s has no memory controller: memory limits NOT enforced", root);
 			return;
 		}
 		/* Processes may sit in the root, so enabling controllers there is allowed;
 		 * "nexus" itself holds no process, only the instance groups. */
-		write_file(CG_ROOT, "cgroup.subtree_control", "+memory");
-		write_file(CG_ROOT, "cgroup.subtree_control", "+pids");
-		if ((e = make_base(CG_ROOT, base_mem, sizeof base_mem)) < 0 ||
+		write_file(root, "cgroup.subtree_control", "+memory");
+		write_file(root, "cgroup.subtree_control", "+pids");
+		if ((e = make_base(root, base_mem, sizeof base_mem)) < 0 ||
 		    (e = write_file(base_mem, "cgroup.subtree_control", "+memory")) < 0) {
 			snprintf(probe_desc, sizeof probe_desc,
-			         "WARNING: cannot set up " CG_ROOT "/" CG_GROUP " (%s): memory limits NOT enforced", strerror(-e));
+			         "WARNING: cannot set up %s/" CG_GROUP " (%s): memory limits NOT enforced", root, strerror(-e));
 			base_mem[0] = 0;
 			return;
 		}
@@ -109,24 +112,26 @@ static void probe(void)
 	}
 
 	/* v1: one hierarchy per controller; the memory one is what matters. */
-	if (!is_fs(CG_ROOT "/memory", CGROUP_SUPER_MAGIC)) {
+	snprintf(hier, sizeof hier, "%s/memory", root);
+	if (!is_fs(hier, CGROUP_SUPER_MAGIC)) {
 		snprintf(probe_desc, sizeof probe_desc,
-		         "WARNING: no memory cgroup (neither cgroup v2 with memory at " CG_ROOT
-		         " nor v1 at " CG_ROOT "/memory): memory limits NOT enforced");
+		         "WARNING: no memory cgroup (neither cgroup v2 with memory at %s nor v1 at %s/memory): "
+		         "memory limits NOT enforced", root, root);
 		return;
 	}
-	if ((e = make_base(CG_ROOT "/memory", base_mem, sizeof base_mem)) < 0) {
+	if ((e = make_base(hier, base_mem, sizeof base_mem)) < 0) {
 		snprintf(probe_desc, sizeof probe_desc,
-		         "WARNING: cannot create " CG_ROOT "/memory/" CG_GROUP " (%s): memory limits NOT enforced",
-		         strerror(-e));
+		         "WARNING: cannot create %s/" CG_GROUP " (%s): memory limits NOT enforced", hier, strerror(-e));
 		return;
 	}
 	/* Hierarchical accounting, so the nexus group's usage covers every instance. */
 	write_file(base_mem, "memory.use_hierarchy", "1");
-	if (is_fs(CG_ROOT "/cpuacct", CGROUP_SUPER_MAGIC))
-		make_base(CG_ROOT "/cpuacct", base_cpu, sizeof base_cpu);
-	if (is_fs(CG_ROOT "/pids", CGROUP_SUPER_MAGIC))
-		make_base(CG_ROOT "/pids", base_pids, sizeof base_pids);
+	snprintf(hier, sizeof hier, "%s/cpuacct", root);
+	if (is_fs(hier, CGROUP_SUPER_MAGIC))
+		make_base(hier, base_cpu, sizeof base_cpu);
+	snprintf(hier, sizeof hier, "%s/pids", root);
+	if (is_fs(hier, CGROUP_SUPER_MAGIC))
+		make_base(hier, base_pids, sizeof base_pids);
 	probe_kind = SBP_CG_V1;
 	snprintf(probe_desc, sizeof probe_desc, "memory cgroup v1 at %s%s%s", base_mem,
 	         base_cpu[0] ? ", cpuacct" : " (no cpuacct: CPU usage from /proc)",
@@ -209,7 +214,7 @@ int sbp_cgroup_procs_fds(const struct sbp_cgroup *cg, int fds[3], char *err, siz
 		fds[i] = -1;
 		if (!dirs[i][0])
 			continue;
-		char path[200];
+		char path[320];
 		snprintf(path, sizeof path, "%s/cgroup.procs", dirs[i]);
 		if ((fds[i] = open(path, O_WRONLY | O_CLOEXEC)) < 0) {
 			int e = errno;

@@ -25,7 +25,7 @@ enum sbp_cg_kind { SBP_CG_NONE = 0, SBP_CG_V1 = 1, SBP_CG_V2 = 2 };
  * directory.  All empty = the instance runs without a cgroup. */
 struct sbp_cgroup {
 	enum sbp_cg_kind kind;
-	char mem[160], cpu[160], pids[160];   /* v2: only mem is used */
+	char mem[240], cpu[240], pids[240];   /* v2: only mem is used */
 };
 
 /* Which cgroup setup is usable (decided once, cached).  desc gets a one-line

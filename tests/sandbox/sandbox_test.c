@@ -534,6 +534,43 @@ static int t_cgroup_cleanup(void)
 	return 1;
 }
 
+/* Without a usable memory cgroup the driver must still start sandboxes, and say
+ * loudly (probe and a one-time warning) that memory is not limited.  Checked in
+ * a fresh process whose NEXUS_CGROUP_ROOT is an empty directory. */
+static int child_no_cgroup(void)
+{
+	char why[512];
+	int ok = drv->probe(why, sizeof why);
+	printf("probe %d: %s\n", ok, why);
+	fflush(stdout);
+	struct run r = { .argv = SH("echo started-without-cgroup") };
+	if (do_run(&r) != 0) {
+		printf("start failed: %s\n", r.err);
+		return 1;
+	}
+	printf("%s; log: %s", status_str(&r), r.log);
+	return 0;
+}
+
+static int t_no_cgroup(void)
+{
+	char dir[] = "/tmp/nexus-sbtest-nocg-XXXXXX", cmd[8192], out[4096];
+	CHECK(mkdtemp(dir), "mkdtemp");
+	snprintf(cmd, sizeof cmd, "NEXUS_CGROUP_ROOT=%s /proc/%d/exe --rootfs '%s' --code '%s' --results /nonexistent "
+	         "--child-no-cgroup 2>&1", dir, (int)getpid(), rootfs, code_dir);
+	FILE *p = popen(cmd, "r");
+	size_t n = p ? fread(out, 1, sizeof out - 1, p) : 0;
+	int rc = p ? pclose(p) : -1;
+	rmdir(dir);
+	out[n] = 0;
+	say("%s", out);
+	CHECK(rc == 0, "child run failed (%d)", rc);
+	CHECK(has(out, "probe 1: ") && has(out, "memory limits NOT enforced"), "probe does not say it: %s", out);
+	CHECK(has(out, "WITHOUT a memory limit"), "no loud warning at start: %s", out);
+	CHECK(has(out, "exit 0; log: started-without-cgroup"), "did not start without a cgroup: %s", out);
+	return 1;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -571,12 +608,13 @@ static const struct { const char *name; int (*fn)(void); } tests[] = {
 	{ "kill", t_kill },
 	{ "errors say what failed", t_errors },
 	{ "cgroups removed", t_cgroup_cleanup },
+	{ "no cgroup: runs, warns loudly", t_no_cgroup },
 	{ "start time", t_start_time },
 };
 
 int main(int argc, char **argv)
 {
-	for (int i = 1; i + 1 < argc; i += 2) {
+	for (int i = 1; i + 1 < argc; i++) {
 		if (!strcmp(argv[i], "--rootfs")) rootfs = argv[i + 1];
 		else if (!strcmp(argv[i], "--code")) code_dir = argv[i + 1];
 		else if (!strcmp(argv[i], "--results")) results_dir = argv[i + 1];
@@ -598,6 +636,14 @@ int main(int argc, char **argv)
 		real_runtime = realpath(real_runtime, rt_abs);
 	if (functions_dir)
 		functions_dir = realpath(functions_dir, fn_abs);
+	for (int i = 1; i < argc; i++)
+		if (!strcmp(argv[i], "--child-no-cgroup")) {
+			if (mkdtemp(runtime_dir))
+				chmod(runtime_dir, 0755);
+			int rc = child_no_cgroup();
+			rmdir(runtime_dir);
+			return rc;
+		}
 	say("test-sandbox: process sandbox driver, rootfs %s\n", rootfs);
 
 	char why[512];
