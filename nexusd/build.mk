@@ -15,3 +15,10 @@ $(BIN)/nexusd: $(NEXUSD_OBJS)
 nexusd: $(BIN)/nexusd
 
 ALL_TARGETS += $(BIN)/nexusd
+
+# nexusd's own tests: the daemon started directly (tests/test_nexusd.py).
+TEST_TARGETS += test-nexusd
+.PHONY: test-nexusd
+test-nexusd: $(BIN)/nexusd
+	cd nexusd/tests && BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider test_nexusd.py; \
+	  rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc

@@ -60,6 +60,7 @@ struct nxd_instance {
 	uint64_t invocations;
 	uint64_t mem_bytes, mem_ts;         /* cached memory sample (inst_mem) */
 	bool ready_once, cold_pending, stop_requested;
+	bool init_timed_out;                /* stopped because READY never came */
 	/* Launch (driver->start on the launcher thread). */
 	const struct nx_sandbox_driver *driver;
 	struct nx_sandbox_spec spec;
@@ -392,7 +393,8 @@ static void on_exit_fd(void *arg, uint32_t events)
 		nxd_debug("instance %" PRIu64 " (%s) exited: %s", in->id, p->name, how);
 	inst_unlive(in);
 	in->state = IST_STOPPING;
-	if (was_starting && !shutting_down && !p->deleted) {
+	/* Stopped on purpose before READY (update, delete, shutdown) is no failure. */
+	if (was_starting && (!in->stop_requested || in->init_timed_out) && !shutting_down && !p->deleted) {
 		/* It never became ready: the function cannot start (import-time crash,
 		 * missing runtime, init timeout).  Fail the request it was started for. */
 		char why[256];
@@ -420,6 +422,7 @@ static void on_init_timeout(void *arg)
 {
 	struct nxd_instance *in = arg;
 	in->timer = NULL;
+	in->init_timed_out = true;
 	inst_stop(in, "not ready within %u s of starting", INIT_TIMEOUT_MS / 1000);
 }
 

@@ -1,0 +1,247 @@
+"""nexusd on its own: started directly (no CLI, no S3 server), talked to over HTTP.
+
+Covers what the integration suite does not: code package safety, persistence across
+a restart, throttling, scale to zero, Event invocations, configuration updates,
+status/logs/metrics shapes, and a clean SIGTERM.  Functions need the guest rootfs
+and runtime; without them those tests are skipped with the reason.
+"""
+import base64
+import io
+import json
+import os
+import signal
+import stat
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import zipfile
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("BUILD", "build")
+NEXUSD = os.path.join(ROOT, BUILD, "bin", "nexusd")
+RUNTIME = os.path.join(ROOT, BUILD, "runtime")
+ROOTFS = os.path.join(ROOT, BUILD, "rootfs")
+HAVE_GUEST = os.path.isfile(os.path.join(ROOTFS, "usr/bin/python3")) and \
+    os.path.isfile(os.path.join(RUNTIME, "python/bootstrap.py"))
+needs_guest = pytest.mark.skipif(not HAVE_GUEST, reason=f"no guest rootfs/runtime ({ROOTFS}, {RUNTIME}): "
+                                 "run `make rootfs runtime`")
+
+
+class Daemon:
+    def __init__(self, state, *extra):
+        self.state = state
+        self.log = open(os.path.join(state, "nexusd.log"), "ab")
+        args = [NEXUSD, "--listen", "127.0.0.1:0", "--state-dir", os.path.join(state, "st"),
+                "--runtime-dir", RUNTIME, "--rootfs", ROOTFS, *extra]
+        self.p = subprocess.Popen(args, stdout=self.log, stderr=subprocess.PIPE,
+                                  env=dict(os.environ, AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="y",
+                                           AWS_ENDPOINT_URL="http://127.0.0.1:9"))
+        self.url = None
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            line = self.p.stderr.readline().decode()
+            if not line:
+                break
+            self.log.write(line.encode())
+            if "nexusd: ready on " in line:
+                self.url = line.split("ready on ", 1)[1].strip()
+                break
+        assert self.url, "nexusd did not become ready"
+        # keep draining stderr into the log file
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self):
+        for line in self.p.stderr:
+            self.log.write(line)
+            self.log.flush()
+
+    def req(self, method, path, body=None, headers=None):
+        data = body if isinstance(body, (bytes, type(None))) else json.dumps(body).encode()
+        r = urllib.request.Request(self.url + path, data=data, method=method, headers=headers or {})
+        try:
+            with urllib.request.urlopen(r, timeout=60) as resp:
+                return resp.status, dict(resp.headers), resp.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        rc = self.p.wait(20)
+        self.log.close()
+        return rc
+
+
+@pytest.fixture
+def state():
+    d = tempfile.mkdtemp(prefix="nexusd-test-")
+    yield d
+    text = open(os.path.join(d, "nexusd.log"), errors="replace").read() if os.path.exists(
+        os.path.join(d, "nexusd.log")) else ""
+    assert "AddressSanitizer" not in text and "runtime error:" not in text, text[-3000:]
+    subprocess.run(["rm", "-rf", d])
+
+
+@pytest.fixture
+def nd(state):
+    d = Daemon(state, "--keep-alive", "600", "--max-instances", "2", "--queue-depth", "1")
+    yield d
+    if d.p.poll() is None:
+        d.stop()
+
+
+def zip_of(files, symlink=None):
+    b = io.BytesIO()
+    with zipfile.ZipFile(b, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+        if symlink:
+            info = zipfile.ZipInfo(symlink[0])
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            z.writestr(info, symlink[1])
+    return base64.b64encode(b.getvalue()).decode()
+
+
+def create(d, name, code, **kw):
+    body = {"FunctionName": name, "Runtime": "python3.11", "Role": "r", "Handler": "app.handler",
+            "Code": {"ZipFile": zip_of({"app.py": code})}, **kw}
+    return d.req("POST", "/2015-03-31/functions", body)
+
+
+def invoke(d, name, payload=b"{}", headers=None):
+    return d.req("POST", f"/2015-03-31/functions/{name}/invocations", payload, headers)
+
+
+def test_zip_slip_and_symlinks_are_rejected(nd):
+    for files, link in (({"../evil.py": "x"}, None), ({"/abs.py": "x"}, None), ({"a\\b.py": "x"}, None),
+                        ({"app.py": "x"}, ("link", "/etc/passwd"))):
+        st, h, body = nd.req("POST", "/2015-03-31/functions", {
+            "FunctionName": "bad", "Runtime": "python3.11", "Role": "r", "Handler": "app.handler",
+            "Code": {"ZipFile": zip_of(files, link)}})
+        assert st == 400, body
+        assert h["x-amzn-ErrorType"] == "InvalidParameterValueException"
+    assert not os.path.exists(os.path.join(nd.state, "evil.py"))
+    assert os.listdir(os.path.join(nd.state, "st", "code")) == []   # nothing left behind
+    st, _, body = nd.req("POST", "/2015-03-31/functions", {
+        "FunctionName": "bad", "Handler": "app.handler", "Role": "r", "Code": {"ZipFile": "!!notbase64"}})
+    assert st == 400
+    st, _, _ = nd.req("POST", "/2015-03-31/functions", {
+        "FunctionName": "bad", "Handler": "app.handler", "Role": "r", "Code": {"ZipFile": zip_of({"a": "b"})},
+        "Tags": {"nexus:sandbox": "nonesuch"}})
+    assert st == 400
+    st, _, _ = nd.req("POST", "/2015-03-31/functions", {
+        "FunctionName": "../x", "Handler": "app.handler", "Code": {"ZipFile": zip_of({"a": "b"})}})
+    assert st == 400
+
+
+def test_unknown_route_and_function(nd):
+    st, h, body = nd.req("GET", "/nope")
+    assert st == 404 and "x-amzn-RequestId" in h
+    st, h, body = invoke(nd, "ghost")
+    assert st == 404 and h["x-amzn-ErrorType"] == "ResourceNotFoundException"
+    assert json.loads(body)["Type"] == "User"
+
+
+@needs_guest
+def test_functions_survive_a_restart(state):
+    d = Daemon(state)
+    assert create(d, "keep", "def handler(e, c):\n    return 'kept'\n", MemorySize=256)[0] == 201
+    assert d.stop() == 0
+    d = Daemon(state)
+    try:
+        st, _, body = d.req("GET", "/2015-03-31/functions/keep")
+        assert st == 200 and json.loads(body)["Configuration"]["MemorySize"] == 256
+        st, _, body = invoke(d, "keep")
+        assert (st, json.loads(body)) == (200, "kept")
+    finally:
+        assert d.stop() == 0
+
+
+@needs_guest
+def test_throttling_beyond_instances_and_queue(nd):
+    # max 2 instances, queue depth 1: of 6 concurrent slow requests some must get 429.
+    create(nd, "slow", "import time\ndef handler(e, c):\n    time.sleep(1.5)\n    return 1\n", Timeout=10)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(invoke(nd, "slow"))) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    codes = sorted(r[0] for r in results)
+    assert codes.count(200) >= 3 and 429 in codes, codes
+    for st, h, body in results:
+        if st == 429:
+            assert h["x-amzn-ErrorType"] == "TooManyRequestsException"
+
+
+@needs_guest
+def test_scale_to_zero(state):
+    d = Daemon(state, "--keep-alive", "1")
+    try:
+        create(d, "brief", "def handler(e, c):\n    return 2\n")
+        assert invoke(d, "brief")[0] == 200
+        st = json.loads(d.req("GET", "/nexus/v1/status")[2])
+        assert [i["state"] for i in st["instances"]] == ["idle"] and st["instances"][0]["pid"] > 0
+        time.sleep(3)
+        st = json.loads(d.req("GET", "/nexus/v1/status")[2])
+        assert st["instances"] == []
+        assert invoke(d, "brief")[0] == 200    # cold again
+        metrics = d.req("GET", "/metrics")[2].decode()
+        assert "nexus_cold_starts_total 2" in metrics
+    finally:
+        d.stop()
+
+
+@needs_guest
+def test_event_update_config_logs_and_metrics(nd):
+    create(nd, "ev", "import os\ndef handler(e, c):\n    print('seen', e, os.environ.get('COLOR'))\n    return 3\n")
+    st, _, _ = invoke(nd, "ev", b'{"k": 1}', {"X-Amz-Invocation-Type": "Event"})
+    assert st == 202
+    st, _, _ = invoke(nd, "ev", b'{}', {"X-Amz-Invocation-Type": "DryRun"})
+    assert st == 204
+    st, _, body = nd.req("PUT", "/2015-03-31/functions/ev/configuration",
+                         {"Environment": {"Variables": {"COLOR": "blue"}}, "Timeout": 7})
+    assert st == 200 and json.loads(body)["Timeout"] == 7
+    st, _, body = invoke(nd, "ev", b'{"k": 2}')
+    assert (st, body) == (200, b"3")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        logs = nd.req("GET", "/nexus/v1/functions/ev/logs")[2].decode()
+        if "seen {'k': 1}" in logs and "seen {'k': 2} blue" in logs:
+            break
+        time.sleep(0.2)
+    # The Event may run before or after the update reached its instance.
+    assert ("seen {'k': 1} None" in logs or "seen {'k': 1} blue" in logs) and "seen {'k': 2} blue" in logs, logs
+    assert logs.count("START RequestId") == 2 and logs.count("REPORT RequestId") == 2
+    tail = nd.req("GET", "/nexus/v1/functions/ev/logs?tail=1")[2].decode()
+    assert tail.startswith("REPORT RequestId") and tail.count("\n") <= 1
+    metrics = nd.req("GET", "/metrics")[2].decode()
+    assert 'nexus_invocations_total{function="ev",result="success"} 2' in metrics
+    assert 'nexus_invocation_duration_seconds_count{function="ev"} 2' in metrics
+    st, _, _ = nd.req("DELETE", "/2015-03-31/functions/ev")
+    assert st == 204
+    assert nd.req("GET", "/2015-03-31/functions/ev")[0] == 404
+
+
+@needs_guest
+def test_sigterm_answers_running_invocations(nd):
+    create(nd, "long", "import time\ndef handler(e, c):\n    time.sleep(20)\n", Timeout=30)
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=invoke(nd, "long")))
+    t.start()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        st = json.loads(nd.req("GET", "/nexus/v1/status")[2])
+        if any(i["state"] == "busy" for i in st["instances"]):
+            break
+        time.sleep(0.1)
+    t0 = time.time()
+    assert nd.stop() == 0
+    t.join(10)
+    assert time.time() - t0 < 10
+    st, h, body = out["r"]
+    assert st >= 500 and "shutting down" in body.decode()
