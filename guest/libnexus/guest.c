@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@ struct nx_guest {
 	uint64_t host_off, host_size;
 	uint64_t generation;
 	uint64_t spin_ns;
+	bool spin_yield;
 
 	pthread_mutex_t lock;        /* tx ring, arena, pending list, invq */
 	pthread_cond_t cv;           /* the poller finished a round */
@@ -119,6 +121,8 @@ static int attach(struct nx_guest **out, struct nx_transport *tp)
 	const char *s = getenv("NEXUS_SPIN_US");
 	if (s && *s)
 		g->spin_ns = strtoull(s, NULL, 10) * 1000u;
+	s = getenv("NEXUS_SPIN_YIELD");
+	g->spin_yield = !s || strcmp(s, "0") != 0;
 	g->next_tag = 1;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cv, NULL);
@@ -246,8 +250,15 @@ static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
 		r = 0;
 		if (n)
 			break;
-		if ((i & 63) != 63 || now_ns() < spin_until) {
+		if ((i & 63) != 63) {
 			cpu_relax();
+			continue;
+		}
+		if (now_ns() < spin_until) {
+			/* On an oversubscribed machine the host thread we wait for may
+			 * need this very CPU: offer it now and then. */
+			if (g->spin_yield)
+				sched_yield();
 			continue;
 		}
 		if (!nx_ring_prepare_sleep(g->rx))

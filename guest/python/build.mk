@@ -24,7 +24,7 @@ ALL_TARGETS += runtime
 # ------------------------------------------------------------------ tests
 NEXUS_TEST_RESULTS ?= $(CURDIR)/$(BUILD)/test-results
 GUEST_TEST_BIN := $(BIN)/test-libnexus
-GUEST_TEST_OBJS := $(patsubst %.c,$(OBJ)/%.o,$(wildcard guest/libnexus/tests/*.c)) \
+GUEST_TEST_OBJS := $(OBJ)/guest/libnexus/tests/test_libnexus.o $(OBJ)/guest/libnexus/tests/fakehost.o \
                    $(patsubst %.c,$(OBJ)/%.o,$(filter-out common/%,$(LIBNEXUS_SRCS))) \
                    $(patsubst %.c,$(OBJ)/guest-common/%.o,$(filter common/%,$(LIBNEXUS_SRCS)))
 
@@ -40,7 +40,8 @@ $(GUEST_TEST_BIN): $(GUEST_TEST_OBJS)
 .PHONY: test-guest
 test-guest: runtime $(GUEST_TEST_BIN)
 	@mkdir -p $(NEXUS_TEST_RESULTS)
-	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) BUILD=$(BUILD) guest/python/tests/run.sh $(GUEST_TEST_BIN)
+	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) BUILD=$(BUILD) guest/python/tests/run.sh $(GUEST_TEST_BIN) \
+	  $(GUEST_REALHOST) $(GUEST_NOPBENCH)
 TEST_TARGETS += test-guest
 
 # The C fake host as a shared library, so the Python tests can measure the
@@ -50,3 +51,16 @@ $(GUEST_FAKEHOST_SO): guest/libnexus/tests/fakehost.c guest/libnexus/tests/fakeh
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -shared -o $@ guest/libnexus/tests/fakehost.c common/ring.c common/arena.c common/tlv.c -pthread
 test-guest: $(GUEST_FAKEHOST_SO)
+
+# realhost: the runtime against nexusd's real channel server (chan.c + loop.c)
+# with an in-memory S3, and a C null-round-trip client for it.
+GUEST_REALHOST := $(BIN)/guest-realhost
+GUEST_NOPBENCH := $(BIN)/guest-nopbench
+$(GUEST_REALHOST): $(OBJ)/guest/libnexus/tests/realhost.o $(OBJ)/guest/libnexus/tests/realhost_s3.o \
+                   $(OBJ)/nexusd/chan.o $(OBJ)/nexusd/loop.o $(OBJ)/common/ring.o $(OBJ)/common/arena.o $(OBJ)/common/tlv.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -ljansson -pthread
+$(GUEST_NOPBENCH): $(OBJ)/guest/libnexus/tests/nopbench.o $(LIBNEXUS_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< -L$(BUILD)/runtime/lib -lnexus -Wl,-rpath,'$$ORIGIN/../runtime/lib' -pthread
+test-guest: $(GUEST_REALHOST) $(GUEST_NOPBENCH)

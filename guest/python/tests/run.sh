@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # test-guest: the guest runtime's own tests.
 #   1. the libnexus C test (against the C fake host), incl. the C null round trip
-#   2. pytest: the boto3 shim, the runtime (bootstrap.py in a child process),
+#   2. against nexusd's real channel server (guest-realhost): null round trips
+#      from C and Python, the runtime serving S3-using, failing and no-op handlers
+#   3. pytest: the boto3 shim, the runtime (bootstrap.py in a child process),
 #      the examples, and the Python null round trip
 # Writes $NEXUS_TEST_RESULTS/test-guest.counts (passed/failed/skipped + skip reasons).
 set -u
 cd "$(dirname "$0")/../../.."
-c_test=${1:?usage: run.sh path/to/test-libnexus}
+c_test=${1:?usage: run.sh path/to/test-libnexus path/to/guest-realhost path/to/guest-nopbench}
+realhost=${2:?}
+nopbench=${3:?}
+runtime=${BUILD:-build}/runtime
 results=${NEXUS_TEST_RESULTS:-build/test-results}
 mkdir -p "$results"
 counts="$results/test-guest.counts"
@@ -21,12 +26,34 @@ if [ -z "${c_pass:-}" ]; then c_pass=0; c_fail=1; echo "!! the C test printed no
 grep '^bench:' "$c_out" >> "$results/guest-bench.txt"
 rm -f "$c_out"
 
+echo "--- against nexusd's real channel server (nexusd/chan.c + loop.c, in-memory S3)"
+rh_pass=0; rh_fail=0; rh_reasons=()
+check() {   # check NAME CMD...: one test; its "bench:" lines go to guest-bench.txt
+  local name=$1; shift
+  local out; out=$(mktemp)
+  if timeout 300 "$@" > "$out" 2>&1; then
+    rh_pass=$((rh_pass+1)); echo "ok   $name"
+  else
+    rh_fail=$((rh_fail+1)); echo "FAIL $name"; sed 's/^/    /' "$out" | tail -20
+  fi
+  grep '^bench:' "$out" | tee -a "$results/guest-bench.txt" | sed 's/^/    /'
+  rm -f "$out"
+}
+check "C null round trips" "$realhost" -- "$nopbench" 20000
+check "Python null round trips" "$realhost" -- /usr/bin/python3 guest/python/tests/nopbench.py "$runtime" 10000
+check "runtime: S3 through the shim, 100 invocations" env NEXUS_TASK_ROOT=guest/python/tests/apps/s3roundtrip \
+  "$realhost" --invoke 100 --buckets test-bucket --expect all-good --label "S3 put+get+range+head+copy+list+delete of 100 KB" -- /usr/bin/python3 -u "$runtime/python/bootstrap.py"
+check "runtime: handler error" env NEXUS_TASK_ROOT=guest/python/tests/apps/raises \
+  "$realhost" --invoke 3 --expect-error --expect '"errorType": "RuntimeError"' -- /usr/bin/python3 -u "$runtime/python/bootstrap.py"
+check "runtime: warm no-op invocations" env NEXUS_TASK_ROOT=guest/python/tests/apps/noop \
+  "$realhost" --invoke 3000 --expect null --label "no-op handler" -- /usr/bin/python3 -u "$runtime/python/bootstrap.py"
+
 echo "--- pytest guest/python/tests"
 junit="$results/test-guest.junit.xml"
 /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider --junitxml="$junit" guest/python/tests
 py_rc=$?
 
-/usr/bin/python3 - "$junit" "$c_pass" "$c_fail" "$c_rc" "$py_rc" > "$counts" <<'PY'
+/usr/bin/python3 - "$junit" "$((c_pass+rh_pass))" "$((c_fail+rh_fail))" "$c_rc" "$py_rc" > "$counts" <<'PY'
 import sys, xml.etree.ElementTree as ET
 junit, c_pass, c_fail, c_rc, py_rc = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 passed, failed, skipped, reasons = c_pass, c_fail, 0, []

@@ -106,6 +106,20 @@ def handler(e, c):
     assert status == OK and "/shim/boto3/" in out["boto3"] and out["real"] == []
 
 
+def test_cold_start_imports_stay_small(runtime):
+    """The runtime itself must not drag in logging/traceback for a handler
+    that does not use them (they cost cold-start time)."""
+    rt = runtime("import sys\ndef handler(e, c):\n    return sorted(m for m in ('logging', 'traceback', 'email') if m in sys.modules)\n")
+    assert rt.invoke({}) == (OK, [])
+
+
+def test_logging_configured_when_imported_late(runtime):
+    rt = runtime("def handler(e, c):\n    import logging\n    logging.getLogger('x').error('late-%s', e['k'])\n    return 1\n")
+    assert rt.invoke({"k": 5}) == (OK, 1)
+    time.sleep(0.2)
+    assert "[ERROR]" in rt.output() and "late-5" in rt.output()
+
+
 def test_baseline_mode_uses_real_boto3(runtime):
     pytest.importorskip("boto3", reason="python3-boto3 is not installed on this machine")
     rt = runtime("import boto3\ndef handler(e, c):\n    return boto3.__file__\n", mode="baseline")

@@ -280,7 +280,8 @@ class S3Client:
             (nx.ARG_DELIMITER, kw.get("Delimiter") or None),
             (nx.ARG_CONT_TOKEN, kw.get("ContinuationToken") or None),
             (nx.ARG_START_AFTER, kw.get("StartAfter") or None),
-            (nx.ARG_MAX_KEYS, int(kw["MaxKeys"]) if kw.get("MaxKeys") is not None else None)))
+            # S3 caps MaxKeys at 1000 rather than refusing more; nexusd refuses.
+            (nx.ARG_MAX_KEYS, max(0, min(int(kw["MaxKeys"]), 1000)) if kw.get("MaxKeys") is not None else None)))
         if rep.status != nx.S_OK:
             _raise_for("ListObjectsV2", rep)
         m = rep.meta

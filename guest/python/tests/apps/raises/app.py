@@ -1,0 +1,2 @@
+def handler(event, context):
+    raise RuntimeError("raised on purpose: " + str(event.get("n")))
