@@ -35,6 +35,7 @@
 #include "../../../nexusd/s3.h"
 
 struct nx_s3 *realhost_s3_new(struct nx_loop *loop);
+void realhost_s3_destroy(struct nx_s3 *s);
 
 struct state {
 	struct nx_loop *loop;
@@ -199,6 +200,8 @@ int main(int argc, char **argv)
 	nx_loop_del_fd(s.loop, pidfd);
 	close(pidfd);
 	nx_chan_destroy(s.chan);
+	realhost_s3_destroy(s3);
+	nx_loop_destroy(s.loop);
 
 	int rc = 0;
 	if (s.todo) {

@@ -46,6 +46,16 @@ struct nx_s3 *realhost_s3_new(struct nx_loop *loop)
 	return s;
 }
 
+void realhost_s3_destroy(struct nx_s3 *s)
+{
+	while (s->objs) {
+		struct object *o = s->objs;
+		s->objs = o->next;
+		free(o->bucket), free(o->key), free(o->ctype), free(o->data), free(o);
+	}
+	free(s);
+}
+
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static struct object *find(struct nx_s3 *s, const char *b, const char *k)
