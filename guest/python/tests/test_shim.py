@@ -308,3 +308,34 @@ def test_object_larger_than_guest_arena_is_a_clear_error(host):
     s3 = boto3.client("s3")
     with pytest.raises(channel.ChannelError, match="guest arena"):
         s3.put_object(Bucket=B, Key="huge", Body=b"\0" * (64 << 20))
+
+
+def test_body_works_with_common_stream_consumers(host):
+    """Idioms user code applies to get_object()["Body"] with real boto3."""
+    import codecs
+    import csv
+    import gzip
+    import json as _json
+    import zipfile
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=B, Key="d.json", Body=b'{"a": [1, 2]}')
+    assert _json.load(s3.get_object(Bucket=B, Key="d.json")["Body"]) == {"a": [1, 2]}
+    s3.put_object(Bucket=B, Key="t.csv", Body="x,y\n1,é\n".encode())
+    rows = list(csv.reader(codecs.getreader("utf-8")(s3.get_object(Bucket=B, Key="t.csv")["Body"])))
+    assert rows == [["x", "y"], ["1", "é"]]
+    text = io.TextIOWrapper(s3.get_object(Bucket=B, Key="t.csv")["Body"], encoding="utf-8")
+    assert text.readline() == "x,y\n" and text.read() == "1,é\n"
+    s3.put_object(Bucket=B, Key="g.gz", Body=gzip.compress(b"zipped " * 1000))
+    with gzip.GzipFile(fileobj=s3.get_object(Bucket=B, Key="g.gz")["Body"]) as g:
+        assert g.read() == b"zipped " * 1000
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("inner.txt", "inside")
+    s3.put_object(Bucket=B, Key="z.zip", Body=buf.getvalue())
+    with zipfile.ZipFile(s3.get_object(Bucket=B, Key="z.zip")["Body"]) as z:
+        assert z.read("inner.txt") == b"inside"
+    body = s3.get_object(Bucket=B, Key="t.csv")["Body"]
+    assert body.readline() == b"x,y\n" and body.readlines() == [b"1,\xc3\xa9\n"]
+    import hashlib
+    assert hashlib.md5(s3.get_object(Bucket=B, Key="d.json")["Body"].memoryview()).hexdigest() == \
+        hashlib.md5(b'{"a": [1, 2]}').hexdigest()
