@@ -490,7 +490,7 @@ static void handle_s3(struct nx_chan *c, const struct nx_desc *d)
 		reject(c, d, NX_S_INVALID, "malformed request arguments");
 		return;
 	}
-	struct req_strs *s = calloc(1, sizeof(*s));
+	struct req_strs *s = malloc(sizeof(*s));   /* fields are read only once set */
 	if (!s) {
 		complete_plain(c, d->opcode, d->tag, NX_S_NO_SPACE);
 		return;
@@ -898,6 +898,38 @@ static void chan_free(struct nx_chan *c)
 	free(c);
 }
 
+static void cancel_all(struct nx_chan *c)
+{
+	/* Cancel transfers first: after nx_s3_cancel libcurl never touches a
+	 * GET sink in the region again, so unmapping afterwards is safe. */
+	while (c->ops_list) {
+		struct op *o = c->ops_list;
+		op_unlink(c, o);
+		if (o->x)
+			nx_s3_cancel(c->s3, o->x);
+		op_free(o);
+	}
+}
+
+void nx_chan_reset(struct nx_chan *c)
+{
+	cancel_all(c);
+	if (c->timer) {
+		nx_timer_cancel(c->loop, c->timer);
+		c->timer = NULL;
+	}
+	c->bl_head = c->bl_len = 0;
+	c->n_inv = 0;
+	c->stalled = c->broken = false;
+	c->invalid_streak = 0;
+	nx_arena_reset(c->host_arena);
+	nx_ring_init(c->to_host);
+	nx_ring_init(c->to_guest);
+	__atomic_store_n(&c->to_host->consumer_sleeping, 1, __ATOMIC_SEQ_CST);
+	if (!c->fd_watched && nx_loop_add_fd(c->loop, c->kick_host, EPOLLIN, on_kick, c) == 0)
+		c->fd_watched = true;
+}
+
 void nx_chan_destroy(struct nx_chan *c)
 {
 	if (!c || c->dead)
@@ -911,15 +943,7 @@ void nx_chan_destroy(struct nx_chan *c)
 		nx_loop_del_fd(c->loop, c->kick_host);
 		c->fd_watched = false;
 	}
-	/* Cancel transfers first: after nx_s3_cancel libcurl never touches a
-	 * GET sink in the region again, so unmapping below is safe. */
-	while (c->ops_list) {
-		struct op *o = c->ops_list;
-		op_unlink(c, o);
-		if (o->x)
-			nx_s3_cancel(c->s3, o->x);
-		op_free(o);
-	}
+	cancel_all(c);
 	if (!c->busy)
 		chan_free(c);
 }

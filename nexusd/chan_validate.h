@@ -44,6 +44,12 @@ const struct nx_chan_layout *nx_chan_get_layout(const struct nx_chan *c);
 /* Bytes given back to the system with FALLOC_FL_PUNCH_HOLE so far. */
 uint64_t nx_chan_punched_bytes(const struct nx_chan *c);
 
+/* Back to the state right after nx_chan_new (in-flight storage cancelled,
+ * queues and host arena emptied, rings zeroed, violation state cleared),
+ * keeping the mapping: the fuzzer reuses one channel, since munmap is
+ * expensive here.  Not for channels a guest still maps. */
+void nx_chan_reset(struct nx_chan *c);
+
 /* Thresholds (documented in chan.c). */
 #define NX_CHAN_INVALID_STREAK  64    /* invalid descriptors in a row -> violation */
 #define NX_CHAN_MAX_OUTSTANDING 256   /* in-flight ops + queued completions */

@@ -18,9 +18,10 @@ static struct nx_s3_xfer handles[FAKE_S3_MAX];
 
 void fake_s3_reset(void)
 {
-	for (int i = 0; i < fake_s3_ncalls; i++)
+	for (int i = 0; i < fake_s3_ncalls; i++) {
 		free(fake_s3_calls[i].body_copy);
-	memset(fake_s3_calls, 0, sizeof(fake_s3_calls));
+		memset(&fake_s3_calls[i], 0, sizeof(fake_s3_calls[i]));
+	}
 	fake_s3_ncalls = 0;
 	fake_s3_sync = false;
 	fake_s3_status = NX_S_OK;

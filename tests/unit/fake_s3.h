@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include "nexusd/s3.h"
 
-#define FAKE_S3_MAX 1024
+#define FAKE_S3_MAX 512
 
 struct fake_call {
 	enum nx_s3_op op;

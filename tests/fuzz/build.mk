@@ -1,0 +1,34 @@
+# libFuzzer targets (clang): the TLV parser and the channel's whole to-host
+# drain path.  `make test-fuzz` builds them and runs each briefly from the
+# checked-in seed corpus (tests/fuzz/corpus/); docs/fuzzing.md says how to
+# run them long.  Built with ASan+UBSan regardless of SAN.
+
+FUZZ_CC     ?= clang
+FUZZ_DIR    := $(BUILD)/fuzz
+FUZZ_SECS   ?= 12
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -I. -I/usr/include/libxml2 \
+               -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_COMMON := common/ring.c common/arena.c common/tlv.c
+
+FUZZ_TLV_SRCS   := tests/fuzz/fuzz_tlv.c common/tlv.c
+FUZZ_DRAIN_SRCS := tests/fuzz/fuzz_drain.c nexusd/chan.c tests/unit/fake_s3.c tests/unit/mini_loop.c $(FUZZ_COMMON)
+
+$(FUZZ_DIR)/fuzz_tlv: $(FUZZ_TLV_SRCS) common/tlv.h include/nexus/channel.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_TLV_SRCS)
+
+$(FUZZ_DIR)/fuzz_drain: $(FUZZ_DRAIN_SRCS) nexusd/chan.h nexusd/chan_validate.h nexusd/s3.h tests/unit/fake_s3.h \
+                        common/ring.h common/arena.h common/tlv.h include/nexus/channel.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_DRAIN_SRCS) -ljansson -lpthread
+
+FUZZ_TARGETS := $(FUZZ_DIR)/fuzz_tlv $(FUZZ_DIR)/fuzz_drain
+TEST_TARGETS += test-fuzz
+
+.PHONY: test-fuzz fuzz-build
+fuzz-build: $(FUZZ_TARGETS)
+
+# Skipped (with the reason) when clang cannot build libFuzzer targets here.
+test-fuzz:
+	@NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) FUZZ_DIR=$(FUZZ_DIR) FUZZ_SECS=$(FUZZ_SECS) \
+	  FUZZ_CC=$(FUZZ_CC) MAKE="$(MAKE)" tests/fuzz/run-fuzz.sh fuzz_tlv fuzz_drain

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libFuzzer target: everything nexusd reads from a region.  A fresh channel
+ * (nexusd/chan.c) gets fuzzer bytes as its to-host ring indices, descriptors
+ * and guest-arena contents; the drain must survive anything without memory
+ * errors (ASan/UBSan), leaks, or breaking its own accounting.  Storage is a
+ * fake that completes at once (tests/unit/fake_s3.c).  After the first drain
+ * the target plays an honest guest: consumes the completions, releases every
+ * host buffer it was handed, and drains again — so the release path sees real
+ * and forged offsets alike.
+ *
+ * Input: u32 head, u32 tail, u8 ndesc, u8 flags, ndesc * 64 descriptor
+ * bytes, then bytes for the start of the guest arena.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/ring.h"
+#include "nexusd/chan.h"
+#include "nexusd/chan_validate.h"
+#include "nexusd/loop.h"
+#include "tests/unit/fake_s3.h"
+
+static int violations;
+static void v_ready(void *o, const char *rt) { (void)o; (void)rt; }
+static void v_done(void *o, uint64_t id, int st, const void *p, size_t n)
+{
+	(void)o; (void)id; (void)st;
+	volatile uint8_t x = 0;
+	for (size_t i = 0; i < n; i++)   /* touch the whole payload copy */
+		x ^= ((const uint8_t *)p)[i];
+}
+static void v_violation(void *o, const char *why) { (void)o; (void)why; violations++; }
+static const struct nx_chan_ops OPS = { v_ready, v_done, v_violation };
+static const char *const BUCKETS[] = { "allowed", NULL };
+static struct nx_loop *L;
+
+static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char body[] = "fuzzed object body";
+	if (size < 10)
+		return 0;
+	if (!L)
+		L = nx_loop_new();
+	fake_s3_reset();
+	fake_s3_sync = true;
+	uint8_t flags = data[9];
+	fake_s3_status = (flags & 1) ? NX_S_STORAGE_ERROR : NX_S_OK;
+	fake_s3_get_body = body;
+	fake_s3_get_len = (flags & 2) ? 0 : sizeof(body) - 1;
+	violations = 0;
+
+	/* One channel for the whole run (munmap is slow here), reset per input. */
+	static struct nx_chan *c;
+	if (!c) {
+		struct nx_chan_config cfg = { .region_size = NX_REGION_MIN, .buckets = BUCKETS,
+		                              .ready_meta_json = "{\"function_name\":\"fz\"}" };
+		c = nx_chan_new(L, (struct nx_s3 *)1, &cfg, &OPS, NULL);
+		if (!c)
+			abort();
+	}
+	nx_chan_reset(c);
+	uint8_t *R = nx_chan_region(c);
+	const struct nx_chan_layout *lay = nx_chan_get_layout(c);
+	struct nx_ring *th = (struct nx_ring *)(R + NX_TO_HOST_RING_OFF);
+	struct nx_ring *tg = (struct nx_ring *)(R + NX_TO_GUEST_RING_OFF);
+
+	/* An invocation in flight so INVOKE_DONE with tag 1 is meaningful. */
+	nx_chan_invoke(c, 1, "{\"e\":1}", 7, "{}");
+	struct nx_desc inv;
+	int have_inv = nx_ring_pop(tg, &inv) == 0;
+
+	uint32_t head = rd32(data), tail = rd32(data + 4);
+	size_t ndesc = data[8], pos = 10;
+	th->tail = tail;
+	for (size_t i = 0; i < ndesc && pos + sizeof(struct nx_desc) <= size; i++, pos += sizeof(struct nx_desc))
+		memcpy(&th->desc[(tail + i) & (NX_RING_ENTRIES - 1)], data + pos, sizeof(struct nx_desc));
+	size_t rest = size - pos;
+	if (rest > lay->guest_size)
+		rest = lay->guest_size;
+	memcpy(R + lay->guest_off, data + pos, rest);
+	__atomic_store_n(&th->head, head, __ATOMIC_RELEASE);
+
+	nx_chan_drain(c);
+
+	/* Honest guest: take completions and give back every host buffer they
+	 * carried (and the invocation's), draining until nothing new comes. */
+	if (have_inv) {
+		for (int k = 0; k < 2; k++) {
+			struct nx_desc rel = { .opcode = NX_OP_RELEASE, .buf = { { inv.buf[k].off, 0 } } };
+			if (inv.buf[k].len)
+				nx_ring_push(th, &rel);
+		}
+	}
+	struct nx_desc d;
+	for (int round = 0; round < 16; round++) {
+		nx_chan_drain(c);
+		int got = 0;
+		while (nx_ring_pop(tg, &d) == 0) {
+			got++;
+			for (int k = 0; k < 3; k++) {
+				if (!d.buf[k].len)
+					continue;
+				if (d.buf[k].off < lay->host_off || d.buf[k].off - lay->host_off >= lay->host_size ||
+				    d.buf[k].len > lay->host_size - (d.buf[k].off - lay->host_off))
+					abort();   /* the host handed out a buffer outside its arena */
+				struct nx_desc rel = { .opcode = NX_OP_RELEASE, .buf = { { d.buf[k].off, 0 } } };
+				while (nx_ring_push(th, &rel) == -EAGAIN)
+					nx_chan_drain(c);
+			}
+		}
+		if (!got && nx_ring_pending(th) == 0)
+			break;
+	}
+	/* Unless the guest was cut off for a violation, every buffer the host
+	 * handed out came back: forged releases freed nothing they should not
+	 * have, and nothing leaked in the host arena. */
+	struct nx_chan_stats st;
+	nx_chan_stats(c, &st);
+	if (!violations && nx_ring_pending(th) == 0 && st.host_arena_used != 0)
+		abort();
+	nx_chan_reset(c);
+	fake_s3_reset();   /* free this input's allocations within the input */
+	return 0;
+}
