@@ -312,8 +312,12 @@ CHILD static int child_main(void *arg)
 	/* Die with nexusd (set after the uid change, which would clear it). */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		child_fail(c, "prctl PR_SET_PDEATHSIG", NULL, errno);
-	struct rlimit nocore = { 0, 0 };
+	/* No core files; Lambda's 1024 open files; at most 512 tasks for this
+	 * instance's uid (the pids cgroup says the same, this also holds without it). */
+	struct rlimit nocore = { 0, 0 }, files = { 1024, 1024 }, tasks = { 512, 512 };
 	setrlimit(RLIMIT_CORE, &nocore);
+	setrlimit(RLIMIT_NOFILE, &files);
+	setrlimit(RLIMIT_NPROC, &tasks);
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail(c, "prctl PR_SET_NO_NEW_PRIVS", NULL, errno);
 	/* Last: from here on only the allow-list. */

@@ -58,7 +58,7 @@ for p in "${includes[@]}"; do args+=(--dpkgopt="path-include=$p"); done
 args+=(--customize-hook="sh '$here/customize.sh' \"\$1\"")
 
 say "building the guest root filesystem: Debian $SUITE $VARIANT + $PACKAGES"
-say "into $dir (recipe $key); this downloads ~60 MB and takes 1-3 minutes ..."
+say "into $dir (recipe $key); this downloads ~60 MB and takes 1-5 minutes (mmdebstrap shows its progress) ..."
 start=$(date +%s)
 # stdin from /dev/null: mmdebstrap would otherwise read extra sources from a non-tty stdin.
 if ! mmdebstrap "${args[@]}" "$SUITE" "$tmp" "${sources[@]}" </dev/null; then

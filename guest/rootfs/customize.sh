@@ -23,5 +23,13 @@ rm -rf "$root/var/cache/apt/"* "$root/var/lib/apt/lists/"* "$root/var/cache/debc
        "$root/var/log/"*.log "$root/var/log/apt/"* "$root/var/cache/ldconfig/aux-cache"
 mkdir -p "$root/var/lib/apt/lists/partial" "$root/var/cache/apt/archives/partial"
 
+# Host-independent network files: mmdebstrap copies the build host's resolv.conf
+# and hostname in.  Sandboxes in nexus mode have no network; baseline mode talks to
+# local endpoints (an IP, or "localhost" via /etc/hosts).
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
+echo nexus-sandbox > "$root/etc/hostname"
+: > "$root/etc/resolv.conf"
+rm -f "$root/var/log/btmp" "$root/var/log/wtmp" "$root/var/log/lastlog" "$root/var/log/faillog"
+
 # Something to tell which recipe a tree came from, from inside a sandbox.
 echo "nexus guest rootfs, recipe ${NEXUS_ROOTFS_KEY:-unknown}" > "$root/etc/nexus-rootfs"

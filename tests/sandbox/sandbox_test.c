@@ -287,7 +287,8 @@ static int t_uid_mapping(void)
 {
 	struct run r;
 	CHECK(sh_ok(&r, "cat /proc/self/uid_map /proc/self/gid_map; id -u; grep -E '^(Cap(Eff|Prm|Bnd)|NoNewPrivs|Seccomp):' /proc/self/status; "
-	                "cat /proc/self/setgroups; ls -ln /etc/passwd | awk '{print \"owner\", $3}'"),
+	                "cat /proc/self/setgroups; ls -ln /etc/passwd | awk '{print \"owner\", $3}'; "
+	                "grep -E '^Max (open files|processes|core file size)' /proc/self/limits | tr -s ' '"),
 	      "script failed");
 	CHECK(has(r.log, "0 1600000"), "uid_map does not map 0 to a high host uid: %s", r.log);
 	CHECK(has(r.log, "\n0\n"), "not uid 0 inside: %s", r.log);
@@ -296,6 +297,8 @@ static int t_uid_mapping(void)
 	CHECK(has(r.log, "NoNewPrivs:\t1") && has(r.log, "Seccomp:\t2"), "no_new_privs/seccomp not set: %s", r.log);
 	CHECK(has(r.log, "deny"), "setgroups not denied: %s", r.log);
 	CHECK(has(r.log, "owner 65534"), "host root's files should show as nobody: %s", r.log);
+	CHECK(has(r.log, "Max core file size 0 0 ") && has(r.log, "Max processes 512 512 ") &&
+	      has(r.log, "Max open files 1024 1024 "), "rlimits (core, tasks, files) not set: %s", r.log);
 	/* From the host: the process runs as the high uid, not as root. */
 	memset(&r, 0, sizeof r);
 	r.argv = SH("sleep 10");
