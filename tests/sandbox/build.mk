@@ -9,8 +9,11 @@ $(BIN)/sandbox-test: $(SANDBOX_TEST_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ -lseccomp -lpthread
 
 .PHONY: test-sandbox
-test-sandbox: $(BIN)/sandbox-test rootfs
+# The rootfs is built first if needed; if that is impossible here (not root, no
+# network) sandbox-test still runs and reports every check as skipped, with the reason.
+test-sandbox: $(BIN)/sandbox-test
 	@mkdir -p $${NEXUS_TEST_RESULTS:-$(BUILD)/test-results}
+	@$(MAKE) --no-print-directory rootfs || echo "test-sandbox: WARNING: 'make rootfs' failed (above); checks needing it are skipped"
 	$(BIN)/sandbox-test --rootfs $(BUILD)/rootfs --code tests/sandbox/code \
 	    --runtime $(BUILD)/runtime --functions functions \
 	    --results $${NEXUS_TEST_RESULTS:-$(BUILD)/test-results}

@@ -33,7 +33,7 @@ static const struct nx_sandbox_driver *drv = &nx_sandbox_process;
 static const char *rootfs, *code_dir, *results_dir, *real_runtime, *functions_dir;
 static char runtime_dir[] = "/tmp/nexus-sbtest-runtime-XXXXXX";
 static int passed, failed, skipped;
-static char skips[16][600];
+static char skips[32][600];
 static uint64_t next_id = 1;
 
 static void say(const char *fmt, ...)
@@ -50,7 +50,7 @@ static void say(const char *fmt, ...)
 static void skip(const char *name, const char *why)
 {
 	say("SKIP %-34s %s\n", name, why);
-	if (skipped < 16)
+	if (skipped < 32)
 		snprintf(skips[skipped], sizeof skips[0], "test-sandbox %s: %s", name, why);
 	skipped++;
 }
@@ -701,7 +701,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	fprintf(f, "passed=%d failed=%d skipped=%d\n", passed, failed, skipped);
-	for (int i = 0; i < skipped && i < 16; i++)
+	for (int i = 0; i < skipped && i < 32; i++)
 		fprintf(f, "skip: %s\n", skips[i]);
 	fclose(f);
 	say("test-sandbox: passed=%d failed=%d skipped=%d\n", passed, failed, skipped);
