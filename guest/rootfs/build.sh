@@ -24,6 +24,9 @@ export NEXUS_ROOTFS_KEY=$key
 
 link_tree() {
   mkdir -p "$(dirname "$link")"
+  if [ -d "$link" ] && [ ! -L "$link" ]; then
+    die "$link is a real directory, not the symlink this script maintains: move it away and re-run"
+  fi
   ln -sfn "$dir" "$link"
   say "$link -> $dir"
 }
