@@ -38,14 +38,24 @@ test-unit: $(UNIT_PROGS)
 # The S3 client against a local s3rver (started by the test itself; skipped
 # loudly when node or scripts/s3/node_modules are missing).
 S3_TEST := $(UNIT_BIN)/test_s3
-$(S3_TEST): $(OBJ)/tests/unit/test_s3.o $(OBJ)/tests/unit/mini_loop.o \
+$(S3_TEST): $(OBJ)/tests/unit/test_s3.o $(OBJ)/tests/unit/s3rver.o $(OBJ)/tests/unit/mini_loop.o \
             $(OBJ)/nexusd/s3.o $(OBJ)/nexusd/s3_sign.o $(OBJ)/nexusd/s3_xml.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -pthread -lcurl -ljansson -lxml2 -lcrypto
 
-ALL_TARGETS  += $(S3_TEST)
+# The channel end to end: nexusd's chan.c + s3.c against the guest's real
+# libnexus.so (built by guest/libnexus/build.mk) and the same s3rver.
+CHAN_E2E_TEST := $(UNIT_BIN)/test_chan_e2e
+$(CHAN_E2E_TEST): $(OBJ)/tests/unit/test_chan_e2e.o $(OBJ)/tests/unit/s3rver.o $(OBJ)/tests/unit/mini_loop.o \
+                  $(OBJ)/nexusd/chan.o $(OBJ)/nexusd/s3.o $(OBJ)/nexusd/s3_sign.o $(OBJ)/nexusd/s3_xml.o \
+                  $(UNIT_COMMON) $(LIBNEXUS_SO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBNEXUS_SO) -Wl,-rpath,$(abspath $(dir $(LIBNEXUS_SO))) \
+	    -lcmocka -pthread -lcurl -ljansson -lxml2 -lcrypto
+
+ALL_TARGETS  += $(S3_TEST) $(CHAN_E2E_TEST)
 TEST_TARGETS += test-s3
 
 .PHONY: test-s3
-test-s3: $(S3_TEST)
-	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) tests/unit/run-cmocka.sh test-s3 $(S3_TEST)
+test-s3: $(S3_TEST) $(CHAN_E2E_TEST)
+	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) tests/unit/run-cmocka.sh test-s3 $(S3_TEST) $(CHAN_E2E_TEST)
