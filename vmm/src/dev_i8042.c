@@ -16,10 +16,12 @@ static void i8042_read(void *dev, uint64_t off, void *data, unsigned len)
     *(uint8_t *)data = 0;
 }
 
-static void i8042_write(void *dev, uint64_t off, const void *data, unsigned len)
+/* Writes to the data port (0x60) are accepted and ignored. */
+static void i8042_command(void *dev, uint64_t off, const void *data, unsigned len)
 {
     struct vmm *vm = dev;
-    if (len == 1 && off == I8042_COMMAND - I8042_DATA && *(const uint8_t *)data == I8042_CMD_RESET) {
+    (void)off;
+    if (len == 1 && *(const uint8_t *)data == I8042_CMD_RESET) {
         if (vm->guest_panicked)
             vmm_request_exit(vm, VMM_EXIT_GUEST_PANIC, "guest kernel panicked (then reset via i8042)");
         else
@@ -27,12 +29,13 @@ static void i8042_write(void *dev, uint64_t off, const void *data, unsigned len)
     }
 }
 
-static const struct io_ops i8042_ops = { i8042_read, i8042_write };
+static const struct io_ops i8042_data_ops = { i8042_read, NULL };
+static const struct io_ops i8042_cmd_ops = { i8042_read, i8042_command };
 
 int i8042_register(struct vmm *vm)
 {
-    /* 0x60..0x64; 0x61 (PIT channel 2 gate / speaker) is KVM's PIT's, so register two ranges. */
-    if (io_bus_register(&vm->pio, I8042_DATA, 1, &i8042_ops, vm, "i8042-data") < 0)
+    /* Two one-port ranges: 0x61 between them is the PIT's speaker gate (in KVM). */
+    if (io_bus_register(&vm->pio, I8042_DATA, 1, &i8042_data_ops, vm, "i8042-data") < 0)
         return -1;
-    return io_bus_register(&vm->pio, I8042_COMMAND, 1, &i8042_ops, vm, "i8042-cmd");
+    return io_bus_register(&vm->pio, I8042_COMMAND, 1, &i8042_cmd_ops, vm, "i8042-cmd");
 }

@@ -8,6 +8,7 @@
  * while serving the control socket, kicks the vCPUs out and exits with the code. */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <linux/kvm.h>
 #include <poll.h>
 #include <signal.h>
@@ -376,6 +377,9 @@ int main(int argc, char **argv)
             return VMM_EXIT_SETUP;
         }
     }
+    /* jansson seeds its hash function from /dev/urandom on first use: do it now,
+     * while open() is still allowed. */
+    json_object_seed(0);
     int r = seccomp_filter_install(vm->cfg.seccomp);
     if (r < 0) {
         vmm_log("seccomp: %s", strerror(-r));

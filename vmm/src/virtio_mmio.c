@@ -193,6 +193,7 @@ static void reg_write(struct virtio_mmio *t, uint64_t off, uint32_t v)
 static void mmio_read(void *dev, uint64_t off, void *data, unsigned len)
 {
     struct virtio_mmio *t = dev;
+    memset(data, 0, len);   /* anything we do not answer reads as zero */
     pthread_mutex_lock(&t->lock);
     if (off >= VIRTIO_MMIO_CONFIG) {
         uint64_t c = off - VIRTIO_MMIO_CONFIG;

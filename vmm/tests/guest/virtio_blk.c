@@ -142,7 +142,7 @@ static int blk_req(struct vdev *d, uint32_t type, uint64_t sector, void *data, u
     }
     rings.desc[n] = (struct desc){ (uint64_t)&req_status, 1, 2, 0 };
     post(d, 0);
-    for (uint64_t spin = 0; rings.used.idx == d->used_seen; spin++)
+    for (uint64_t spin = 0; *(volatile uint16_t *)&rings.used.idx == d->used_seen; spin++)
         CHECK(spin < 100000000ULL, "request timed out");
     barrier();
     CHECK(rings.used.ring[d->used_seen % QN].id == 0, "used id");
