@@ -46,7 +46,7 @@ static void notify(void (*fn)(void *), struct nxd_function *f)
 		nxd_fn_unref(f);
 }
 
-enum MHD_Result nxd_api_create(struct MHD_Connection *c, struct nxd_req *r)
+static enum MHD_Result create_work(struct MHD_Connection *c, struct nxd_req *r)
 {
 	struct nxd_error e = {0};
 	json_t *req = parse_body(r, &e);
@@ -59,6 +59,12 @@ enum MHD_Result nxd_api_create(struct MHD_Connection *c, struct nxd_req *r)
 	json_t *cfg = nxd_fn_config_json(f);
 	notify(nxd_im_fn_updated, f); /* a stale pool of an earlier namesake retires */
 	return nxd_reply_json(c, r, 201, cfg);
+}
+
+/* Unzipping and writing code is slow: off the loop thread. */
+enum MHD_Result nxd_api_create(struct MHD_Connection *c, struct nxd_req *r)
+{
+	return nxd_offload(c, r, create_work);
 }
 
 static struct nxd_function *lookup(struct nxd_req *r)
@@ -157,9 +163,14 @@ static enum MHD_Result update(struct MHD_Connection *c, struct nxd_req *r,
 	return nxd_reply_json(c, r, 200, cfg);
 }
 
-enum MHD_Result nxd_api_update_code(struct MHD_Connection *c, struct nxd_req *r)
+static enum MHD_Result update_code_work(struct MHD_Connection *c, struct nxd_req *r)
 {
 	return update(c, r, nxd_fn_update_code);
+}
+
+enum MHD_Result nxd_api_update_code(struct MHD_Connection *c, struct nxd_req *r)
+{
+	return nxd_offload(c, r, update_code_work);
 }
 
 enum MHD_Result nxd_api_update_config(struct MHD_Connection *c, struct nxd_req *r)

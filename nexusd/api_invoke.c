@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "registry.h"
 
+/* Build (and queue, or store for a deferred request) the invocation's answer. */
 static enum MHD_Result reply_result(struct MHD_Connection *c, struct nxd_req *r, struct nxd_invocation *inv)
 {
 	const char *msg = inv->body ? inv->body : "internal error";
@@ -33,9 +34,7 @@ static enum MHD_Result reply_result(struct MHD_Connection *c, struct nxd_req *r,
 		MHD_add_response_header(resp, "X-Amz-Executed-Version", "$LATEST");
 		if (inv->result != NXD_INV_OK)
 			MHD_add_response_header(resp, "X-Amz-Function-Error", "Unhandled");
-		enum MHD_Result ret = MHD_queue_response(c, 200, resp);
-		MHD_destroy_response(resp);
-		return ret;
+		return nxd_reply_raw(c, r, 200, resp);
 	}
 	case NXD_INV_THROTTLED:
 		return nxd_reply_error(c, r, 429, "TooManyRequestsException", "%s", msg);
@@ -45,6 +44,17 @@ static enum MHD_Result reply_result(struct MHD_Connection *c, struct nxd_req *r,
 	default:
 		return nxd_reply_error(c, r, 500, "ServiceException", "%s", msg);
 	}
+}
+
+/* Loop thread: the invocation finished; answer and wake the connection. */
+static void invoke_done(struct nxd_invocation *inv)
+{
+	struct nxd_req *r = inv->ctx;
+	reply_result(r->conn, r, inv);
+	nxd_fn_unref(inv->fn);
+	nxd_inv_fini(inv);
+	free(inv);
+	nxd_req_resume(r);
 }
 
 enum MHD_Result nxd_api_invoke(struct MHD_Connection *c, struct nxd_req *r)
@@ -108,21 +118,30 @@ enum MHD_Result nxd_api_invoke(struct MHD_Connection *c, struct nxd_req *r)
 		return nxd_reply_error(c, r, 400, "InvalidParameterValueException",
 		                       "InvocationType must be RequestResponse, Event or DryRun");
 	}
-	struct nxd_invocation inv;
-	nxd_inv_init(&inv);
-	inv.fn = fn;
-	memcpy(inv.request_id, r->request_id, sizeof inv.request_id);
-	inv.event = r->body;
-	inv.event_len = r->len;
-	inv.t_recv_ns = nx_now_ns();
-	enum MHD_Result ret;
-	if (nx_loop_post(nxd_loop, nxd_im_invoke, &inv) < 0) {
-		ret = nxd_reply_error(c, r, 503, "ServiceException", "nexusd is shutting down");
-	} else {
-		nxd_inv_wait(&inv);
-		ret = reply_result(c, r, &inv);
+	struct nxd_invocation *inv = malloc(sizeof *inv);
+	if (!inv) {
+		nxd_fn_unref(fn);
+		return nxd_reply_error(c, r, 500, "ServiceException", "out of memory");
 	}
-	nxd_fn_unref(fn);
-	nxd_inv_fini(&inv);
-	return ret;
+	nxd_inv_init(inv);
+	inv->fn = fn;
+	memcpy(inv->request_id, r->request_id, sizeof inv->request_id);
+	inv->event = r->body;
+	inv->event_len = r->len;
+	inv->t_recv_ns = nx_now_ns();
+	inv->on_done = invoke_done;
+	inv->ctx = r;
+	/* From here the reply is stored in r and sent when it exists; the
+	 * instance manager may finish it right away (429, start failure). */
+	r->deferred = true;
+	nxd_im_invoke(inv);
+	if (r->pending) {
+		enum MHD_Result ret = MHD_queue_response(c, r->pending_status, r->pending);
+		MHD_destroy_response(r->pending);
+		r->pending = NULL;
+		return ret;
+	}
+	r->suspended = true;
+	MHD_suspend_connection(c);
+	return MHD_YES;
 }

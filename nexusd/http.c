@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,9 @@
 struct nx_loop *nxd_loop;
 volatile int nxd_stopping;
 static struct MHD_Daemon *daemon_;
+static int mhd_epfd = -1;
+static struct nx_timer *mhd_timer;
+static void on_mhd_ready(void *arg, uint32_t ev);
 
 #define SMALL_BODY  (1u << 20)
 #define CODE_BODY   (NXD_ZIP_MAX / 3 * 4 + (1u << 20))  /* base64 zip + JSON */
@@ -76,6 +81,21 @@ static bool match(const struct route *rt, const char *method, const char *url, c
 
 /* ----------------------------------------------------------- responses */
 
+/* Queue resp now, or keep it for later when the request is deferred. */
+static enum MHD_Result finish(struct MHD_Connection *c, struct nxd_req *r, unsigned status, struct MHD_Response *resp)
+{
+	if (r->deferred) {
+		if (r->pending)
+			MHD_destroy_response(r->pending);
+		r->pending = resp;
+		r->pending_status = status;
+		return MHD_YES;
+	}
+	enum MHD_Result ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 enum MHD_Result nxd_reply(struct MHD_Connection *c, struct nxd_req *r, unsigned status, const char *ctype, char *body,
                           size_t len)
 {
@@ -89,9 +109,7 @@ enum MHD_Result nxd_reply(struct MHD_Connection *c, struct nxd_req *r, unsigned 
 	if (ctype)
 		MHD_add_response_header(resp, "Content-Type", ctype);
 	MHD_add_response_header(resp, "x-amzn-RequestId", r->request_id);
-	enum MHD_Result ret = MHD_queue_response(c, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return finish(c, r, status, resp);
 }
 
 enum MHD_Result nxd_reply_json(struct MHD_Connection *c, struct nxd_req *r, unsigned status, json_t *obj)
@@ -125,9 +143,12 @@ enum MHD_Result nxd_reply_error(struct MHD_Connection *c, struct nxd_req *r, uns
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "x-amzn-ErrorType", type);
 	MHD_add_response_header(resp, "x-amzn-RequestId", r->request_id);
-	enum MHD_Result ret = MHD_queue_response(c, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
+	return finish(c, r, status, resp);
+}
+
+enum MHD_Result nxd_reply_raw(struct MHD_Connection *c, struct nxd_req *r, unsigned status, struct MHD_Response *resp)
+{
+	return finish(c, r, status, resp);
 }
 
 /* ------------------------------------------------------------- handler */
@@ -143,6 +164,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
+		r->conn = c;
 		nxd_uuid(r->request_id);
 		for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
 			if (match(&routes[i], method, url, r->name, sizeof r->name)) {
@@ -181,6 +203,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r->len += n;
 		return MHD_YES;
 	}
+	if (r->pending) { /* resumed with its response */
+		enum MHD_Result ret = MHD_queue_response(c, r->pending_status, r->pending);
+		MHD_destroy_response(r->pending);
+		r->pending = NULL;
+		return ret;
+	}
+	if (r->deferred)
+		return MHD_YES; /* spurious call while waiting */
 	if (r->body)
 		r->body[r->len] = 0;
 	if (!r->route) {
@@ -205,6 +235,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
 	(void)t;
 	struct nxd_req *r = *con_cls;
 	if (r) {
+		if (r->pending)
+			MHD_destroy_response(r->pending);
 		free(r->body);
 		free(r);
 		*con_cls = NULL;
@@ -232,8 +264,8 @@ int nxd_http_start(char *err, size_t errlen)
 		snprintf(err, errlen, "cannot resolve listen address '%s': %s", nxd_cfg.listen_host, gai_strerror(gr));
 		return -1;
 	}
-	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-	                 MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	/* External polling: the nexusd loop watches MHD's epoll fd. */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	daemon_ = MHD_start_daemon(flags, (uint16_t)nxd_cfg.listen_port, NULL, NULL, on_request, NULL,
@@ -249,6 +281,15 @@ int nxd_http_start(char *err, size_t errlen)
 		         nxd_cfg.listen_port, errno ? strerror(errno) : "libmicrohttpd failed to start");
 		return -1;
 	}
+	const union MHD_DaemonInfo *ei = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_EPOLL_FD);
+	int r = ei ? nx_loop_add_fd(nxd_loop, ei->epoll_fd, EPOLLIN, on_mhd_ready, NULL) : -EINVAL;
+	if (r < 0) {
+		snprintf(err, errlen, "cannot watch the HTTP server's epoll fd: %s", strerror(-r));
+		MHD_stop_daemon(daemon_);
+		daemon_ = NULL;
+		return -1;
+	}
+	mhd_epfd = ei->epoll_fd;
 	const union MHD_DaemonInfo *di = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
 	unsigned p = di && di->port ? di->port : nxd_cfg.listen_port;
 	nxd_cfg.listen_port = p;
@@ -269,9 +310,134 @@ void nxd_http_quiesce(void)
 
 void nxd_http_stop(void)
 {
+	if (mhd_timer) {
+		nx_timer_cancel(nxd_loop, mhd_timer);
+		mhd_timer = NULL;
+	}
+	if (mhd_epfd >= 0)
+		nx_loop_del_fd(nxd_loop, mhd_epfd);
+	mhd_epfd = -1;
 	if (daemon_)
 		MHD_stop_daemon(daemon_);
 	daemon_ = NULL;
+}
+
+/* ------------------------------------------------- MHD driven by the loop */
+
+static void mhd_run(void);
+static bool run_posted;
+
+static void mhd_run_posted(void *arg)
+{
+	(void)arg;
+	run_posted = false;
+	mhd_run();
+}
+
+static void on_mhd_timer(void *arg)
+{
+	(void)arg;
+	mhd_timer = NULL;
+	mhd_run();
+}
+
+static void mhd_run(void)
+{
+	if (!daemon_)
+		return;
+	MHD_run(daemon_);
+	/* Connection timeouts: MHD says when it next needs to run. */
+	MHD_UNSIGNED_LONG_LONG to;
+	if (MHD_get_timeout(daemon_, &to) == MHD_YES) {
+		if (to == 0) { /* more to do right away (e.g. a resumed connection) */
+			if (!run_posted && nx_loop_post(nxd_loop, mhd_run_posted, NULL) == 0)
+				run_posted = true;
+			return;
+		}
+		if (mhd_timer)
+			nx_timer_cancel(nxd_loop, mhd_timer);
+		mhd_timer = nx_loop_timer(nxd_loop, to, on_mhd_timer, NULL);
+	}
+}
+
+static void on_mhd_ready(void *arg, uint32_t ev)
+{
+	(void)arg;
+	(void)ev;
+	mhd_run();
+}
+
+/* In external-polling mode a resumed connection is only processed by the
+ * next MHD_run; run it from the loop soon (not from here: we may be inside
+ * a channel callback, and MHD_run may start a new invocation). */
+
+void nxd_req_resume(struct nxd_req *r)
+{
+	if (!r->suspended)
+		return;
+	r->suspended = false;
+	MHD_resume_connection(r->conn);
+	if (!run_posted && nx_loop_post(nxd_loop, mhd_run_posted, NULL) == 0)
+		run_posted = true;
+}
+
+/* ------------------------------------------------------------ offload */
+
+static atomic_int offloads;
+
+struct offload {
+	struct MHD_Connection *c;
+	struct nxd_req *r;
+	enum MHD_Result (*handler)(struct MHD_Connection *, struct nxd_req *);
+};
+
+static void offload_done(void *arg)
+{
+	nxd_req_resume(arg);
+}
+
+static void *offload_main(void *arg)
+{
+	struct offload *o = arg;
+	o->handler(o->c, o->r);
+	if (!o->r->pending)
+		nxd_reply_error(o->c, o->r, 500, "ServiceException", "internal error: no response");
+	if (nx_loop_post(nxd_loop, offload_done, o->r) < 0)
+		MHD_resume_connection(o->c); /* loop gone: MHD_stop_daemon closes it */
+	atomic_fetch_sub(&offloads, 1);
+	free(o);
+	return NULL;
+}
+
+int nxd_http_offloads(void)
+{
+	return atomic_load(&offloads);
+}
+
+enum MHD_Result nxd_offload(struct MHD_Connection *c, struct nxd_req *r,
+                            enum MHD_Result (*handler)(struct MHD_Connection *, struct nxd_req *))
+{
+	struct offload *o = malloc(sizeof *o);
+	if (!o)
+		return nxd_reply_error(c, r, 500, "ServiceException", "out of memory");
+	*o = (struct offload){c, r, handler};
+	r->deferred = true;
+	r->suspended = true;
+	MHD_suspend_connection(c);
+	atomic_fetch_add(&offloads, 1);
+	pthread_t t;
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	int e = pthread_create(&t, &a, offload_main, o);
+	pthread_attr_destroy(&a);
+	if (e) { /* run it here rather than fail */
+		atomic_fetch_sub(&offloads, 1);
+		handler(c, r);
+		free(o);
+		nxd_req_resume(r);
+	}
+	return MHD_YES;
 }
 
 /* ----------------------------------------------------- loop round trip */
@@ -296,6 +462,10 @@ static void run_call(void *p)
 
 int nxd_call_on_loop(void (*fn)(void *), void *arg)
 {
+	if (nx_loop_in_thread(nxd_loop)) { /* handlers run on the loop: just call */
+		fn(arg);
+		return 0;
+	}
 	struct call c = {.fn = fn, .arg = arg};
 	pthread_mutex_init(&c.mu, NULL);
 	pthread_cond_init(&c.cv, NULL);

@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * HTTP ingress on libmicrohttpd (one thread per connection: a handler may
- * block until the loop thread has finished its invocation), the router and
- * response helpers shared by the api_*.c handlers.
+ * HTTP ingress on libmicrohttpd, run by the nexusd loop itself (MHD's epoll
+ * fd is watched by the loop; handlers run on the loop thread).  A handler
+ * that must wait — an invocation, or a slow operation such as unzipping code,
+ * which runs on a worker thread — suspends its connection and stores its
+ * response in the request; the connection is resumed when it is ready.  So a
+ * warm invocation costs no thread hand-off inside nexusd at all.
  */
 #ifndef NEXUSD_HTTP_H
 #define NEXUSD_HTTP_H
@@ -22,6 +25,11 @@ struct nxd_req {
 	size_t len, cap, limit;
 	bool too_large;
 	char request_id[37];
+	struct MHD_Connection *conn;
+	bool deferred;                /* replies are stored in pending, not queued */
+	bool suspended;
+	struct MHD_Response *pending;
+	unsigned pending_status;
 };
 
 extern struct nx_loop *nxd_loop;
@@ -30,6 +38,14 @@ extern volatile int nxd_stopping;   /* set once shutdown begins */
 int  nxd_http_start(char *err, size_t errlen); /* listens on nxd_cfg; fills nxd_cfg.ingress_url */
 void nxd_http_quiesce(void);                   /* stop accepting connections */
 void nxd_http_stop(void);
+int  nxd_http_offloads(void);                  /* worker threads still running */
+
+/* Loop thread: a deferred request has its response (r->pending): resume it. */
+void nxd_req_resume(struct nxd_req *r);
+/* Run handler on a worker thread (for slow work: unzip, disk); the response
+ * is sent when it returns.  The handler must only build its reply. */
+enum MHD_Result nxd_offload(struct MHD_Connection *c, struct nxd_req *r,
+                            enum MHD_Result (*handler)(struct MHD_Connection *, struct nxd_req *));
 
 /* Run fn(arg) on the loop thread and wait for it.  -1 when shutting down. */
 int nxd_call_on_loop(void (*fn)(void *), void *arg);
@@ -38,6 +54,7 @@ int nxd_call_on_loop(void (*fn)(void *), void *arg);
 enum MHD_Result nxd_reply(struct MHD_Connection *c, struct nxd_req *r, unsigned status, const char *ctype,
                           char *body, size_t len);
 enum MHD_Result nxd_reply_json(struct MHD_Connection *c, struct nxd_req *r, unsigned status, json_t *obj);
+enum MHD_Result nxd_reply_raw(struct MHD_Connection *c, struct nxd_req *r, unsigned status, struct MHD_Response *resp);
 /* Lambda's error shape: x-amzn-ErrorType header + {"Type","message"}. */
 enum MHD_Result nxd_reply_error(struct MHD_Connection *c, struct nxd_req *r, unsigned status, const char *type,
                                 const char *fmt, ...) __attribute__((format(printf, 5, 6)));

@@ -38,6 +38,10 @@ void nxd_inv_complete(struct nxd_invocation *inv, enum nxd_inv_result r, char *b
 	free(inv->body);
 	inv->body = body;
 	inv->body_len = len;
+	if (inv->on_done) {
+		inv->on_done(inv);
+		return;
+	}
 	if (inv->async) {
 		/* Nobody waits for an Event invocation: its outcome is in the log. */
 		nxd_fn_unref(inv->fn);

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * One invocation on its way through nexusd.  The HTTP thread fills in the
- * request half, posts it to the loop thread (nxd_im_invoke) and waits; the
- * instance manager fills in the result half and calls nxd_inv_complete,
- * after which the loop thread never touches it again.  Asynchronous
- * (InvocationType Event) invocations are owned by the loop and freed there.
+ * One invocation on its way through nexusd.  The HTTP handler fills in the
+ * request half and hands it to the instance manager (nxd_im_invoke, on the
+ * loop thread); the instance manager fills in the result half and calls
+ * nxd_inv_complete, which calls on_done (the HTTP side resumes its
+ * connection) — or, for a waiter on another thread, signals it.
+ * Asynchronous (InvocationType Event) invocations are freed there.
  */
 #ifndef NEXUSD_INVOCATION_H
 #define NEXUSD_INVOCATION_H
@@ -34,6 +35,10 @@ struct nxd_invocation {
 	const void *event;
 	size_t event_len;
 	bool async;                   /* Event: loop frees it (event is owned) */
+	/* When set, completion calls on_done(inv) on the loop thread instead of
+	 * signalling the waiter; on_done owns inv from then on. */
+	void (*on_done)(struct nxd_invocation *inv);
+	void *ctx;
 	uint64_t t_recv_ns;
 
 	/* loop-thread bookkeeping */

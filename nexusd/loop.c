@@ -389,6 +389,11 @@ static bool posts_pending(struct nx_loop *l)
 	return p;
 }
 
+int nx_loop_in_thread(const struct nx_loop *l)
+{
+	return tl_loop == l;
+}
+
 void nx_loop_run(struct nx_loop *l)
 {
 	tl_loop = l;

@@ -31,6 +31,9 @@ void nx_timer_cancel(struct nx_loop *l, struct nx_timer *t);
 /* Thread-safe: run fn(arg) on the loop thread soon.  Returns 0 or -errno. */
 int nx_loop_post(struct nx_loop *l, nx_fn fn, void *arg);
 
+/* True when called on the thread running nx_loop_run(l). */
+int nx_loop_in_thread(const struct nx_loop *l);
+
 /* Run until nx_loop_stop (thread-safe). */
 void nx_loop_run(struct nx_loop *l);
 void nx_loop_stop(struct nx_loop *l);

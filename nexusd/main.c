@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * nexusd: the node daemon.  Start-up checks, then the HTTP ingress threads
- * (libmicrohttpd) and the event loop on the main thread, which owns the
- * instances, channels and storage transfers.  SIGTERM/SIGINT stop it
+ * nexusd: the node daemon.  Start-up checks, then the event loop on the main
+ * thread, which runs the HTTP ingress (libmicrohttpd in external-epoll mode)
+ * and owns the instances, channels and storage transfers.  SIGTERM/SIGINT stop it
  * cleanly: no new connections, pending invocations are failed, instances are
  * stopped, then everything is released.
  */
@@ -29,9 +29,25 @@
 
 static int sigfd = -1;
 
+/* After the instances are gone: let the HTTP server send the answers it
+ * was given (and offloaded work finish), then stop the loop. */
+static uint64_t drain_start_ns;
+
+static void drain(void *arg)
+{
+	(void)arg;
+	uint64_t waited = nx_now_ns() - drain_start_ns;
+	if ((nxd_http_offloads() == 0 && waited >= 200000000ull) || waited >= 5000000000ull) {
+		nx_loop_stop(nxd_loop);
+		return;
+	}
+	nx_loop_timer(nxd_loop, 50, drain, NULL);
+}
+
 static void shutdown_done(void)
 {
-	nx_loop_stop(nxd_loop);
+	drain_start_ns = nx_now_ns();
+	nx_loop_timer(nxd_loop, 50, drain, NULL);
 }
 
 static void on_signal(void *arg, uint32_t ev)
