@@ -57,6 +57,70 @@ static void invoke_done(struct nxd_invocation *inv)
 	nxd_req_resume(r);
 }
 
+#define VALIDATE_INLINE_MAX (64u << 10)
+
+/* Any thread: the payload must be JSON (Lambda's InvalidRequestContentException). */
+static enum MHD_Result validate_work(struct MHD_Connection *c, struct nxd_req *r)
+{
+	if (!r->len)
+		return MHD_YES;
+	json_error_t je;
+	json_t *ev = json_loadb(r->body, r->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+	if (ev) {
+		json_decref(ev);
+		return MHD_YES;
+	}
+	nxd_fn_unref(r->ctx);
+	r->ctx = NULL;
+	r->then = NULL;
+	return nxd_reply_error(c, r, 400, "InvalidRequestContentException",
+	                       "Could not parse request body into json: %s (line %d column %d)", je.text, je.line,
+	                       je.column);
+}
+
+/* Loop thread, payload valid: hand the invocation to the instance manager.
+ * Either a reply is stored in r now (Event, DryRun, 429, ...) or
+ * invoke_done stores it later; a suspended request is resumed either way. */
+static void start_invocation(struct nxd_req *r)
+{
+	struct nxd_function *fn = r->ctx;
+	r->ctx = NULL;
+	long kind = r->arg;
+	if (kind == 2) { /* DryRun */
+		nxd_fn_unref(fn);
+		nxd_reply(r->conn, r, 204, NULL, NULL, 0);
+		nxd_req_resume(r);
+		return;
+	}
+	struct nxd_invocation *inv = malloc(sizeof *inv);
+	if (!inv) {
+		nxd_fn_unref(fn);
+		nxd_reply_error(r->conn, r, 500, "ServiceException", "out of memory");
+		nxd_req_resume(r);
+		return;
+	}
+	nxd_inv_init(inv);
+	inv->fn = fn;
+	memcpy(inv->request_id, r->request_id, sizeof inv->request_id);
+	inv->t_recv_ns = nx_now_ns();
+	if (kind == 1) { /* Event: the loop owns it, the caller gets 202 now */
+		inv->async = true;
+		inv->event = r->body;
+		inv->event_len = r->len;
+		r->body = NULL;
+		r->len = 0;
+		nxd_im_invoke(inv);
+		nxd_reply(r->conn, r, 202, NULL, NULL, 0);
+		nxd_req_resume(r);
+		return;
+	}
+	inv->event = r->body;
+	inv->event_len = r->len;
+	inv->on_done = invoke_done;
+	inv->ctx = r;
+	nxd_im_invoke(inv);
+}
+
 enum MHD_Result nxd_api_invoke(struct MHD_Connection *c, struct nxd_req *r)
 {
 	char name[80];
@@ -70,71 +134,28 @@ enum MHD_Result nxd_api_invoke(struct MHD_Connection *c, struct nxd_req *r)
 		                       "Function not found: arn:aws:lambda:%s:%s:function:%s%s%s", nxd_cfg.s3.region,
 		                       nxd_cfg.account_id, r->name, qual ? ":" : "", qual ? qual : "");
 	}
-	if (r->len) {
-		json_error_t je;
-		json_t *ev = json_loadb(r->body, r->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-		if (!ev) {
-			nxd_fn_unref(fn);
-			return nxd_reply_error(c, r, 400, "InvalidRequestContentException",
-			                       "Could not parse request body into json: %s (line %d column %d)", je.text,
-			                       je.line, je.column);
-		}
-		json_decref(ev);
-	}
 	const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Invocation-Type");
-	if (type && !strcmp(type, "DryRun")) {
+	if (type && strcmp(type, "RequestResponse") && strcmp(type, "Event") && strcmp(type, "DryRun")) {
 		nxd_fn_unref(fn);
-		return nxd_reply(c, r, 204, NULL, NULL, 0);
+		return nxd_reply_error(c, r, 400, "InvalidParameterValueException",
+		                       "InvocationType must be RequestResponse, Event or DryRun");
 	}
 	if (nxd_stopping) {
 		nxd_fn_unref(fn);
 		return nxd_reply_error(c, r, 503, "ServiceException", "nexusd is shutting down");
 	}
-	if (type && !strcmp(type, "Event")) {
-		struct nxd_invocation *inv = malloc(sizeof *inv);
-		if (!inv) {
-			nxd_fn_unref(fn);
-			return nxd_reply_error(c, r, 500, "ServiceException", "out of memory");
-		}
-		nxd_inv_init(inv);
-		inv->fn = fn;
-		inv->async = true;
-		memcpy(inv->request_id, r->request_id, sizeof inv->request_id);
-		inv->event = r->body; /* taken over */
-		inv->event_len = r->len;
-		r->body = NULL;
-		inv->t_recv_ns = nx_now_ns();
-		if (nx_loop_post(nxd_loop, nxd_im_invoke, inv) < 0) {
-			r->body = (char *)inv->event;
-			nxd_fn_unref(fn);
-			nxd_inv_fini(inv);
-			free(inv);
-			return nxd_reply_error(c, r, 503, "ServiceException", "nexusd is shutting down");
-		}
-		return nxd_reply(c, r, 202, NULL, NULL, 0);
-	}
-	if (type && strcmp(type, "RequestResponse")) {
-		nxd_fn_unref(fn);
-		return nxd_reply_error(c, r, 400, "InvalidParameterValueException",
-		                       "InvocationType must be RequestResponse, Event or DryRun");
-	}
-	struct nxd_invocation *inv = malloc(sizeof *inv);
-	if (!inv) {
-		nxd_fn_unref(fn);
-		return nxd_reply_error(c, r, 500, "ServiceException", "out of memory");
-	}
-	nxd_inv_init(inv);
-	inv->fn = fn;
-	memcpy(inv->request_id, r->request_id, sizeof inv->request_id);
-	inv->event = r->body;
-	inv->event_len = r->len;
-	inv->t_recv_ns = nx_now_ns();
-	inv->on_done = invoke_done;
-	inv->ctx = r;
-	/* From here the reply is stored in r and sent when it exists; the
-	 * instance manager may finish it right away (429, start failure). */
+	r->ctx = fn; /* reference, released by start_invocation */
+	r->arg = !type ? 0 : !strcmp(type, "Event") ? 1 : !strcmp(type, "DryRun") ? 2 : 0;
+	/* From here the reply is stored in r and sent when it exists. */
 	r->deferred = true;
-	nxd_im_invoke(inv);
+	if (r->len > VALIDATE_INLINE_MAX) {
+		/* Parsing megabytes of JSON takes tens of milliseconds: not on the loop. */
+		r->then = start_invocation;
+		return nxd_offload(c, r, validate_work);
+	}
+	validate_work(c, r);
+	if (!r->pending)
+		start_invocation(r);
 	if (r->pending) {
 		enum MHD_Result ret = MHD_queue_response(c, r->pending_status, r->pending);
 		MHD_destroy_response(r->pending);

@@ -86,6 +86,19 @@ enum MHD_Result nxd_api_status(struct MHD_Connection *c, struct nxd_req *r)
 	return nxd_reply_json(c, r, 200, o);
 }
 
+/* Worker thread: reading up to 8 MiB of log is disk work. */
+static enum MHD_Result logs_work(struct MHD_Connection *c, struct nxd_req *r)
+{
+	size_t len = 0;
+	char *text = nxd_funclog_read(r->name, r->arg, &len);
+	if (!text) {
+		if (errno == ENOENT)
+			return nxd_reply(c, r, 200, "text/plain; charset=utf-8", NULL, 0);
+		return nxd_reply_error(c, r, 500, "ServiceException", "cannot read the log: %s", strerror(errno));
+	}
+	return nxd_reply(c, r, 200, "text/plain; charset=utf-8", text, len);
+}
+
 enum MHD_Result nxd_api_logs(struct MHD_Connection *c, struct nxd_req *r)
 {
 	char name[80];
@@ -96,13 +109,7 @@ enum MHD_Result nxd_api_logs(struct MHD_Connection *c, struct nxd_req *r)
 		return nxd_reply_error(c, r, 404, "ResourceNotFoundException", "Function not found: %s", r->name);
 	nxd_fn_unref(f);
 	const char *t = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "tail");
-	long tail = t ? strtol(t, NULL, 10) : 0;
-	size_t len = 0;
-	char *text = nxd_funclog_read(name, tail, &len);
-	if (!text) {
-		if (errno == ENOENT)
-			return nxd_reply(c, r, 200, "text/plain; charset=utf-8", NULL, 0);
-		return nxd_reply_error(c, r, 500, "ServiceException", "cannot read the log: %s", strerror(errno));
-	}
-	return nxd_reply(c, r, 200, "text/plain; charset=utf-8", text, len);
+	r->arg = t ? strtol(t, NULL, 10) : 0;
+	snprintf(r->name, sizeof r->name, "%s", name);
+	return nxd_offload(c, r, logs_work);
 }

@@ -393,17 +393,27 @@ struct offload {
 
 static void offload_done(void *arg)
 {
-	nxd_req_resume(arg);
+	struct nxd_req *r = arg;
+	if (!r->pending && r->then) {
+		void (*then)(struct nxd_req *) = r->then;
+		r->then = NULL;
+		then(r); /* replies (now or later) and resumes */
+		return;
+	}
+	if (!r->pending)
+		nxd_reply_error(r->conn, r, 500, "ServiceException", "internal error: no response");
+	nxd_req_resume(r);
 }
 
 static void *offload_main(void *arg)
 {
 	struct offload *o = arg;
 	o->handler(o->c, o->r);
-	if (!o->r->pending)
-		nxd_reply_error(o->c, o->r, 500, "ServiceException", "internal error: no response");
-	if (nx_loop_post(nxd_loop, offload_done, o->r) < 0)
+	if (nx_loop_post(nxd_loop, offload_done, o->r) < 0) {
+		if (!o->r->pending)
+			nxd_reply_error(o->c, o->r, 503, "ServiceException", "nexusd is shutting down");
 		MHD_resume_connection(o->c); /* loop gone: MHD_stop_daemon closes it */
+	}
 	atomic_fetch_sub(&offloads, 1);
 	free(o);
 	return NULL;
@@ -435,7 +445,7 @@ enum MHD_Result nxd_offload(struct MHD_Connection *c, struct nxd_req *r,
 		atomic_fetch_sub(&offloads, 1);
 		handler(c, r);
 		free(o);
-		nxd_req_resume(r);
+		offload_done(r);
 	}
 	return MHD_YES;
 }

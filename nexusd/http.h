@@ -30,6 +30,12 @@ struct nxd_req {
 	bool suspended;
 	struct MHD_Response *pending;
 	unsigned pending_status;
+	/* Offloaded work that produced no reply continues with then(r) on the
+	 * loop thread (e.g. a large payload validated, now invoke). */
+	void (*then)(struct nxd_req *r);
+	void *ctx;
+	bool flag;
+	long arg;
 };
 
 extern struct nx_loop *nxd_loop;
