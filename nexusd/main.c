@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -137,6 +138,13 @@ int main(int argc, char **argv)
 	if (startup_checks() < 0)
 		return 1;
 	signal(SIGPIPE, SIG_IGN);
+	/* Every connection and every instance (memfd, eventfds, pidfd, log) costs
+	 * fds: use the hard limit. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 	/* Block the stop signals in every thread (MHD's inherit the mask); the
 	 * loop reads them from a signalfd. */
 	sigset_t set;
