@@ -42,7 +42,9 @@ static enum MHD_Result not_found(struct MHD_Connection *c, struct nxd_req *r)
 /* Tell the instance manager (which owns the instances) about a change. */
 static void notify(void (*fn)(void *), struct nxd_function *f)
 {
-	if (nx_loop_post(nxd_loop, fn, f) < 0)
+	if (nx_loop_in_thread(nxd_loop))
+		fn(f); /* handlers on the loop: at once, before the next request */
+	else if (nx_loop_post(nxd_loop, fn, f) < 0)
 		nxd_fn_unref(f);
 }
 

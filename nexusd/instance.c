@@ -875,9 +875,26 @@ void nxd_im_fn_deleted(void *arg)
 {
 	struct nxd_function *fn = arg;
 	struct pool *p = pool_find(fn->name);
+	uint64_t gen = fn->gen;
 	nxd_fn_unref(fn);
 	if (!p)
 		return;
+	if (p->fn->gen > gen) {
+		/* A namesake was created meanwhile and the pool already serves it:
+		 * stop only what still runs the deleted snapshot. */
+		for (struct nxd_instance *in = p->all; in; in = in->next) {
+			if (in->state >= IST_STOPPING || in->fn->gen > gen)
+				continue;
+			struct nxd_invocation *inv = inst_take_cur(in, "deleted");
+			if (inv)
+				nxd_inv_fail(inv, NXD_INV_GONE, "ResourceNotFoundException",
+				             "RequestId: %s Error: the function was deleted during the invocation",
+				             inv->request_id);
+			inst_stop(in, "function deleted");
+		}
+		pool_scale(p);
+		return;
+	}
 	p->deleted = true;
 	q_fail_all(p, NXD_INV_GONE, "ResourceNotFoundException", "the function was deleted");
 	for (struct nxd_instance *in = p->all; in; in = in->next) {

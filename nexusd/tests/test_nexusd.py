@@ -245,3 +245,24 @@ def test_sigterm_answers_running_invocations(nd):
     assert time.time() - t0 < 10
     st, h, body = out["r"]
     assert st >= 500 and "shutting down" in body.decode()
+
+
+@needs_guest
+def test_delete_during_invocation_then_recreate(nd):
+    create(nd, "gone", "import time\ndef handler(e, c):\n    time.sleep(e.get('s', 0))\n    return 'v1'\n", Timeout=30)
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=invoke(nd, "gone", b'{"s": 20}')))
+    t.start()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        st = json.loads(nd.req("GET", "/nexus/v1/status")[2])
+        if any(i["state"] == "busy" for i in st["instances"]):
+            break
+        time.sleep(0.1)
+    assert nd.req("DELETE", "/2015-03-31/functions/gone")[0] == 204
+    assert create(nd, "gone", "def handler(e, c):\n    return 'v2'\n")[0] == 201
+    t.join(10)
+    st, h, body = out["r"]
+    assert st == 404 and h["x-amzn-ErrorType"] == "ResourceNotFoundException", (st, body)
+    st, _, body = invoke(nd, "gone")
+    assert (st, json.loads(body)) == (200, "v2")
