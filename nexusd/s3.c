@@ -554,8 +554,10 @@ static void finish(struct nx_s3_xfer *x, CURLcode rc)
 {
 	struct nx_s3_result res;
 	memset(&res, 0, sizeof(res));
-	long code = 0;
+	long code = 0, conns = 0;
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+	if (curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &conns) == CURLE_OK && conns > 0)
+		x->s->st.connections += (uint64_t)conns;
 	res.http_code = code;
 	if (x->fail_status) {
 		res.status = x->fail_status;

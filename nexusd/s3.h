@@ -86,6 +86,8 @@ struct nx_s3_stats {
 	uint64_t errors[NX_S3__OPS];
 	uint64_t retries;
 	uint64_t bytes_in, bytes_out; /* body bytes */
+	uint64_t connections;         /* TCP connections opened (addition, v1.1):
+	                                 far below the request count when reuse works */
 };
 void nx_s3_stats(const struct nx_s3 *s, struct nx_s3_stats *out);
 const char *nx_s3_op_name(enum nx_s3_op op);

@@ -158,6 +158,15 @@ static void test_put_get_head_delete(void **state)
 	assert_int_equal(st.ops[NX_S3_PUT], 2);
 	assert_int_equal(st.errors[NX_S3_HEAD], 1);
 	assert_int_equal(st.bytes_out, 11);
+	/* Connection reuse: 20 sequential requests on one kept-alive connection. */
+	uint64_t before = st.connections;
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(run(s, (struct nx_s3_req){ .op = NX_S3_HEAD, .bucket = "test", .key = "empty" }).res.status,
+		                 NX_S_OK);
+	nx_s3_stats(s, &st);
+	print_message("connections opened: %lu for %lu requests\n", (unsigned long)st.connections,
+	              (unsigned long)(st.ops[NX_S3_HEAD] + st.ops[NX_S3_GET] + st.ops[NX_S3_PUT] + st.ops[NX_S3_DELETE]));
+	assert_true(st.connections - before <= 1);
 	nx_s3_destroy(s);
 }
 
