@@ -4,7 +4,10 @@
  * RequestResponse waits for the loop thread to finish the invocation;
  * Event answers 202 at once; DryRun only checks the function exists.
  */
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
+#include <openssl/evp.h>
 #include <string.h>
 #include <jansson.h>
 
@@ -14,6 +17,28 @@
 #include "invocation.h"
 #include "loop.h"
 #include "registry.h"
+
+/* X-Amz-Log-Result: base64 of the last 4 KB this invocation wrote to the
+ * function's log (START..REPORT), as Lambda does for LogType Tail. */
+static void add_log_tail(struct MHD_Response *resp, const struct nxd_invocation *inv)
+{
+	if (inv->log_start < 0 || inv->log_end <= inv->log_start)
+		return;
+	long long from = inv->log_end - inv->log_start > 4096 ? inv->log_end - 4096 : inv->log_start;
+	char path[4200];
+	nxd_fn_log_path(inv->fn->name, path, sizeof path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	unsigned char buf[4096];
+	ssize_t n = pread(fd, buf, (size_t)(inv->log_end - from), from);
+	close(fd);
+	if (n <= 0)
+		return;
+	char b64[4096 / 3 * 4 + 8];
+	EVP_EncodeBlock((unsigned char *)b64, buf, (int)n);
+	MHD_add_response_header(resp, "X-Amz-Log-Result", b64);
+}
 
 /* Build (and queue, or store for a deferred request) the invocation's answer. */
 static enum MHD_Result reply_result(struct MHD_Connection *c, struct nxd_req *r, struct nxd_invocation *inv)
@@ -34,6 +59,8 @@ static enum MHD_Result reply_result(struct MHD_Connection *c, struct nxd_req *r,
 		MHD_add_response_header(resp, "X-Amz-Executed-Version", "$LATEST");
 		if (inv->result != NXD_INV_OK)
 			MHD_add_response_header(resp, "X-Amz-Function-Error", "Unhandled");
+		if (inv->want_log_tail)
+			add_log_tail(resp, inv);
 		return nxd_reply_raw(c, r, 200, resp);
 	}
 	case NXD_INV_THROTTLED:
@@ -103,6 +130,7 @@ static void start_invocation(struct nxd_req *r)
 	inv->fn = fn;
 	memcpy(inv->request_id, r->request_id, sizeof inv->request_id);
 	inv->t_recv_ns = nx_now_ns();
+	inv->want_log_tail = r->flag;
 	if (kind == 1) { /* Event: the loop owns it, the caller gets 202 now */
 		inv->async = true;
 		inv->event = r->body;
@@ -146,6 +174,8 @@ enum MHD_Result nxd_api_invoke(struct MHD_Connection *c, struct nxd_req *r)
 	}
 	r->ctx = fn; /* reference, released by start_invocation */
 	r->arg = !type ? 0 : !strcmp(type, "Event") ? 1 : !strcmp(type, "DryRun") ? 2 : 0;
+	const char *lt = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Amz-Log-Type");
+	r->flag = lt && !strcmp(lt, "Tail");
 	/* From here the reply is stored in r and sent when it exists. */
 	r->deferred = true;
 	if (r->len > VALIDATE_INLINE_MAX) {

@@ -362,6 +362,8 @@ static struct nxd_invocation *inst_take_cur(struct nxd_instance *in, const char 
 	}
 	nxd_funclog_end(in->pool->log_fd, inv->request_id, ms_since(inv->t_start_ns), in->fn->memory_mb,
 	                inst_mem(in), init_ms, status);
+	if (inv->want_log_tail)
+		inv->log_end = lseek(in->pool->log_fd, 0, SEEK_END);
 	return inv;
 }
 
@@ -380,9 +382,10 @@ static void on_exit_fd(void *arg, uint32_t events)
 		snprintf(how + strlen(how), sizeof how - strlen(how),
 		         " (out of memory: the function's %u MB limit was exceeded)", in->fn->memory_mb);
 	bool was_starting = !in->ready_once;
+	if (in->cur)
+		nxd_funclog_note(p->log_fd, "RequestId: %s Error: Runtime exited with error: %s", in->cur->request_id, how);
 	struct nxd_invocation *inv = inst_take_cur(in, "error");
 	if (inv) {
-		nxd_funclog_note(p->log_fd, "RequestId: %s Error: Runtime exited with error: %s", inv->request_id, how);
 		nxd_metrics_invocation(p->name, NXD_INV_CRASH, (double)(nx_now_ns() - inv->t_recv_ns) / 1e9);
 		nxd_inv_fail(inv, NXD_INV_CRASH, "Runtime.ExitError", "RequestId: %s Error: Runtime exited with error: %s",
 		             inv->request_id, how);
@@ -430,11 +433,13 @@ static void on_invoke_timeout(void *arg)
 {
 	struct nxd_instance *in = arg;
 	in->timer = NULL;
+	unsigned t = in->fn->timeout_s;
+	if (in->cur)
+		nxd_funclog_note(in->pool->log_fd, "RequestId: %s Error: Task timed out after %u.00 seconds",
+		                 in->cur->request_id, t);
 	struct nxd_invocation *inv = inst_take_cur(in, "timeout");
 	if (!inv)
 		return;
-	unsigned t = in->fn->timeout_s;
-	nxd_funclog_note(in->pool->log_fd, "RequestId: %s Error: Task timed out after %u.00 seconds", inv->request_id, t);
 	nxd_metrics_invocation(in->pool->name, NXD_INV_TIMEOUT, (double)(nx_now_ns() - inv->t_recv_ns) / 1e9);
 	nxd_inv_fail(inv, NXD_INV_TIMEOUT, "Sandbox.Timedout", "RequestId: %s Error: Task timed out after %u.00 seconds",
 	             inv->request_id, t);
@@ -522,6 +527,9 @@ static void ch_violation(void *owner, const char *why)
 {
 	struct nxd_instance *in = owner;
 	nxd_warn("instance %" PRIu64 " (%s, pid %d) broke the channel protocol: %s", in->id, in->pool->name, in->pid, why);
+	if (in->cur && in->pool)
+		nxd_funclog_note(in->pool->log_fd, "RequestId: %s Error: instance %" PRIu64 " broke the channel protocol: %s",
+		                 in->cur->request_id, in->id, why);
 	struct nxd_invocation *inv = inst_take_cur(in, "error");
 	if (inv) {
 		nxd_metrics_invocation(in->pool->name, NXD_INV_CRASH, (double)(nx_now_ns() - inv->t_recv_ns) / 1e9);
@@ -770,6 +778,8 @@ static void inst_assign(struct nxd_instance *in, struct nxd_invocation *inv)
 	         "\"log_group_name\":\"/aws/lambda/%s\",\"log_stream_name\":\"%s\"}",
 	         inv->request_id, nxd_epoch_ms() + (uint64_t)t * 1000, in->fn->name, in->fn->memory_mb, in->fn->arn,
 	         in->fn->name, in->log_stream);
+	if (inv->want_log_tail)
+		inv->log_start = lseek(p->log_fd, 0, SEEK_END);
 	nxd_funclog_start(p->log_fd, inv->request_id);
 	int r = nx_chan_invoke(in->chan, inv->id, inv->event_len ? inv->event : "{}", inv->event_len ? inv->event_len : 2,
 	                       ctx);

@@ -40,6 +40,8 @@ struct nxd_invocation {
 	void (*on_done)(struct nxd_invocation *inv);
 	void *ctx;
 	uint64_t t_recv_ns;
+	bool want_log_tail;           /* X-Amz-Log-Type: Tail */
+	long long log_start, log_end; /* this invocation's bytes in the function log */
 
 	/* loop-thread bookkeeping */
 	uint64_t id;
