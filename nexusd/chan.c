@@ -341,7 +341,18 @@ static void complete_meta(struct nx_chan *c, uint16_t opcode, uint64_t tag, uint
 
 static json_t *error_meta(const char *code, const char *msg, long http)
 {
-	return json_pack("{s:s, s:s, s:I}", "Code", code, "Message", msg, "HTTPStatusCode", (json_int_t)http);
+	json_t *m = json_pack("{s:s, s:s, s:I}", "Code", code, "Message", msg, "HTTPStatusCode", (json_int_t)http);
+	if (!m)   /* not UTF-8 (e.g. a guest-chosen name in the message) */
+		m = json_pack("{s:s, s:s, s:I}", "Code", code, "Message", "", "HTTPStatusCode", (json_int_t)http);
+	return m;
+}
+
+/* Guest-chosen bytes quoted in a message: printable ASCII only. */
+static void ascii_clean(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			*s = '?';
 }
 
 /* A malformed request: counted, answered with NX_S_INVALID, and reported as
@@ -443,6 +454,8 @@ static void on_s3_done(void *arg, struct nx_s3_result *res)
 	json_t *meta;
 	if (status == NX_S_OK) {
 		meta = success_meta(o, res);
+		if (!meta)   /* a field that is not UTF-8: still answer, with what we have */
+			meta = json_pack("{s:I}", "ContentLength", (json_int_t)res->content_length);
 	} else {
 		const char *code = res->code[0] ? res->code
 		                   : status == NX_S_TOO_LARGE ? "EntityTooLarge"
@@ -558,6 +571,7 @@ static void handle_s3(struct nx_chan *c, const struct nx_desc *d)
 		char msg[BUCKET_MAX + 64];
 		snprintf(msg, sizeof(msg), "Access Denied: bucket '%s' is not allowed for this function",
 		         bucket_allowed(c, s->bucket) ? s->src_bucket : s->bucket);
+		ascii_clean(msg);
 		free(s);
 		complete_meta(c, d->opcode, d->tag, NX_S_ACCESS_DENIED, error_meta("AccessDenied", msg, 403),
 		              (struct nx_buf){ 0, 0 });

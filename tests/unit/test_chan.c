@@ -381,6 +381,14 @@ static void test_allow_list(void **state)
 	assert_string_equal(json_string_value(json_object_get(m, "Code")), "AccessDenied");
 	assert_int_equal(json_integer_value(json_object_get(m, "HTTPStatusCode")), 403);
 	json_decref(m);
+	/* a bucket name that is not UTF-8 still gets a clean JSON error */
+	c = one_completion((struct nx_desc){ .opcode = NX_OP_S3_GET, .tag = 5,
+	                   .buf = { args(NX_ARG_BUCKET, "\xff\xfe\x01", NX_ARG_KEY, "k") } });
+	assert_int_equal(c.status, NX_S_ACCESS_DENIED);
+	m = meta_of(&c);
+	assert_string_equal(json_string_value(json_object_get(m, "Code")), "AccessDenied");
+	assert_non_null(strstr(json_string_value(json_object_get(m, "Message")), "'\?\?\?'"));
+	json_decref(m);
 	/* prefix of an allowed name is not allowed */
 	c = one_completion((struct nx_desc){ .opcode = NX_OP_S3_HEAD, .tag = 2,
 	                   .buf = { args(NX_ARG_BUCKET, "allow", NX_ARG_KEY, "k") } });
