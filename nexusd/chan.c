@@ -20,9 +20,10 @@
  * itself down and cannot grow nexusd's memory without bound.
  *
  * Re-entrancy: ops callbacks (ready, invoke_done, violation) may call
- * nx_chan_invoke or even nx_chan_destroy.  `busy` counts active drains; a
- * destroy during a drain tears down everything external at once and frees the
- * struct when the outermost drain unwinds.
+ * nx_chan_invoke or even nx_chan_destroy.  Every entry point (doorbell,
+ * timer, storage completion, nx_chan_invoke) runs between enter() and
+ * leave(); a destroy in between tears down everything external at once and
+ * the outermost leave() frees the struct.
  */
 #include "chan.h"
 #include "chan_validate.h"
@@ -296,18 +297,35 @@ static void flush(struct nx_chan *c)
 		arm_timer(c, 0);
 }
 
-/* Queue a completion; flushed now unless a drain is running (it flushes at
- * its end, so a batch of completions costs one doorbell). */
+/* Queue a completion.  Every entry point (doorbell, timer, storage
+ * callback, nx_chan_invoke) runs between enter() and leave(), and leave()
+ * flushes: a batch of completions costs one doorbell. */
 static void complete(struct nx_chan *c, const struct nx_desc *d)
 {
 	if (c->broken || c->dead)
 		return;
-	if (backlog_add(c, d) < 0) {
+	if (backlog_add(c, d) < 0)
 		violate(c, "out of memory queueing completions");
-		return;
+}
+
+static void chan_free(struct nx_chan *c);
+
+/* Entry points hold `busy` so that an owner callback that destroys the
+ * channel (violation -> instance stopped) only marks it dead; the outermost
+ * leave() frees it.  Returns false when the channel is gone. */
+static void enter(struct nx_chan *c) { c->busy++; }
+
+static bool leave(struct nx_chan *c)
+{
+	if (c->busy == 1 && !c->dead)
+		flush(c);            /* still busy: a destroy inside is deferred too */
+	c->busy--;
+	if (c->dead) {
+		if (!c->busy)
+			chan_free(c);
+		return false;
 	}
-	if (!c->busy)
-		flush(c);
+	return true;
 }
 
 static void complete_plain(struct nx_chan *c, uint16_t opcode, uint64_t tag, uint32_t status)
@@ -439,6 +457,10 @@ static void on_s3_done(void *arg, struct nx_s3_result *res)
 {
 	struct op *o = arg;
 	struct nx_chan *c = o->c;
+	/* Unlinked first: a destroy triggered while completing must not cancel
+	 * this transfer, which the client has already finished. */
+	op_unlink(c, o);
+	enter(c);
 	struct nx_buf body = { 0, 0 };
 	uint32_t status = (uint32_t)res->status;
 	if (o->too_large && status != NX_S_OK)
@@ -463,11 +485,11 @@ static void on_s3_done(void *arg, struct nx_s3_result *res)
 		meta = error_meta(code, res->message, res->http_code);
 	}
 	complete_meta(c, o->opcode, o->tag, status, meta, body);
-	op_unlink(c, o);
 	if (o->submitting)
 		o->finished = true;   /* nx_s3_submit is still on the stack: it frees */
 	else
 		op_free(o);
+	leave(c);
 }
 
 /* Copy a TLV string argument; returns false when absent or too long. */
@@ -711,13 +733,11 @@ static void handle(struct nx_chan *c, const struct nx_desc *d)
 	}
 }
 
-static void chan_free(struct nx_chan *c);
-
 void nx_chan_drain(struct nx_chan *c)
 {
 	if (c->broken || c->dead)
 		return;
-	c->busy++;
+	enter(c);
 	c->stalled = false;
 	for (unsigned n = 0;;) {
 		if (outstanding(c) >= NX_CHAN_MAX_OUTSTANDING) {
@@ -744,14 +764,7 @@ void nx_chan_drain(struct nx_chan *c)
 		if (c->broken || c->dead)
 			break;
 	}
-	c->busy--;
-	if (c->dead) {
-		if (!c->busy)
-			chan_free(c);
-		return;
-	}
-	if (!c->busy)
-		flush(c);
+	leave(c);
 }
 
 static void on_kick(void *arg, uint32_t events)
@@ -769,10 +782,12 @@ static void on_timer(void *arg)
 {
 	struct nx_chan *c = arg;
 	c->timer = NULL;
-	if (c->stalled || nx_ring_pending(c->to_host) != 0)
+	if (c->stalled || nx_ring_pending(c->to_host) != 0) {
 		nx_chan_drain(c);
-	else
-		flush(c);
+	} else {
+		enter(c);
+		leave(c);   /* flushes the backlog */
+	}
 }
 
 /* ------------------------------------------------------------ invocations */
@@ -802,8 +817,12 @@ int nx_chan_invoke(struct nx_chan *c, uint64_t inv_id, const void *event, size_t
 	struct nx_desc d = { .opcode = NX_OP_INVOKE, .tag = inv_id,
 	                     .buf = { { eoff, event_len }, { coff, ctx_len } } };
 	c->pending_inv[c->n_inv++] = inv_id;
+	enter(c);
 	complete(c, &d);
-	return c->broken ? -EPROTO : 0;
+	bool broken = c->broken;
+	if (!leave(c))
+		return -EPROTO;   /* the owner destroyed the channel meanwhile */
+	return broken ? -EPROTO : 0;
 }
 
 /* ------------------------------------------------------------ lifecycle */

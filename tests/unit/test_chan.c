@@ -570,6 +570,26 @@ static void test_garbage_flood_violation(void **state)
 	assert_null(C);
 }
 
+static void test_destroy_from_async_completion(void **state)
+{
+	(void)state;
+	/* Two storage requests in flight; the guest then corrupts the to-guest
+	 * ring, so posting the first completion is a violation, and the owner
+	 * destroys the channel from inside the storage callback. */
+	struct nx_buf a = args(NX_ARG_BUCKET, "allowed", NX_ARG_KEY, "k");
+	post((struct nx_desc){ .opcode = NX_OP_S3_HEAD, .tag = 1, .buf = { a } });
+	post((struct nx_desc){ .opcode = NX_OP_S3_HEAD, .tag = 2, .buf = { a } });
+	nx_chan_drain(C);
+	assert_int_equal(fake_s3_ncalls, 2);
+	TG->tail = TG->head + 5000;
+	O.destroy_on_violation = true;
+	fake_s3_complete(0, NX_S_OK);
+	assert_int_equal(O.violations, 1);
+	assert_null(C);
+	assert_true(fake_s3_calls[1].cancelled);    /* the other one was cancelled */
+	assert_false(fake_s3_calls[0].cancelled);   /* the finished one was not */
+}
+
 static void test_valid_requests_reset_streak(void **state)
 {
 	(void)state;
@@ -711,6 +731,7 @@ int main(void)
 		T(test_impossible_indices),
 		T(test_impossible_to_guest_indices),
 		T(test_garbage_flood_violation),
+		T(test_destroy_from_async_completion),
 		T(test_valid_requests_reset_streak),
 		T(test_full_to_guest_ring_backlog),
 		T(test_outstanding_cap),
