@@ -4,10 +4,11 @@
  * with Lambda's field names (FunctionName, Runtime, Handler, Role,
  * Description, MemorySize, Timeout, Environment, Tags) plus where its code is
  * (CodeDir, CodeSize, CodeSha256) and LastModified/RevisionId.  The spec is
- * what is persisted; fn_from_spec() validates it and derives everything the
+ * what is persisted; reg_fn_from_spec() (registry_spec.c) validates it and derives everything the
  * instance manager needs, so create, update and restart share one path.
  */
 #include "registry.h"
+#include "registry_priv.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,54 +26,6 @@
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static struct nxd_function **reg;
 static size_t nreg, reg_cap;
-static atomic_uint_fast64_t next_gen = 1;
-
-static const struct nx_sandbox_driver *const drivers[] = {&nx_sandbox_process};
-
-/* ------------------------------------------------------------ lifetime */
-
-static void free_strv(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
-}
-
-static void free_kv(struct nxd_kv *kv, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		free(kv[i].key);
-		free(kv[i].val);
-	}
-	free(kv);
-}
-
-static void fn_free(struct nxd_function *f)
-{
-	if (f->obsolete && f->code_dir[0]) {
-		nxd_debug("removing code %s", f->code_dir);
-		nxd_rm_rf(f->code_dir);
-	}
-	free_kv(f->env, f->nenv);
-	free_kv(f->tags, f->ntags);
-	free_strv(f->buckets);
-	free_strv(f->envp);
-	free(f->ready_meta);
-	free(f);
-}
-
-void nxd_fn_ref(struct nxd_function *f)
-{
-	atomic_fetch_add(&f->refs, 1);
-}
-
-void nxd_fn_unref(struct nxd_function *f)
-{
-	if (f && atomic_fetch_sub(&f->refs, 1) == 1)
-		fn_free(f);
-}
 
 /* --------------------------------------------------------------- paths */
 
@@ -99,373 +52,20 @@ int nxd_fn_name_from_arg(const char *arg, char *out, size_t cap)
 	return nxd_valid_name(out) ? 0 : -1;
 }
 
-/* ---------------------------------------------------------- validation */
-
-static int fail(struct nxd_error *e, int http, const char *type, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(struct nxd_error *e, int http, const char *type, const char *fmt, ...)
-{
-	e->http = http;
-	e->type = type;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(e->message, sizeof e->message, fmt, ap);
-	va_end(ap);
-	return -1;
-}
-#define BAD(e, ...) fail(e, 400, "InvalidParameterValueException", __VA_ARGS__)
-
-static int get_str(json_t *spec, const char *key, char *dst, size_t cap, int required, struct nxd_error *e)
-{
-	json_t *v = json_object_get(spec, key);
-	if (!v || json_is_null(v)) {
-		if (required)
-			return BAD(e, "%s is required", key);
-		dst[0] = 0;
-		return 0;
-	}
-	if (!json_is_string(v))
-		return BAD(e, "%s must be a string", key);
-	if (json_string_length(v) >= cap || strlen(json_string_value(v)) != json_string_length(v))
-		return BAD(e, "%s is too long or contains NUL", key);
-	strcpy(dst, json_string_value(v));
-	return 0;
-}
-
-static int get_uint(json_t *spec, const char *key, unsigned def, unsigned lo, unsigned hi, unsigned *out,
-                    struct nxd_error *e)
-{
-	json_t *v = json_object_get(spec, key);
-	if (!v || json_is_null(v)) {
-		*out = def;
-		return 0;
-	}
-	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-		return BAD(e, "%s must be an integer between %u and %u", key, lo, hi);
-	*out = (unsigned)json_integer_value(v);
-	return 0;
-}
-
-/* Copy a {string: string} object into a kv array. */
-static int get_map(json_t *obj, const char *what, struct nxd_kv **out, size_t *n, struct nxd_error *e)
-{
-	*out = NULL;
-	*n = 0;
-	if (!obj || json_is_null(obj))
-		return 0;
-	if (!json_is_object(obj))
-		return BAD(e, "%s must be an object of strings", what);
-	size_t cnt = json_object_size(obj);
-	if (cnt > 1000)
-		return BAD(e, "%s has too many entries", what);
-	struct nxd_kv *kv = calloc(cnt ? cnt : 1, sizeof *kv);
-	if (!kv)
-		return fail(e, 500, "ServiceException", "out of memory");
-	const char *k;
-	json_t *v;
-	size_t i = 0;
-	json_object_foreach(obj, k, v) {
-		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) || !*k ||
-		    strlen(k) > 256 || json_string_length(v) > 4096) {
-			free_kv(kv, i);
-			return BAD(e, "%s: '%.100s' must map to a string (no NUL, at most 4096 bytes)", what, k);
-		}
-		kv[i].key = strdup(k);
-		kv[i].val = strdup(json_string_value(v));
-		i++;
-	}
-	*out = kv;
-	*n = i;
-	return 0;
-}
-
-static int valid_env_key(const char *k)
-{
-	if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z')))
-		return 0;
-	for (const char *p = k; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
-			return 0;
-	return 1;
-}
-
-static int valid_bucket(const char *b, size_t n)
-{
-	if (n < 3 || n > 63)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		char c = b[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.'))
-			return 0;
-	}
-	return 1;
-}
-
-const char *nxd_fn_tag(const struct nxd_function *f, const char *key)
-{
-	for (size_t i = 0; i < f->ntags; i++)
-		if (!strcmp(f->tags[i].key, key))
-			return f->tags[i].val;
-	return NULL;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *s = NULL;
-	if (vasprintf(&s, fmt, ap) < 0)
-		s = NULL;
-	va_end(ap);
-	return s;
-}
-
-/* Everything the nexus:* tags configure. */
-static int derive_tags(struct nxd_function *f, struct nxd_error *e)
-{
-	const char *mode = nxd_fn_tag(f, "nexus:mode");
-	if (!mode || !strcmp(mode, "nexus"))
-		f->mode = NX_MODE_NEXUS;
-	else if (!strcmp(mode, "baseline"))
-		f->mode = NX_MODE_BASELINE;
-	else
-		return BAD(e, "tag nexus:mode must be 'nexus' or 'baseline', not '%.64s'", mode);
-
-	const char *sb = nxd_fn_tag(f, "nexus:sandbox");
-	f->driver = NULL;
-	for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
-		if (!strcmp(drivers[i]->name, sb ? sb : "process"))
-			f->driver = drivers[i];
-	if (!f->driver)
-		return BAD(e, "tag nexus:sandbox '%.64s' is not available in this nexusd (available: process)", sb);
-
-	f->max_instances = nxd_cfg.max_instances;
-	const char *mi = nxd_fn_tag(f, "nexus:max-instances");
-	if (mi) {
-		char *end;
-		long v = strtol(mi, &end, 10);
-		if (*end || end == mi || v < 1 || v > 1024)
-			return BAD(e, "tag nexus:max-instances must be an integer 1..1024, not '%.64s'", mi);
-		f->max_instances = (unsigned)v;
-	}
-
-	const char *bl = nxd_fn_tag(f, "nexus:buckets");
-	size_t nb = 0;
-	f->buckets = calloc(bl ? strlen(bl) / 2 + 2 : 1, sizeof *f->buckets);
-	if (!f->buckets)
-		return fail(e, 500, "ServiceException", "out of memory");
-	for (const char *p = bl; p && *p;) {
-		while (*p == ',' || *p == ' ')
-			p++;
-		size_t n = strcspn(p, ", ");
-		if (!n)
-			break;
-		if (!valid_bucket(p, n))
-			return BAD(e, "tag nexus:buckets: '%.*s' is not a valid bucket name", (int)(n > 64 ? 64 : n), p);
-		f->buckets[nb++] = strndup(p, n);
-		p += n;
-	}
-	return 0;
-}
-
-static int derive_runtime(struct nxd_function *f, struct nxd_error *e)
-{
-	if (!strncmp(f->runtime, "python3", 7)) {
-		f->argv[0] = "/usr/bin/python3";
-		f->argv[1] = "-u";
-		f->argv[2] = "/opt/nexus/python/bootstrap.py";
-		f->argv[3] = NULL;
-	} else if (!strncmp(f->runtime, "provided", 8)) {
-		/* Lambda's custom-runtime convention: an executable /var/task/bootstrap
-		 * (e.g. a C function linked against libnexus). */
-		f->argv[0] = "/var/task/bootstrap";
-		f->argv[1] = NULL;
-	} else {
-		return BAD(e, "Runtime '%.64s' is not supported (use python3.x, or provided for a /var/task/bootstrap executable)",
-		           f->runtime);
-	}
-	return 0;
-}
-
-static int derive_env(struct nxd_function *f, struct nxd_error *e)
-{
-	for (size_t i = 0; i < f->nenv; i++) {
-		if (!valid_env_key(f->env[i].key))
-			return BAD(e, "Environment variable name '%.100s' is invalid", f->env[i].key);
-		if (!strncmp(f->env[i].key, "NEXUS_", 6))
-			return BAD(e, "Reserved keys used in this request: %.100s", f->env[i].key);
-	}
-	const struct nx_s3_config *s3 = &nxd_cfg.s3;
-	/* Ours first: getenv returns the first match, so user values cannot
-	 * override these. */
-	char *ours[24];
-	size_t n = 0;
-	ours[n++] = xasprintf("PATH=/usr/local/bin:/usr/bin:/bin");
-	ours[n++] = xasprintf("LANG=C.UTF-8");
-	ours[n++] = xasprintf("HOME=/tmp");
-	ours[n++] = xasprintf("TZ=:UTC");
-	ours[n++] = xasprintf("LAMBDA_TASK_ROOT=/var/task");
-	ours[n++] = xasprintf("LAMBDA_RUNTIME_DIR=/opt/nexus");
-	ours[n++] = xasprintf("_HANDLER=%s", f->handler);
-	ours[n++] = xasprintf("AWS_LAMBDA_FUNCTION_NAME=%s", f->name);
-	ours[n++] = xasprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%u", f->memory_mb);
-	ours[n++] = xasprintf("AWS_LAMBDA_FUNCTION_TIMEOUT=%u", f->timeout_s);
-	ours[n++] = xasprintf("AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
-	ours[n++] = xasprintf("AWS_REGION=%s", s3->region);
-	ours[n++] = xasprintf("AWS_DEFAULT_REGION=%s", s3->region);
-	ours[n++] = xasprintf("NEXUS_MODE=%s", f->mode == NX_MODE_NEXUS ? "nexus" : "baseline");
-	if (f->mode == NX_MODE_BASELINE) {
-		/* The conventional stack, as Lambda runs it: the real SDK in the
-		 * sandbox gets the endpoint and credentials in its environment. */
-		if (*s3->endpoint)
-			ours[n++] = xasprintf("AWS_ENDPOINT_URL_S3=%s", s3->endpoint);
-		if (*s3->access_key)
-			ours[n++] = xasprintf("AWS_ACCESS_KEY_ID=%s", s3->access_key);
-		if (*s3->secret_key)
-			ours[n++] = xasprintf("AWS_SECRET_ACCESS_KEY=%s", s3->secret_key);
-	}
-	f->envp = calloc(n + f->nenv + 1, sizeof *f->envp);
-	if (!f->envp) {
-		for (size_t i = 0; i < n; i++)
-			free(ours[i]);
-		return fail(e, 500, "ServiceException", "out of memory");
-	}
-	for (size_t i = 0; i < n; i++)
-		f->envp[i] = ours[i];
-	for (size_t i = 0; i < f->nenv; i++)
-		f->envp[n + i] = xasprintf("%s=%s", f->env[i].key, f->env[i].val);
-	for (size_t i = 0; i < n + f->nenv; i++)
-		if (!f->envp[i])
-			return fail(e, 500, "ServiceException", "out of memory");
-	return 0;
-}
-
-/* Build a function snapshot from its spec. */
-static struct nxd_function *fn_from_spec(json_t *spec, struct nxd_error *e)
-{
-	struct nxd_function *f = calloc(1, sizeof *f);
-	if (!f) {
-		fail(e, 500, "ServiceException", "out of memory");
-		return NULL;
-	}
-	atomic_init(&f->refs, 1);
-	f->gen = atomic_fetch_add(&next_gen, 1);
-	char codedir[256];
-	if (get_str(spec, "FunctionName", f->name, sizeof f->name, 1, e) < 0)
-		goto bad;
-	if (!nxd_valid_name(f->name)) {
-		BAD(e, "FunctionName '%.80s' is invalid: use 1-64 letters, digits, '-' or '_'", f->name);
-		goto bad;
-	}
-	if (get_str(spec, "Runtime", f->runtime, sizeof f->runtime, 0, e) < 0 ||
-	    get_str(spec, "Handler", f->handler, sizeof f->handler, 1, e) < 0 ||
-	    get_str(spec, "Role", f->role, sizeof f->role, 0, e) < 0 ||
-	    get_str(spec, "Description", f->description, sizeof f->description, 0, e) < 0 ||
-	    get_str(spec, "CodeSha256", f->code_sha256, sizeof f->code_sha256, 0, e) < 0 ||
-	    get_str(spec, "LastModified", f->last_modified, sizeof f->last_modified, 0, e) < 0 ||
-	    get_str(spec, "RevisionId", f->revision_id, sizeof f->revision_id, 0, e) < 0 ||
-	    get_str(spec, "CodeDir", codedir, sizeof codedir, 1, e) < 0 ||
-	    get_uint(spec, "MemorySize", 128, 128, 10240, &f->memory_mb, e) < 0 ||
-	    get_uint(spec, "Timeout", 3, 1, 900, &f->timeout_s, e) < 0)
-		goto bad;
-	if (!*f->runtime)
-		strcpy(f->runtime, "python3.11");
-	if (!*f->handler || strchr(f->handler, '"') || strchr(f->handler, '\\') || strchr(f->handler, '\n')) {
-		BAD(e, "Handler '%.100s' is invalid", f->handler);
-		goto bad;
-	}
-	json_t *cs = json_object_get(spec, "CodeSize");
-	f->code_size = json_is_integer(cs) ? (uint64_t)json_integer_value(cs) : 0;
-	json_t *env = json_object_get(spec, "Environment");
-	if (get_map(json_is_object(env) ? json_object_get(env, "Variables") : NULL, "Environment.Variables",
-	            &f->env, &f->nenv, e) < 0 ||
-	    get_map(json_object_get(spec, "Tags"), "Tags", &f->tags, &f->ntags, e) < 0)
-		goto bad;
-	if (strchr(codedir, '/') || !strcmp(codedir, "..") || !strcmp(codedir, ".")) {
-		BAD(e, "CodeDir is invalid");
-		goto bad;
-	}
-	if (snprintf(f->code_dir, sizeof f->code_dir, "%s/code/%s", nxd_cfg.state_dir, codedir) >=
-	        (int)sizeof f->code_dir ||
-	    snprintf(f->arn, sizeof f->arn, "arn:aws:lambda:%s:%s:function:%s", nxd_cfg.s3.region, nxd_cfg.account_id,
-	             f->name) >= (int)sizeof f->arn) {
-		fail(e, 500, "ServiceException", "path or ARN too long");
-		goto bad;
-	}
-	if (derive_tags(f, e) < 0 || derive_runtime(f, e) < 0 || derive_env(f, e) < 0)
-		goto bad;
-	f->ready_meta = xasprintf("{\"function_name\":\"%s\",\"handler\":\"%s\",\"memory_mb\":%u,\"timeout_s\":%u,"
-	                          "\"mode\":\"%s\",\"version\":\"$LATEST\"}",
-	                          f->name, f->handler, f->memory_mb, f->timeout_s,
-	                          f->mode == NX_MODE_NEXUS ? "nexus" : "baseline");
-	if (!f->ready_meta) {
-		fail(e, 500, "ServiceException", "out of memory");
-		goto bad;
-	}
-	return f;
-bad:
-	fn_free(f);
-	return NULL;
-}
-
-/* The persisted form of a snapshot. */
-static json_t *fn_spec(const struct nxd_function *f)
-{
-	json_t *vars = json_object(), *tags = json_object();
-	for (size_t i = 0; i < f->nenv; i++)
-		json_object_set_new(vars, f->env[i].key, json_string(f->env[i].val));
-	for (size_t i = 0; i < f->ntags; i++)
-		json_object_set_new(tags, f->tags[i].key, json_string(f->tags[i].val));
-	const char *codedir = strrchr(f->code_dir, '/');
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:i,s:i,s:{s:o},s:o,s:s,s:I,s:s,s:s,s:s}", "FunctionName", f->name,
-	                 "Runtime", f->runtime, "Handler", f->handler, "Role", f->role, "Description",
-	                 f->description, "MemorySize", (int)f->memory_mb, "Timeout", (int)f->timeout_s,
-	                 "Environment", "Variables", vars, "Tags", tags, "CodeDir", codedir ? codedir + 1 : "",
-	                 "CodeSize", (json_int_t)f->code_size, "CodeSha256", f->code_sha256, "LastModified",
-	                 f->last_modified, "RevisionId", f->revision_id);
-}
-
 static int persist(const struct nxd_function *f, struct nxd_error *e)
 {
-	json_t *spec = fn_spec(f);
+	json_t *spec = reg_fn_spec(f);
 	char *text = spec ? json_dumps(spec, JSON_INDENT(1) | JSON_SORT_KEYS) : NULL;
 	json_decref(spec);
 	if (!text)
-		return fail(e, 500, "ServiceException", "out of memory");
+		return reg_fail(e, 500, "ServiceException", "out of memory");
 	char path[4200];
 	spec_path(f->name, path, sizeof path);
 	int r = nxd_write_file_atomic(path, text, strlen(text));
 	free(text);
 	if (r < 0)
-		return fail(e, 500, "ServiceException", "cannot save function: %s: %s", path, strerror(-r));
+		return reg_fail(e, 500, "ServiceException", "cannot save function: %s: %s", path, strerror(-r));
 	return 0;
-}
-
-/* ------------------------------------------------------ Lambda shapes */
-
-json_t *nxd_fn_tags_json(const struct nxd_function *f)
-{
-	json_t *t = json_object();
-	for (size_t i = 0; i < f->ntags; i++)
-		json_object_set_new(t, f->tags[i].key, json_string(f->tags[i].val));
-	return t;
-}
-
-json_t *nxd_fn_config_json(const struct nxd_function *f)
-{
-	json_t *vars = json_object();
-	for (size_t i = 0; i < f->nenv; i++)
-		json_object_set_new(vars, f->env[i].key, json_string(f->env[i].val));
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:I,s:s,s:i,s:i,s:s,s:s,s:s,s:{s:o},s:{s:s},s:s,s:s,s:s,s:s,"
-	                 "s:[s],s:{s:i}}",
-	                 "FunctionName", f->name, "FunctionArn", f->arn, "Runtime", f->runtime, "Role", f->role,
-	                 "Handler", f->handler, "CodeSize", (json_int_t)f->code_size, "Description", f->description,
-	                 "Timeout", (int)f->timeout_s, "MemorySize", (int)f->memory_mb, "LastModified",
-	                 f->last_modified, "CodeSha256", f->code_sha256, "Version", "$LATEST", "Environment",
-	                 "Variables", vars, "TracingConfig", "Mode", "PassThrough", "RevisionId", f->revision_id,
-	                 "State", "Active", "LastUpdateStatus", "Successful", "PackageType", "Zip",
-	                 "Architectures", "x86_64", "EphemeralStorage", "Size", 512);
 }
 
 /* ------------------------------------------------------------ registry */
@@ -543,7 +143,7 @@ static int unpack_code(json_t *spec, const char *name, json_t *zipfile, struct n
 		return BAD(e, "Could not decode ZipFile: it is not valid base64");
 	if (zlen > NXD_ZIP_MAX) {
 		free(zip);
-		return fail(e, 413, "RequestEntityTooLargeException",
+		return reg_fail(e, 413, "RequestEntityTooLargeException",
 		            "Zipped size must be smaller than %u bytes", NXD_ZIP_MAX);
 	}
 	char rnd[17], dirname[128], dir[4200], why[512];
@@ -551,7 +151,7 @@ static int unpack_code(json_t *spec, const char *name, json_t *zipfile, struct n
 	snprintf(dirname, sizeof dirname, "%s.%s", name, rnd);
 	if (snprintf(dir, sizeof dir, "%s/code/%s", nxd_cfg.state_dir, dirname) >= (int)sizeof dir) {
 		free(zip);
-		return fail(e, 500, "ServiceException", "state directory path is too long");
+		return reg_fail(e, 500, "ServiceException", "state directory path is too long");
 	}
 	if (nxd_zip_extract(zip, zlen, dir, why, sizeof why) < 0) {
 		free(zip);
@@ -595,7 +195,7 @@ struct nxd_function *nxd_fn_create(json_t *req, struct nxd_error *e)
 	struct nxd_function *old = nxd_fn_get(name);
 	if (old) {
 		nxd_fn_unref(old);
-		fail(e, 409, "ResourceConflictException", "Function already exist: %s", name);
+		reg_fail(e, 409, "ResourceConflictException", "Function already exist: %s", name);
 		return NULL;
 	}
 	json_t *pt = json_object_get(req, "PackageType");
@@ -614,18 +214,18 @@ struct nxd_function *nxd_fn_create(json_t *req, struct nxd_error *e)
 	json_object_set_new(spec, "FunctionName", json_string(name));
 	/* Validate everything but the code first, so a bad request costs no unzip. */
 	json_object_set_new(spec, "CodeDir", json_string("-"));
-	struct nxd_function *probe = fn_from_spec(spec, e);
+	struct nxd_function *probe = reg_fn_from_spec(spec, e);
 	if (!probe) {
 		json_decref(spec);
 		return NULL;
 	}
-	fn_free(probe);
+	reg_fn_free(probe);
 	json_t *code = json_object_get(req, "Code");
 	if (unpack_code(spec, name, json_is_object(code) ? json_object_get(code, "ZipFile") : NULL, e) < 0) {
 		json_decref(spec);
 		return NULL;
 	}
-	struct nxd_function *f = fn_from_spec(spec, e);
+	struct nxd_function *f = reg_fn_from_spec(spec, e);
 	if (!f) {
 		discard_code(spec);
 		json_decref(spec);
@@ -637,7 +237,7 @@ struct nxd_function *nxd_fn_create(json_t *req, struct nxd_error *e)
 		pthread_mutex_unlock(&reg_mu);
 		f->obsolete = true;
 		nxd_fn_unref(f);
-		fail(e, 409, "ResourceConflictException", "Function already exist: %s", name);
+		reg_fail(e, 409, "ResourceConflictException", "Function already exist: %s", name);
 		return NULL;
 	}
 	if (persist(f, e) < 0 || insert_locked(f) < 0) {
@@ -645,7 +245,7 @@ struct nxd_function *nxd_fn_create(json_t *req, struct nxd_error *e)
 		f->obsolete = true;
 		nxd_fn_unref(f);
 		if (!e->type)
-			fail(e, 500, "ServiceException", "out of memory");
+			reg_fail(e, 500, "ServiceException", "out of memory");
 		return NULL;
 	}
 	nxd_fn_ref(f);
@@ -657,7 +257,7 @@ struct nxd_function *nxd_fn_create(json_t *req, struct nxd_error *e)
 
 static void not_found(struct nxd_error *e, const char *name)
 {
-	fail(e, 404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:%s:%s:function:%s",
+	reg_fail(e, 404, "ResourceNotFoundException", "Function not found: arn:aws:lambda:%s:%s:function:%s",
 	     nxd_cfg.s3.region, nxd_cfg.account_id, name);
 }
 
@@ -668,7 +268,7 @@ struct nxd_function *nxd_fn_update_code(const char *name, json_t *req, struct nx
 		not_found(e, name);
 		return NULL;
 	}
-	json_t *spec = fn_spec(old);
+	json_t *spec = reg_fn_spec(old);
 	nxd_fn_unref(old);
 	if (!json_is_object(req) || unpack_code(spec, name, json_object_get(req, "ZipFile"), e) < 0) {
 		if (!json_is_object(req))
@@ -676,7 +276,7 @@ struct nxd_function *nxd_fn_update_code(const char *name, json_t *req, struct nx
 		json_decref(spec);
 		return NULL;
 	}
-	struct nxd_function *f = fn_from_spec(spec, e);
+	struct nxd_function *f = reg_fn_from_spec(spec, e);
 	if (!f) {
 		discard_code(spec);
 		json_decref(spec);
@@ -714,7 +314,7 @@ struct nxd_function *nxd_fn_update_config(const char *name, json_t *req, struct 
 		not_found(e, name);
 		return NULL;
 	}
-	json_t *spec = fn_spec(old);
+	json_t *spec = reg_fn_spec(old);
 	nxd_fn_unref(old);
 	static const char *const keys[] = {"Runtime", "Handler", "Role", "Description", "MemorySize", "Timeout",
 	                                   "Environment"};
@@ -728,7 +328,7 @@ struct nxd_function *nxd_fn_update_config(const char *name, json_t *req, struct 
 	nxd_uuid(rev);
 	json_object_set_new(spec, "LastModified", json_string(now));
 	json_object_set_new(spec, "RevisionId", json_string(rev));
-	struct nxd_function *f = fn_from_spec(spec, e);
+	struct nxd_function *f = reg_fn_from_spec(spec, e);
 	json_decref(spec);
 	if (!f)
 		return NULL;
@@ -812,7 +412,7 @@ int nxd_registry_init(void)
 		json_error_t je;
 		json_t *spec = json_load_file(path, 0, &je);
 		struct nxd_error e = {0};
-		struct nxd_function *f = spec ? fn_from_spec(spec, &e) : NULL;
+		struct nxd_function *f = spec ? reg_fn_from_spec(spec, &e) : NULL;
 		json_decref(spec);
 		struct stat st;
 		if (!f) {
