@@ -249,3 +249,31 @@ int boot_write_cpu_tables(struct guest_mem *gm)
         pd[i] = (i << 21) | 0x83;
     return 0;
 }
+
+/* Insert a kernel parameter (with its leading space) before " -- ": what follows
+ * "--" is init's argv, not the kernel's. */
+int boot_cmdline_add_param(char *cmdline, size_t size, const char *param)
+{
+    size_t n = strlen(cmdline), pl = strlen(param);
+    if (n + pl + 1 > size)
+        return -1;
+    char *dashes = NULL;
+    if (strncmp(cmdline, "-- ", 3) == 0 || strcmp(cmdline, "--") == 0)
+        dashes = cmdline;
+    else if ((dashes = strstr(cmdline, " -- ")) == NULL && n >= 3 && strcmp(cmdline + n - 3, " --") == 0)
+        dashes = cmdline + n - 3;
+    if (!dashes) {
+        memcpy(cmdline + n, param, pl + 1);
+        return 0;
+    }
+    if (dashes == cmdline) {
+        /* "-- args": parameters go first, without the leading space. */
+        memmove(cmdline + pl, cmdline, n + 1);
+        memcpy(cmdline, param + 1, pl - 1);
+        cmdline[pl - 1] = ' ';
+        return 0;
+    }
+    memmove(dashes + pl, dashes, (size_t)(cmdline + n - dashes) + 1);
+    memcpy(dashes, param, pl);
+    return 0;
+}

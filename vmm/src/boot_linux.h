@@ -43,6 +43,10 @@ int boot_write_params(struct guest_mem *gm, const struct boot_image *kernel,
 /* Write the GDT, an empty IDT and identity page tables for 0-4 GiB. */
 int boot_write_cpu_tables(struct guest_mem *gm);
 
+/* Add a kernel parameter (" name=value", with its leading space) to cmdline, before
+ * any " -- " (what follows it is init's argv).  Returns 0, or -1 if size is too small. */
+int boot_cmdline_add_param(char *cmdline, size_t size, const char *param);
+
 /* The GDT entries written at LAYOUT_GDT, for building KVM segment registers. */
 extern const uint64_t boot_gdt[4];
 

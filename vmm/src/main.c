@@ -43,12 +43,20 @@ static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void vmm_log(const char *fmt, ...)
 {
-    char buf[512];
+    /* Format into a buffer and write(2) it: stdio would probe the fd with
+     * ioctl(TCGETS), which the seccomp filter does not allow. */
+    char buf[600];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    int n = snprintf(buf, sizeof(buf), "nexus-vmm: ");
+    n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
     va_end(ap);
-    dprintf(STDERR_FILENO, "nexus-vmm: %s\n", buf);
+    if (n > (int)sizeof(buf) - 2)
+        n = (int)sizeof(buf) - 2;
+    buf[n++] = '\n';
+    if (write(STDERR_FILENO, buf, (size_t)n) < 0) {
+        /* nowhere to report it */
+    }
 }
 
 double vmm_now_ms(void)
@@ -68,12 +76,13 @@ void vmm_request_exit(struct vmm *vm, int code, const char *fmt, ...)
     pthread_mutex_lock(&exit_lock);
     if (!vm->exiting) {
         /* A reset or triple fault right after the kernel's panic line is a panic. */
-        if ((code == VMM_EXIT_RESET || code == VMM_EXIT_TRIPLE_FAULT) && com1.panic_seen)
-            code = VMM_EXIT_GUEST_PANIC;
-        vm->exit_code = code;
+        bool panicked = (code == VMM_EXIT_RESET || code == VMM_EXIT_TRIPLE_FAULT) && com1.panic_seen;
+        vm->exit_code = panicked ? VMM_EXIT_GUEST_PANIC : code;
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(vm->exit_reason, sizeof(vm->exit_reason), fmt, ap);
+        int n = snprintf(vm->exit_reason, sizeof(vm->exit_reason), "%s",
+                         panicked ? "guest kernel panicked (console), then: " : "");
+        vsnprintf(vm->exit_reason + n, sizeof(vm->exit_reason) - (size_t)n, fmt, ap);
         va_end(ap);
         __atomic_store_n(&vm->exiting, true, __ATOMIC_RELEASE);
         uint64_t one = 1;
@@ -147,10 +156,9 @@ static int add_virtio(struct vmm *vm, struct virtio_mmio *t, const struct virtio
     if (io_bus_register(&vm->mmio, base, LAYOUT_VIRTIO_SIZE, &virtio_mmio_ops, t, ops->name) < 0)
         return setup_fail("cannot register %s", ops->name);
     vm->nr_virtio++;
-    size_t n = strlen(cmdline);
-    int w = snprintf(cmdline + n, cmdline_len - n, " virtio_mmio.device=4K@0x%llx:%d",
-                     (unsigned long long)base, irq);
-    if (w < 0 || (size_t)w >= cmdline_len - n)
+    char param[64];
+    snprintf(param, sizeof(param), " virtio_mmio.device=4K@0x%llx:%d", (unsigned long long)base, irq);
+    if (boot_cmdline_add_param(cmdline, cmdline_len, param) < 0)
         return setup_fail("command line too long");
     return 0;
 }

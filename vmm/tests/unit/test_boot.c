@@ -260,6 +260,27 @@ static void test_mptable(void **s)
     assert_int_equal(mptable_write(&gm, (64ULL << 20) - 16, 2), -1);   /* does not fit */
 }
 
+static void test_cmdline_param(void **s)
+{
+    (void)s;
+    char c[128];
+    strcpy(c, "console=ttyS0");
+    assert_int_equal(boot_cmdline_add_param(c, sizeof(c), " a=1"), 0);
+    assert_string_equal(c, "console=ttyS0 a=1");
+    strcpy(c, "root=/dev/vda init=/sbin/init -- /bin/python3 -c x");
+    assert_int_equal(boot_cmdline_add_param(c, sizeof(c), " v=2"), 0);
+    assert_string_equal(c, "root=/dev/vda init=/sbin/init v=2 -- /bin/python3 -c x");
+    strcpy(c, "-- arg");
+    assert_int_equal(boot_cmdline_add_param(c, sizeof(c), " v=2"), 0);
+    assert_string_equal(c, "v=2 -- arg");
+    strcpy(c, "quiet --");
+    assert_int_equal(boot_cmdline_add_param(c, sizeof(c), " v=2"), 0);
+    assert_string_equal(c, "quiet v=2 --");
+    char small[12] = "0123456789";
+    assert_int_equal(boot_cmdline_add_param(small, sizeof(small), " v=2"), -1);
+    assert_string_equal(small, "0123456789");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_bzimage),
         cmocka_unit_test(test_cpu_tables),
         cmocka_unit_test(test_mptable),
+        cmocka_unit_test(test_cmdline_param),
     };
     return cmocka_run_group_tests_name("vmm-boot", tests, setup, teardown);
 }
