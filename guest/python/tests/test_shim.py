@@ -339,3 +339,21 @@ def test_body_works_with_common_stream_consumers(host):
     import hashlib
     assert hashlib.md5(s3.get_object(Bucket=B, Key="d.json")["Body"].memoryview()).hexdigest() == \
         hashlib.md5(b'{"a": [1, 2]}').hexdigest()
+
+
+def test_put_body_from_wrappers_and_pipes(host, tmp_path):
+    import gzip
+    import os as _os
+    s3 = boto3.client("s3")
+    gz = tmp_path / "f.gz"
+    with gzip.open(gz, "wb") as f:
+        f.write(b"decompressed " * 5000)
+    with gzip.open(gz, "rb") as f:          # fileno() is the compressed file's
+        s3.put_object(Bucket=B, Key="gz", Body=f)
+    assert host.s3.buckets[B]["gz"][0] == b"decompressed " * 5000
+    r, w = _os.pipe()
+    _os.write(w, b"through a pipe")
+    _os.close(w)
+    with open(r, "rb") as f:                 # fstat size of a pipe is 0
+        s3.upload_fileobj(f, B, "pipe")
+    assert host.s3.buckets[B]["pipe"][0] == b"through a pipe"

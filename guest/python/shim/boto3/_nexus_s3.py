@@ -8,7 +8,9 @@ upload_fileobj, download_fileobj, get_paginator('list_objects_v2' |
 'list_objects'), can_paginate, close, exceptions, meta.
 """
 import datetime
+import io
 import os
+import stat
 import types
 
 from botocore.exceptions import ClientError, ParamValidationError, PaginationError
@@ -136,11 +138,15 @@ def _body_source(body):
         return "buffer", body
     if hasattr(body, "read"):
         length = None
-        try:
-            if hasattr(body, "fileno"):
-                length = os.fstat(body.fileno()).st_size - body.tell()
-        except (OSError, ValueError, AttributeError):
-            length = None
+        # fstat only for plain files: a wrapper (GzipFile, ...) reports the
+        # fileno of what it wraps, and pipes report size 0.
+        if isinstance(body, (io.BufferedReader, io.FileIO)):
+            try:
+                st = os.fstat(body.fileno())
+                if stat.S_ISREG(st.st_mode):
+                    length = st.st_size - body.tell()
+            except (OSError, ValueError):
+                length = None
         if length is None and hasattr(body, "seek") and hasattr(body, "tell"):
             try:
                 here = body.tell()
@@ -205,18 +211,24 @@ class S3Client:
         return out
 
     def put_object(self, **kw):
+        return self._put(kw)[0]
+
+    def _put(self, kw):
+        """put_object, also returning the number of bytes sent."""
         _check_params("put_object", kw, ("Bucket", "Key"), ("Body", "ContentType"))
         args = nx.tlv((nx.ARG_BUCKET, kw["Bucket"]), (nx.ARG_KEY, kw["Key"]),
                       (nx.ARG_CONTENT_TYPE, kw.get("ContentType")))
         kind, src = _body_source(kw.get("Body"))
         ch = self._ch()
         if kind == "reader":
+            n = src[0]
             rep = ch.call_with_reader(nx.OP_S3_PUT, args, src[0], src[1])
         else:
+            n = memoryview(src).nbytes
             rep = ch.call_with_body(nx.OP_S3_PUT, args, src)
         if rep.status != nx.S_OK:
             _raise_for("PutObject", rep)
-        return {"ETag": rep.meta.get("ETag", ""), "ResponseMetadata": _response_metadata(200, rep.meta)}
+        return {"ETag": rep.meta.get("ETag", ""), "ResponseMetadata": _response_metadata(200, rep.meta)}, n
 
     def head_object(self, **kw):
         _check_params("head_object", kw, ("Bucket", "Key"), ())
@@ -344,10 +356,9 @@ class S3Client:
         kwargs = {"Bucket": Bucket, "Key": Key, "Body": Fileobj}
         if ctype:
             kwargs["ContentType"] = ctype
-        before = Fileobj.tell() if hasattr(Fileobj, "tell") else 0
-        self.put_object(**kwargs)
+        n = self._put(kwargs)[1]
         if Callback is not None:
-            Callback((Fileobj.tell() - before) if hasattr(Fileobj, "tell") else 0)
+            Callback(n)
 
     def download_file(self, Bucket, Key, Filename, ExtraArgs=None, Callback=None, Config=None):
         tmp = f"{Filename}.nexus-{os.getpid()}"
