@@ -1,13 +1,55 @@
 /* Per-vCPU CPUID filtering (see cpuid.h). */
 #include "cpuid.h"
 
+#include <stdint.h>
 #include <string.h>
 
 #define CPUID_1_ECX_HYPERVISOR (1u << 31)
 #define CPUID_1_EDX_HTT        (1u << 28)
 
+static struct kvm_cpuid_entry2 *find(struct kvm_cpuid_entry2 *e, unsigned nent, uint32_t fn, uint32_t idx)
+{
+    for (unsigned i = 0; i < nent; i++)
+        if (e[i].function == fn && e[i].index == idx)
+            return &e[i];
+    return NULL;
+}
+
+/* XSAVE state components whose CPU feature is absent must not be offered in
+ * leaf 0xd either: a guest kernel then sizes its buffers from one and its
+ * XCR0 from the other ("XSAVE consistency problem").  Seen under nested
+ * emulation, where the L1 CPU model has XSAVE state for AVX but no AVX. */
+static void filter_xsave(struct kvm_cpuid_entry2 *e, unsigned nent)
+{
+    struct kvm_cpuid_entry2 *l1 = find(e, nent, 1, 0), *l7 = find(e, nent, 7, 0), *d0 = find(e, nent, 0xd, 0);
+    if (!l1 || !d0)
+        return;
+    uint32_t l7b = l7 ? l7->ebx : 0, l7c = l7 ? l7->ecx : 0;
+    uint64_t mask = ~0ULL;
+    if (!(l1->ecx & (1u << 28)))
+        mask &= ~(1ULL << 2);                                  /* AVX: YMM state */
+    if (!(l7b & (1u << 14)))
+        mask &= ~((1ULL << 3) | (1ULL << 4));                  /* MPX */
+    if (!(l7b & (1u << 16)))
+        mask &= ~((1ULL << 5) | (1ULL << 6) | (1ULL << 7));    /* AVX-512 */
+    if (!(l7c & (1u << 3)))
+        mask &= ~(1ULL << 9);                                  /* PKRU */
+    d0->eax &= (uint32_t)mask;
+    d0->edx &= (uint32_t)(mask >> 32);
+    /* ECX: bytes needed for every offered component (legacy area + header = 576). */
+    uint64_t offered = d0->eax | ((uint64_t)d0->edx << 32);
+    uint32_t size = 576;
+    for (unsigned c = 2; c < 64; c++) {
+        struct kvm_cpuid_entry2 *s = (offered >> c) & 1 ? find(e, nent, 0xd, c) : NULL;
+        if (s && s->ebx + s->eax > size)
+            size = s->ebx + s->eax;
+    }
+    d0->ecx = size;
+}
+
 void cpuid_filter(struct kvm_cpuid_entry2 *e, unsigned nent, unsigned index, unsigned count)
 {
+    filter_xsave(e, nent);
     for (unsigned i = 0; i < nent; i++) {
         struct kvm_cpuid_entry2 *x = &e[i];
         switch (x->function) {

@@ -10,7 +10,6 @@
 #include <linux/virtio_blk.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -23,14 +22,15 @@ int virtio_blk_open(struct virtio_blk *b, const char *path, bool ro, unsigned in
     b->fd = open(path, (ro ? O_RDONLY : O_RDWR) | O_CLOEXEC);
     if (b->fd < 0)
         return -errno;
-    struct stat st;
-    if (fstat(b->fd, &st) < 0) {
+    /* lseek, not fstat: a block device's st_size is 0. */
+    off_t size = lseek(b->fd, 0, SEEK_END);
+    if (size < 0) {
         int e = errno;
         close(b->fd);
         return -e;
     }
     b->ro = ro;
-    b->capacity = (uint64_t)st.st_size / SECTOR;   /* a partial last sector is not exposed */
+    b->capacity = (uint64_t)size / SECTOR;   /* a partial last sector is not exposed */
     snprintf(b->id, sizeof(b->id), "nexus-vd%c", 'a' + (index % 26));
     return 0;
 }

@@ -161,6 +161,25 @@ static void test_cpuid_filter(void **st)
     assert_false(e[0].edx & (1u << 28));      /* no HTT with one CPU */
 }
 
+static void test_cpuid_xsave(void **st)
+{
+    (void)st;
+    struct kvm_cpuid_entry2 e[4];
+    memset(e, 0, sizeof(e));
+    e[0].function = 1;                         /* no AVX */
+    e[1].function = 0xd; e[1].eax = 0x7; e[1].ecx = 832;
+    e[2].function = 0xd; e[2].index = 2; e[2].eax = 256; e[2].ebx = 576;
+    e[3].function = 7;
+    cpuid_filter(e, 4, 0, 1);
+    assert_int_equal(e[1].eax, 0x3);           /* x87 | SSE only */
+    assert_int_equal(e[1].ecx, 576);
+    e[0].ecx = 1u << 28;                       /* with AVX the YMM state stays */
+    e[1].eax = 0x7;
+    cpuid_filter(e, 4, 0, 1);
+    assert_int_equal(e[1].eax, 0x7);
+    assert_int_equal(e[1].ecx, 832);
+}
+
 static int parse(struct vmm_config *c, const char *const *args)
 {
     char *argv[32];
@@ -271,6 +290,7 @@ int main(void)
         cmocka_unit_test_setup(test_exit_port, reset),
         cmocka_unit_test_setup(test_i8042_and_unhandled, reset),
         cmocka_unit_test_setup(test_cpuid_filter, reset),
+        cmocka_unit_test_setup(test_cpuid_xsave, reset),
         cmocka_unit_test_setup(test_config_flags, reset),
         cmocka_unit_test_setup(test_config_json, reset),
         cmocka_unit_test_setup(test_control_reply, reset),
