@@ -15,6 +15,7 @@ from . import channel
 # logging and traceback are imported only when needed: they are a large part
 # of the runtime's own start-up time, and a cold start pays for every import.
 
+PAYLOAD_MAX = 6 * 1024 * 1024   # NX_PAYLOAD_MAX: the largest invocation result
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # /opt/nexus/python
 SHIM_DIR = os.path.join(HERE, "shim")
 
@@ -172,8 +173,12 @@ def invoke_one(ch, config, handler, init_error, tag, event_bytes, ctx_bytes):
                 except (TypeError, ValueError) as e:
                     err = error_payload("Runtime.MarshalError", f"Unable to marshal response: {e}")
                 else:
-                    ch.invoke_done(tag, channel.S_OK, payload)
-                    return
+                    if len(payload) <= PAYLOAD_MAX:
+                        ch.invoke_done(tag, channel.S_OK, payload)
+                        return
+                    err = error_payload("Function.ResponseSizeTooLarge",
+                                        f"Response payload size ({len(payload)} bytes) exceeded maximum allowed "
+                                        f"payload size ({PAYLOAD_MAX} bytes).")
     log_error(err)
     ch.invoke_done(tag, channel.S_HANDLER_ERROR, json.dumps(err).encode())
 
@@ -195,4 +200,10 @@ def main():
         log_error(init_error)
     while True:
         tag, event, ctx = ch.next_invocation()
-        invoke_one(ch, config, handler, init_error, tag, event, ctx)
+        try:
+            invoke_one(ch, config, handler, init_error, tag, event, ctx)
+        except channel.ChannelError as e:
+            # The channel is unusable: exit so nexusd fails the invocation
+            # (Runtime.ExitError) and replaces this instance.
+            print(f"[ERROR] Runtime.ChannelError: {e}", file=sys.stderr, flush=True)
+            sys.exit(70)

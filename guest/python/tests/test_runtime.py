@@ -127,6 +127,13 @@ def test_baseline_mode_uses_real_boto3(runtime):
     assert status == OK and "/shim/" not in out and out.endswith("boto3/__init__.py")
 
 
+def test_result_over_6mb_is_an_error_not_a_crash(runtime):
+    rt = runtime("def handler(e, c):\n    return 'x' * (e['n'])\n")
+    status, err = rt.invoke({"n": 7 << 20})
+    assert status == HANDLER_ERROR and err["errorType"] == "Function.ResponseSizeTooLarge"
+    assert rt.invoke({"n": 3}) == (OK, "xxx")
+
+
 def test_large_event_and_result(runtime):
     rt = runtime("def handler(e, c):\n    return {'n': len(e['blob']), 'back': e['blob']}\n")
     blob = "x" * (2 << 20)
