@@ -135,13 +135,26 @@ class Channel:
         # address owns that buffer; only slices within the buffer are exposed.
         self._span = ctypes.c_ubyte * self.size
         self._region = memoryview(self._span.from_address(self.base)).cast("B")
+        self._forked = False
+        # A forked child shares the mapping but not the host's bookkeeping:
+        # it must not post anything (nor release its parent's buffers).
+        os.register_at_fork(after_in_child=self._mark_forked)
+
+    def _mark_forked(self):
+        self._forked = True
+
+    def _usable(self):
+        if self._forked:
+            raise ChannelError(errno.EPERM, "nexus channel: this process was forked from the runtime; only the "
+                               "runtime process may use the channel (make S3 calls in the parent)")
 
     # ------------------------------------------------------------- basics
     def nop(self):
+        self._usable()
         _check(self._lib.nx_nop(self._g), "nop")
 
     def release(self, off):
-        if off:
+        if off and not self._forked:
             self._lib.nx_release(self._g, off)
 
     def _meta(self, rep):
@@ -158,7 +171,7 @@ class Channel:
         """A read-only memoryview of a host buffer that releases it when the
         last reference to it (or to any slice of it) goes away."""
         owner = self._span.from_address(self.base + off)
-        weakref.finalize(owner, self._lib.nx_release, self._g, off)
+        weakref.finalize(owner, self.release, off)
         return memoryview(owner).cast("B")[:length].toreadonly()
 
     def ready(self, runtime="python3"):
@@ -191,6 +204,7 @@ class Channel:
     # ---------------------------------------------------------- requests
     def alloc(self, length):
         """A guest-arena buffer: (offset, writable memoryview of length bytes)."""
+        self._usable()
         off = ctypes.c_uint64()
         r = self._lib.nx_alloc(self._g, length, ctypes.byref(off), None)
         if r == -errno.ENOSPC:
@@ -200,12 +214,13 @@ class Channel:
         return off.value, self._region[off.value:off.value + length]
 
     def free(self, off):
-        if off:
+        if off and not self._forked:
             self._lib.nx_free(self._g, off)
 
     def call(self, opcode, args=b"", body_off=0, body_len=0):
         """One request; returns a Reply.  The body buffer (guest arena) stays
         the caller's."""
+        self._usable()
         rep = _Reply()
         _check(self._lib.nx_call(self._g, opcode, args, len(args), body_off, body_len, ctypes.byref(rep)),
                "request")

@@ -357,3 +357,27 @@ def test_put_body_from_wrappers_and_pipes(host, tmp_path):
     with open(r, "rb") as f:                 # fstat size of a pipe is 0
         s3.upload_fileobj(f, B, "pipe")
     assert host.s3.buckets[B]["pipe"][0] == b"through a pipe"
+
+
+def test_forked_child_gets_a_clear_error(host):
+    import os as _os
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=B, Key="f", Body=b"parent")
+    body = s3.get_object(Bucket=B, Key="f")["Body"]
+    r, w = _os.pipe()
+    pid = _os.fork()
+    if pid == 0:
+        try:
+            s3.get_object(Bucket=B, Key="f")
+            msg = b"no error"
+        except Exception as e:  # noqa: BLE001
+            msg = str(e).encode()[:200]
+        _os.write(w, msg)
+        _os._exit(0)
+    _os.close(w)
+    msg = _os.read(r, 300)
+    _os.waitpid(pid, 0)
+    assert b"forked from the runtime" in msg
+    assert body.read() == b"parent"       # the parent's channel still works
+    del body
+    assert host_buffers_released(host)
