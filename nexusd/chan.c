@@ -661,7 +661,8 @@ static void handle_ready(struct nx_chan *c, const struct nx_desc *d)
 	uint8_t raw[NX_ARGS_MAX];
 	struct nx_args a;
 	char runtime[256] = "";
-	memcpy(raw, c->base + d->buf[0].off, d->buf[0].len);
+	if (d->buf[0].len)   /* an empty buffer's offset is meaningless: never form a pointer from it */
+		memcpy(raw, c->base + d->buf[0].off, d->buf[0].len);
 	if (nx_tlv_parse(raw, d->buf[0].len, &a) < 0 ||
 	    (a.val[NX_ARG_RUNTIME] && nx_args_str(&a, NX_ARG_RUNTIME, runtime, sizeof(runtime)) < 0)) {
 		reject(c, d, NX_S_INVALID, "malformed READY arguments");

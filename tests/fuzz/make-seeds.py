@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Writes the checked-in seed corpora (tests/fuzz/corpus/*).  Re-run after an
-ABI change: /usr/bin/python3 tests/fuzz/make-seeds.py"""
+ABI change: /usr/bin/python3 tests/fuzz/make-seeds.py
+Files named regress-* in the corpora are inputs that once found a bug: keep them."""
 import os, struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -240,6 +240,12 @@ static void test_ready(void **state)
 	assert_true(used > 0);
 	release(d.buf[0].off);
 	assert_int_equal(host_used(), 0);
+	/* No arguments at all: an empty buffer's offset is ignored (found by fuzz_drain). */
+	d = one_completion((struct nx_desc){ .opcode = NX_OP_READY, .tag = 2, .buf = { { 0xfff4000000000000ull, 0 } } });
+	assert_int_equal(d.status, NX_S_OK);
+	assert_int_equal(O.ready, 2);
+	assert_string_equal(O.runtime, "");
+	release(d.buf[0].off);
 }
 
 static void expect_invalid(struct nx_desc d, uint32_t status)
