@@ -64,3 +64,6 @@ $(GUEST_NOPBENCH): $(OBJ)/guest/libnexus/tests/nopbench.o $(LIBNEXUS_SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< -L$(BUILD)/runtime/lib -lnexus -Wl,-rpath,'$$ORIGIN/../runtime/lib' -pthread
 test-guest: $(GUEST_REALHOST) $(GUEST_NOPBENCH)
+# Built with everything, so bench/ can run them: the channel's null round trip
+# against nexusd's chan.c is `guest-realhost -- guest-nopbench`.
+ALL_TARGETS += $(GUEST_REALHOST) $(GUEST_NOPBENCH)
