@@ -538,6 +538,11 @@ json_t *nxd_im_status_json(void)
 				json_object_set_new(o, "request_id", json_string(in->cur->request_id));
 			json_array_append_new(insts, o);
 		}
+		/* Self-check of the counters pool_scale relies on. */
+		if (counts[IST_STARTING] != p->n_starting ||
+		    counts[IST_STARTING] + counts[IST_IDLE] + counts[IST_BUSY] != p->n_live)
+			nxd_err("BUG: function %s: instance accounting drift (live %u starting %u, counted %u/%u/%u)",
+			        p->name, p->n_live, p->n_starting, counts[IST_STARTING], counts[IST_IDLE], counts[IST_BUSY]);
 		if (p->deleted)
 			continue;
 		json_object_set_new(pl, p->name,

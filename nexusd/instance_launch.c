@@ -80,6 +80,10 @@ void im_inst_stop(struct nxd_instance *in, const char *fmt, ...)
 static void im_inst_teardown(struct nxd_instance *in)
 {
 	struct pool *p = in->pool;
+	if (in->timer) { /* e.g. the init deadline of one that died starting */
+		nx_timer_cancel(im_loop, in->timer);
+		in->timer = NULL;
+	}
 	if (in->exit_fd >= 0)
 		nx_loop_del_fd(im_loop, in->exit_fd);
 	if (in->sb)

@@ -266,3 +266,53 @@ def test_delete_during_invocation_then_recreate(nd):
     assert st == 404 and h["x-amzn-ErrorType"] == "ResourceNotFoundException", (st, body)
     st, _, body = invoke(nd, "gone")
     assert (st, json.loads(body)) == (200, "v2")
+
+
+@needs_guest
+def test_chaos_kills_updates_recreates(state):
+    """Invocations while instances are SIGKILLed, code is updated and a function is
+    deleted and recreated: every request gets an answer, nexusd stays consistent
+    (its status self-check logs "BUG:" on drift) and works afterwards."""
+    import random
+    d = Daemon(state, "--keep-alive", "5")
+    try:
+        src = "import time\ndef handler(e, c):\n    time.sleep(e.get('s', 0))\n    return e.get('i')\n"
+        for n in ("k1", "k2"):
+            assert create(d, n, src, Timeout=2, Tags={"nexus:max-instances": "3"})[0] == 201
+        stop = time.time() + 10
+        answers = []
+
+        def invoker():
+            while time.time() < stop:
+                s = random.choice([0, 0, 0.05, 0.3, 3])
+                st, _, _ = invoke(d, random.choice(["k1", "k2"]), json.dumps({"i": 1, "s": s}).encode())
+                answers.append(st)
+
+        def chaos():
+            while time.time() < stop:
+                st = json.loads(d.req("GET", "/nexus/v1/status")[2])
+                pids = [i["pid"] for i in st["instances"] if i["pid"]]
+                if pids:
+                    try:
+                        os.kill(random.choice(pids), signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                d.req("PUT", "/2015-03-31/functions/k1/code", {"ZipFile": zip_of({"app.py": src + f"# {random.random()}\n"})})
+                d.req("DELETE", "/2015-03-31/functions/k2")
+                create(d, "k2", src, Timeout=2, Tags={"nexus:max-instances": "3"})
+                time.sleep(0.3)
+
+        ts = [threading.Thread(target=invoker) for _ in range(8)] + [threading.Thread(target=chaos)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert answers and set(answers) <= {200, 404}, sorted(set(answers))
+        d.req("GET", "/nexus/v1/status")
+        for n in ("k1", "k2"):
+            st, _, body = invoke(d, n, b'{"i": 7}')
+            assert (st, json.loads(body)) == (200, 7)
+    finally:
+        d.stop()
+    log = open(os.path.join(state, "nexusd.log"), errors="replace").read()
+    assert "BUG:" not in log, [l for l in log.splitlines() if "BUG:" in l][:5]
