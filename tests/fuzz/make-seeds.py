@@ -71,5 +71,17 @@ def main():
     write("fuzz_drain", "bad-indices", drain_input([desc(OP["NOP"], 1)], b"", head=1000, tail=0))
     write("fuzz_drain", "wrap", drain_input([desc(OP["NOP"], i) for i in range(4)], b"", tail=0xfffffffe))
 
+    ns = ' xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+    write("fuzz_s3_xml", "list", (f'<?xml version="1.0" encoding="UTF-8"?><ListBucketResult{ns}><Name>b</Name>'
+          '<Prefix>p/</Prefix><KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><Delimiter>/</Delimiter>'
+          '<IsTruncated>true</IsTruncated><Contents><Key>p/a</Key><LastModified>2026-01-01T00:00:00.000Z'
+          '</LastModified><ETag>&quot;e&quot;</ETag><Size>5</Size><StorageClass>STANDARD</StorageClass>'
+          '</Contents><CommonPrefixes><Prefix>p/sub/</Prefix></CommonPrefixes>'
+          '<NextContinuationToken>tok==</NextContinuationToken></ListBucketResult>').encode())
+    write("fuzz_s3_xml", "error", b'<?xml version="1.0"?><Error><Code>NoSuchKey</Code>'
+          b'<Message>The specified key does not exist.</Message><Key>k</Key></Error>')
+    write("fuzz_s3_xml", "copy", (f'<CopyObjectResult{ns}><LastModified>2026-01-01T00:00:00.000Z</LastModified>'
+          '<ETag>"abc"</ETag></CopyObjectResult>').encode())
+
 if __name__ == "__main__":
     main()
