@@ -73,12 +73,6 @@ static void test_attach_checks(void)
 	unsetenv("NEXUS_REGION_FD");
 	CHECK(nx_attach_env(&gst) == -ENOENT, "no environment: -ENOENT");
 	char buf[16];
-	snprintf(buf, sizeof buf, "%d", r);
-	setenv("NEXUS_REGION_FD", buf, 1);
-	snprintf(buf, sizeof buf, "%d", k);
-	setenv("NEXUS_KICK_HOST_FD", buf, 1);
-	snprintf(buf, sizeof buf, "%d", g);
-	setenv("NEXUS_KICK_GUEST_FD", buf, 1);
 	/* attach_env adopts the fds; give it duplicates so the host keeps its own. */
 	int r2 = dup(r), k2 = dup(k), g2 = dup(g);
 	snprintf(buf, sizeof buf, "%d", r2);
@@ -221,6 +215,20 @@ struct thr {
 	int n, errors;
 };
 
+struct rel_args {
+	struct nx_guest *g;
+	struct nx_reply *r;
+	int n;
+};
+
+static void *release_all(void *a)
+{
+	struct rel_args *ra = a;
+	for (int i = 0; i < ra->n; i++)
+		nx_reply_release(ra->g, &ra->r[i]);
+	return NULL;
+}
+
 static void *nop_thread(void *arg)
 {
 	struct thr *t = arg;
@@ -266,11 +274,8 @@ static void test_threads_and_full_ring(void)
 	}
 	CHECK(got == 300, "300 replies held");
 	fakehost_pause(h, true);
-	struct thr dummy = { .g = g };
-	(void)dummy;
 	pthread_t rel;
-	struct rel_args { struct nx_guest *g; struct nx_reply *r; } ra = { g, reps };
-	void *release_all(void *a);
+	struct rel_args ra = { g, reps, 300 };
 	pthread_create(&rel, NULL, release_all, &ra);
 	usleep(50000);
 	fakehost_pause(h, false);
@@ -281,14 +286,6 @@ static void test_threads_and_full_ring(void)
 	CHECK(fakehost_violations(h) == 0, "no violations (%u)", fakehost_violations(h));
 	nx_detach(g);
 	fakehost_destroy(h);
-}
-
-void *release_all(void *a)
-{
-	struct { struct nx_guest *g; struct nx_reply *r; } *ra = a;
-	for (int i = 0; i < 300; i++)
-		nx_reply_release(ra->g, &ra->r[i]);
-	return NULL;
 }
 
 static void test_broken_host(void)
