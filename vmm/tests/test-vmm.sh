@@ -60,9 +60,13 @@ if [ "$kvm" = hardware ]; then
   "$runner" "$vmm" "$guest" "$log/tier1-work" 2>&1 | tee "$tier1_out"; tier1_rc=${PIPESTATUS[0]}
 elif [ -x rig/run-l1 ]; then
   echo "test-vmm: tier 1 runs in the nested rig (local KVM: $kvm)"
+  # Not through a pipe: a process the rig leaves behind could hold the pipe open.
   rig/run-l1 --timeout 900 --file "$vmm:/rig/nexus-vmm" --file "$guest:/rig/testguest.elf" \
      --file "$runner:/rig/vmm-tier1" -- /rig/vmm-tier1 /rig/nexus-vmm /rig/testguest.elf /vmm-tier1-work \
-     2>&1 | tee "$tier1_out"; tier1_rc=${PIPESTATUS[0]}
+     >"$tier1_out" 2>&1 &
+  rig_pid=$!
+  tail -n +1 -f --pid=$rig_pid "$tier1_out"
+  wait $rig_pid; tier1_rc=$?
 else
   reason="tier 1 ($TIER1_CASES cases): no hardware /dev/kvm here (detect-kvm: $kvm) and no rig/run-l1 to run them in"
 fi
