@@ -112,3 +112,36 @@ char *nxd_funclog_read(const char *name, long tail_lines, size_t *len)
 	buf[*len] = 0;
 	return buf;
 }
+
+void nxd_funclog_trim(int fd, const char *name)
+{
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || (uint64_t)st.st_size <= NXD_FUNCLOG_MAX)
+		return;
+	/* The writers (sandboxes, us) append with O_APPEND, so after the
+	 * truncate they continue at the new end; a line written during the copy
+	 * may be lost, which is acceptable for a bounded log. */
+	char path[4200];
+	nxd_fn_log_path(name, path, sizeof path);
+	int rfd = open(path, O_RDWR | O_CLOEXEC);
+	char *buf = malloc(NXD_FUNCLOG_KEEP);
+	if (rfd < 0 || !buf) {
+		if (rfd >= 0)
+			close(rfd);
+		free(buf);
+		return;
+	}
+	ssize_t n = pread(rfd, buf, NXD_FUNCLOG_KEEP, st.st_size - NXD_FUNCLOG_KEEP);
+	if (n > 0) {
+		char *nl = memchr(buf, '\n', (size_t)n);
+		size_t from = nl ? (size_t)(nl - buf) + 1 : 0;
+		if (ftruncate(rfd, 0) == 0) {
+			static const char mark[] = "[nexusd] (log trimmed: older lines dropped)\n";
+			ssize_t w = pwrite(rfd, mark, sizeof mark - 1, 0);
+			w = pwrite(rfd, buf + from, (size_t)n - from, sizeof mark - 1);
+			(void)w;
+		}
+	}
+	close(rfd);
+	free(buf);
+}

@@ -228,6 +228,8 @@ struct nxd_invocation *im_take_cur(struct nxd_instance *in, const char *status)
 	                inst_mem(in), init_ms, status);
 	if (inv->want_log_tail)
 		inv->log_end = lseek(in->pool->log_fd, 0, SEEK_END);
+	if ((++in->pool->log_writes & 1023) == 0)
+		nxd_funclog_trim(in->pool->log_fd, in->pool->name);
 	return inv;
 }
 

@@ -65,6 +65,7 @@ struct pool {
 	struct nxd_invocation *qhead, *qtail;
 	unsigned qlen;
 	unsigned init_failures;
+	unsigned log_writes;                /* invocations logged: trim the log now and then */
 	struct pool *next;
 };
 
