@@ -11,7 +11,9 @@
 #include "sandbox_process_priv.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +81,30 @@ static int make_base(const char *hier, char *out, size_t cap)
 	return 0;
 }
 
+/* Remove the empty instance groups a nexusd that died left behind: names are
+ * sb-<instance>-<nexusd pid>-<seq>, and a group whose nexusd is gone and
+ * that holds no task is garbage (rmdir refuses a populated group anyway). */
+static void sweep(const char *base)
+{
+	DIR *d = base[0] ? opendir(base) : NULL;
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		unsigned long long inst;
+		int pid;
+		unsigned seq;
+		if (sscanf(e->d_name, "sb-%llu-%d-%u", &inst, &pid, &seq) != 3 || pid <= 0 || pid == getpid())
+			continue;
+		if (kill(pid, 0) == 0 || errno != ESRCH)
+			continue;
+		char path[320];
+		snprintf(path, sizeof path, "%s/%s", base, e->d_name);
+		rmdir(path);
+	}
+	closedir(d);
+}
+
 static void probe(void)
 {
 	char buf[512], hier[128];
@@ -106,6 +132,7 @@ static void probe(void)
 			return;
 		}
 		write_file(base_mem, "cgroup.subtree_control", "+pids");
+		sweep(base_mem);
 		probe_kind = SBP_CG_V2;
 		snprintf(probe_desc, sizeof probe_desc, "memory cgroup v2 at %s", base_mem);
 		return;
@@ -132,6 +159,9 @@ static void probe(void)
 	snprintf(hier, sizeof hier, "%s/pids", root);
 	if (is_fs(hier, CGROUP_SUPER_MAGIC))
 		make_base(hier, base_pids, sizeof base_pids);
+	sweep(base_mem);
+	sweep(base_cpu);
+	sweep(base_pids);
 	probe_kind = SBP_CG_V1;
 	snprintf(probe_desc, sizeof probe_desc, "memory cgroup v1 at %s%s%s", base_mem,
 	         base_cpu[0] ? ", cpuacct" : " (no cpuacct: CPU usage from /proc)",

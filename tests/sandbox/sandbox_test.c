@@ -35,6 +35,7 @@ static char runtime_dir[] = "/tmp/nexus-sbtest-runtime-XXXXXX";
 static int passed, failed, skipped;
 static char skips[32][600];
 static uint64_t next_id = 1;
+static char stale_cg[128];   /* a leftover group of a dead nexusd, made before the first probe */
 
 static void say(const char *fmt, ...)
 {
@@ -534,6 +535,11 @@ static int t_cgroup_cleanup(void)
 		pclose(p);
 	}
 	CHECK(left == 0, "%d instance cgroups left behind", left);
+	if (stale_cg[0])
+		CHECK(access(stale_cg, F_OK) != 0, "the probe did not sweep the dead nexusd's group %s", stale_cg);
+	else
+		say("    (no %s before the first probe: the sweep of dead nexusds' groups was not exercised)\n",
+		    "/sys/fs/cgroup/memory/nexus");
 	return 1;
 }
 
@@ -649,6 +655,16 @@ int main(int argc, char **argv)
 		}
 	say("test-sandbox: process sandbox driver, rootfs %s\n", rootfs);
 
+	/* Before anything probes: a group left by a nexusd that is gone. */
+	if (geteuid() == 0 && !getenv("NEXUS_CGROUP_ROOT") && access("/sys/fs/cgroup/memory/nexus", F_OK) == 0) {
+		pid_t dead = fork();   /* a pid that surely has no nexusd behind it any more */
+		if (dead == 0)
+			_exit(0);
+		waitpid(dead, NULL, 0);
+		snprintf(stale_cg, sizeof stale_cg, "/sys/fs/cgroup/memory/nexus/sb-0-%d-0", (int)dead);
+		if (mkdir(stale_cg, 0755) < 0)
+			stale_cg[0] = 0;
+	}
 	char why[512];
 	int usable = geteuid() == 0;
 	if (!usable)
