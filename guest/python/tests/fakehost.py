@@ -213,8 +213,9 @@ class FakeHost:
                 for off, n in bufs:
                     if n:
                         self.alloc.release(off)
+                # as nexusd's chan.c reports it
                 self._push(op, F_COMPLETION, S_NO_SPACE, tag,
-                           [self._host_buf(b'{"Code":"SlowDown","Message":"host arena full"}') or (0, 0)])
+                           [self._host_buf(b'{"Code":"NoSpace","Message":"","HTTPStatusCode":200}') or (0, 0)])
                 return
             bufs.append(b)
         self._push(op, F_COMPLETION, status, tag, bufs)

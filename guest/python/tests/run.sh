@@ -41,8 +41,8 @@ check() {   # check NAME CMD...: one test; its "bench:" lines go to guest-bench.
 }
 check "C null round trips" "$realhost" -- "$nopbench" 20000
 check "Python null round trips" "$realhost" -- /usr/bin/python3 guest/python/tests/nopbench.py "$runtime" 10000
-check "runtime: S3 through the shim, 100 invocations" env NEXUS_TASK_ROOT=guest/python/tests/apps/s3roundtrip \
-  "$realhost" --invoke 100 --buckets test-bucket --expect all-good --label "S3 put+get+range+head+copy+list+delete of 100 KB" -- /usr/bin/python3 -u "$runtime/python/bootstrap.py"
+check "runtime: S3 through the shim from 4 threads, 100 invocations" env NEXUS_TASK_ROOT=guest/python/tests/apps/s3roundtrip \
+  "$realhost" --invoke 100 --event '{"threads": 4}' --buckets test-bucket --expect all-good --label "S3 put+get+range+head+copy+list+delete of 100 KB, then 16 put+get+delete from 4 threads" -- /usr/bin/python3 -u "$runtime/python/bootstrap.py"
 check "runtime: handler error" env NEXUS_TASK_ROOT=guest/python/tests/apps/raises \
   "$realhost" --invoke 3 --expect-error --expect '"errorType": "RuntimeError"' -- /usr/bin/python3 -u "$runtime/python/bootstrap.py"
 check "runtime: warm no-op invocations" env NEXUS_TASK_ROOT=guest/python/tests/apps/noop \

@@ -381,3 +381,19 @@ def test_forked_child_gets_a_clear_error(host):
     assert body.read() == b"parent"       # the parent's channel still works
     del body
     assert host_buffers_released(host)
+
+
+def test_host_arena_full_is_slowdown_then_recovers(host):
+    """Bodies kept alive fill the host arena: nexusd answers NO_SPACE, the
+    shim raises ClientError SlowDown; releasing them makes room again."""
+    s3 = boto3.client("s3")
+    s3.put_object(Bucket=B, Key="4m", Body=b"\1" * (4 << 20))
+    kept = []
+    with pytest.raises(ClientError) as e:
+        for _ in range(64):    # the host arena is ~16 MiB
+            kept.append(s3.get_object(Bucket=B, Key="4m")["Body"])
+    assert e.value.response["Error"]["Code"] == "SlowDown" and 2 <= len(kept) < 64
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    kept.clear()
+    assert host_buffers_released(host)
+    assert len(s3.get_object(Bucket=B, Key="4m")["Body"].read()) == 4 << 20

@@ -96,8 +96,14 @@ def _check_params(op, kwargs, required, optional):
 def _raise_for(op_name, rep, head=False):
     meta = rep.meta or {}
     code, http, msg = _STATUS_ERRORS.get(rep.status, ("InternalError", 500, f"nexus status {rep.status}"))
-    code = meta.get("Code") or code
-    http = int(meta.get("HTTPStatusCode") or http)
+    if rep.status != nx.S_NO_SPACE:       # region full: always SlowDown, whatever nexusd called it
+        code = meta.get("Code") or code
+    try:
+        status_code = int(meta.get("HTTPStatusCode") or 0)
+    except (TypeError, ValueError):
+        status_code = 0
+    if status_code >= 400:                # else the failure was not storage's answer
+        http = status_code
     msg = meta.get("Message") or msg
     if head:
         # HEAD responses have no body: botocore reports the status code itself.

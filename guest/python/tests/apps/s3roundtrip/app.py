@@ -1,5 +1,6 @@
 """Test function for guest-realhost: S3 through nexusd's real chan.c."""
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.exceptions import ClientError
@@ -31,7 +32,19 @@ def handler(event, context):
                                                                           PaginationConfig={"PageSize": 3})
             for o in p.get("Contents", [])]
     s3.delete_object(Bucket=b, Key=f"copy/{context.aws_request_id}")
-    ok = same and part == data[1:5] and missing == "404" and denied == "AccessDenied" and \
+    threads = event.get("threads", 0)
+    parallel_ok = True
+    if threads:
+        def one(i):
+            k = f"par/{context.aws_request_id}/{i}"
+            blob = bytes([i % 251]) * (1000 + i)
+            s3.put_object(Bucket=b, Key=k, Body=blob)
+            back = s3.get_object(Bucket=b, Key=k)["Body"].read()
+            s3.delete_object(Bucket=b, Key=k)
+            return back == blob
+        with ThreadPoolExecutor(threads) as ex:
+            parallel_ok = all(ex.map(one, range(threads * 4)))
+    ok = parallel_ok and same and part == data[1:5] and missing == "404" and denied == "AccessDenied" and \
         f"copy/{context.aws_request_id}" in keys
-    return {"ok": "all-good" if ok else "BROKEN", "same": same, "missing": missing, "denied": denied,
+    return {"ok": "all-good" if ok else "BROKEN", "same": same, "parallel": parallel_ok, "missing": missing, "denied": denied,
             "listed": len(keys)}
