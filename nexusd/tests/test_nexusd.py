@@ -285,7 +285,10 @@ def test_chaos_kills_updates_recreates(state):
         def invoker():
             while time.time() < stop:
                 s = random.choice([0, 0, 0.05, 0.3, 3])
-                st, _, _ = invoke(d, random.choice(["k1", "k2"]), json.dumps({"i": 1, "s": s}).encode())
+                try:
+                    st, _, _ = invoke(d, random.choice(["k1", "k2"]), json.dumps({"i": 1, "s": s}).encode())
+                except Exception as e:  # a hang or a dropped connection is a failure, say which
+                    st = f"{type(e).__name__}: {e}"
                 answers.append(st)
 
         def chaos():
@@ -307,7 +310,7 @@ def test_chaos_kills_updates_recreates(state):
             t.start()
         for t in ts:
             t.join(60)
-        assert answers and set(answers) <= {200, 404}, sorted(set(answers))
+        assert answers and set(answers) <= {200, 404}, set(answers)
         d.req("GET", "/nexus/v1/status")
         for n in ("k1", "k2"):
             st, _, body = invoke(d, n, b'{"i": 7}')
