@@ -721,8 +721,8 @@ static int sb_probe(char *why, size_t whylen)
 		snprintf(why, whylen, "the kernel has no seccomp (prctl PR_GET_SECCOMP: %s)", strerror(errno));
 		return 0;
 	}
-	if (sbp_seccomp_prog(NX_MODE_NEXUS, &prog, err, sizeof err) < 0 ||
-	    sbp_seccomp_prog(NX_MODE_BASELINE, &prog, err, sizeof err) < 0) {
+	if (sbp_seccomp_prog(NX_MODE_BASELINE, &prog, err, sizeof err) < 0 ||
+	    sbp_seccomp_prog(NX_MODE_NEXUS, &prog, err, sizeof err) < 0) {
 		snprintf(why, whylen, "%s", err);
 		return 0;
 	}
@@ -749,7 +749,7 @@ static int sb_probe(char *why, size_t whylen)
 		return 0;
 	}
 	sbp_cgroup_probe(cg, sizeof cg);
-	snprintf(why, whylen, "namespaces user,pid,mnt,ipc,uts,net,cgroup; seccomp allow-list (%u BPF insns); %s",
+	snprintf(why, whylen, "namespaces user,pid,mnt,ipc,uts,net,cgroup; seccomp allow-list (%u BPF insns in nexus mode); %s",
 	         (unsigned)prog->len, cg);
 	return 1;
 }
