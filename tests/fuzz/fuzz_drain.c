@@ -10,12 +10,19 @@
  * and forged offsets alike.
  *
  * Input: u32 head, u32 tail, u8 ndesc, u8 flags, ndesc * 64 descriptor
- * bytes, then bytes for the start of the guest arena.
+ * bytes, then bytes for the start of the guest arena.  Flags:
+ *   0x01 storage answers with an error      0x02 GET bodies are empty
+ *   0x04 guest sleeps on the to-guest ring  0x08 storage completes later, in
+ *        (doorbell path)                         reverse order, after a retry
+ *   0x10 guest corrupts the to-guest ring   0x20 the descriptors repeat to fill
+ *        after the first drain                   the ring (floods, cheaply)
+ *   0x40 GET bodies are 300 KiB (hole punching on release)
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/ring.h"
 #include "nexusd/chan.h"
@@ -42,16 +49,17 @@ static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const char body[] = "fuzzed object body";
+	static char big[300 << 10];
 	if (size < 10)
 		return 0;
 	if (!L)
 		L = nx_loop_new();
 	fake_s3_reset();
-	fake_s3_sync = true;
 	uint8_t flags = data[9];
+	fake_s3_sync = !(flags & 0x08);
 	fake_s3_status = (flags & 1) ? NX_S_STORAGE_ERROR : NX_S_OK;
-	fake_s3_get_body = body;
-	fake_s3_get_len = (flags & 2) ? 0 : sizeof(body) - 1;
+	fake_s3_get_body = (flags & 0x40) ? big : body;
+	fake_s3_get_len = (flags & 2) ? 0 : (flags & 0x40) ? sizeof(big) : sizeof(body) - 1;
 	violations = 0;
 
 	/* One channel for the whole run (munmap is slow here), reset per input. */
@@ -77,8 +85,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t head = rd32(data), tail = rd32(data + 4);
 	size_t ndesc = data[8], pos = 10;
 	th->tail = tail;
-	for (size_t i = 0; i < ndesc && pos + sizeof(struct nx_desc) <= size; i++, pos += sizeof(struct nx_desc))
-		memcpy(&th->desc[(tail + i) & (NX_RING_ENTRIES - 1)], data + pos, sizeof(struct nx_desc));
+	size_t given = 0;
+	for (; given < ndesc && pos + sizeof(struct nx_desc) <= size; given++, pos += sizeof(struct nx_desc))
+		memcpy(&th->desc[(tail + given) & (NX_RING_ENTRIES - 1)], data + pos, sizeof(struct nx_desc));
+	if ((flags & 0x20) && given)
+		for (size_t i = given; i < NX_RING_ENTRIES; i++)
+			th->desc[(tail + i) & (NX_RING_ENTRIES - 1)] = th->desc[(tail + i % given) & (NX_RING_ENTRIES - 1)];
+	if (flags & 0x04)
+		nx_ring_prepare_sleep(tg);
 	size_t rest = size - pos;
 	if (rest > lay->guest_size)
 		rest = lay->guest_size;
@@ -86,6 +100,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	__atomic_store_n(&th->head, head, __ATOMIC_RELEASE);
 
 	nx_chan_drain(c);
+	if (flags & 0x10)
+		tg->tail = tg->head + NX_RING_ENTRIES + 1;
+	if (flags & 0x08) {
+		/* Deferred storage: a first attempt's sink, then the real completion
+		 * (the channel sees a retry), newest first. */
+		for (int i = fake_s3_ncalls - 1; i >= 0; i--) {
+			struct fake_call *f = &fake_s3_calls[i];
+			if (f->cancelled || f->done)
+				continue;
+			if (f->req.sink_alloc)
+				f->req.sink_alloc(f->req.sink_arg, 5);
+			fake_s3_complete(i, fake_s3_status);
+		}
+	}
 
 	/* Honest guest: take completions and give back every host buffer they
 	 * carried (and the invocation's), draining until nothing new comes. */
@@ -123,7 +151,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	nx_chan_stats(c, &st);
 	if (!violations && nx_ring_pending(th) == 0 && st.host_arena_used != 0)
 		abort();
-	nx_chan_reset(c);
-	fake_s3_reset();   /* free this input's allocations within the input */
+	nx_chan_reset(c);   /* cancels what is still in flight */
+	fake_s3_reset();    /* free this input's allocations within the input */
+	uint64_t v;
+	if (read(nx_chan_kick_guest_fd(c), &v, sizeof(v)) < 0) { /* no doorbell rung */ }
 	return 0;
 }

@@ -61,6 +61,12 @@ def main():
         desc(OP["GET"], 1, [G]), desc(OP["GET"], 2, [R]), desc(OP["HEAD"], 3, [G]), desc(OP["DELETE"], 4, [G]),
         desc(OP["LIST"], 5, [L]), desc(OP["COPY"], 6, [C]), desc(OP["PUT"], 7, [G, (body_off, len(body))]),
         desc(OP["GET"], 8, [D])], arena))
+    s3_all = [desc(OP["GET"], 1, [G]), desc(OP["GET"], 2, [R]), desc(OP["LIST"], 3, [L]),
+              desc(OP["PUT"], 4, [G, (body_off, len(body))]), desc(OP["COPY"], 5, [C])]
+    write("fuzz_drain", "s3-deferred", drain_input(s3_all, arena, flags=0x08))
+    write("fuzz_drain", "s3-big-doorbell", drain_input(s3_all, arena, flags=0x04 | 0x40))
+    write("fuzz_drain", "s3-to-guest-corrupt", drain_input(s3_all, arena, flags=0x10 | 0x08))
+    write("fuzz_drain", "flood", drain_input([desc(99, 1), desc(OP["GET"], 2, [(0, 64)])], arena, head=256, flags=0x20))
     write("fuzz_drain", "s3-errors", drain_input([desc(OP["GET"], 1, [G]), desc(OP["LIST"], 2, [L])], arena, flags=1))
     write("fuzz_drain", "invoke-done", drain_input([desc(OP["INVOKE_DONE"], 1, [(0, 0), (body_off, len(body))])], arena))
     write("fuzz_drain", "releases", drain_input([desc(OP["RELEASE"], 0, [(ARENAS + 4 * 1024 * 1024 // 2, 0)]),
