@@ -3,20 +3,39 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <curl/curl.h>
+
+static long api_timeout = 120;
+
+void api_set_timeout(long seconds)
+{
+    api_timeout = seconds;
+}
 
 int api_call(const struct nx_config *c, const char *method, const char *path,
              const char *body, size_t body_len, struct http_resp *rs)
 {
     char *url = xasprintf("%s%s", c->ingress, path);
     char err[256];
+    long timeout = api_timeout;
+    const char *env = getenv("NEXUS_HTTP_TIMEOUT");
+    if (env && parse_long(env, 1, 86400) > 0)
+        timeout = parse_long(env, 1, 86400);
     struct http_req rq = {
         .method = method, .url = url, .content_type = "application/json",
-        .body = body, .body_len = body_len,
+        .body = body, .body_len = body_len, .timeout_s = timeout,
     };
     int rc = http_do(&rq, rs, err, sizeof err);
     if (rc < 0) {
-        nx_err("nexusd is not running at %s (%s): run `nexus up`%s", c->ingress, err,
-               getenv("NEXUS_URL") ? " or fix NEXUS_URL" : "");
+        if (rs->curl_code == CURLE_COULDNT_CONNECT)
+            nx_err("nexusd is not running at %s (%s): run `nexus up`%s", c->ingress, err,
+                   getenv("NEXUS_URL") ? " or fix NEXUS_URL" : "");
+        else if (rs->curl_code == CURLE_OPERATION_TIMEDOUT)
+            nx_err("nexusd at %s did not answer %s %s within %ld s: see `nexus status` and nexusd's log "
+                   "(NEXUS_HOME/logs/nexusd.log); NEXUS_HTTP_TIMEOUT=SECONDS waits longer",
+                   c->ingress, method, path, timeout);
+        else
+            nx_err("%s %s%s failed: %s: see `nexus status`", method, c->ingress, path, err);
         http_resp_free(rs);
     }
     free(url);

@@ -210,29 +210,95 @@ static int create_buckets(const struct nx_config *c, const char *buckets)
     return rc;
 }
 
+/* The CreateFunction request body (JSON text, malloc'd). */
+static char *create_request(const struct deploy_opts *d, const char *name, const unsigned char *zip,
+                            size_t ziplen)
+{
+    char *b64 = base64(zip, ziplen);
+    json_t *tags = json_pack("{s:s, s:s}", "nexus:mode", d->mode, "nexus:sandbox", d->sandbox);
+    if (d->buckets && *d->buckets)
+        json_object_set_new(tags, "nexus:buckets", json_string(d->buckets));
+    if (d->max_instances > 0) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%ld", d->max_instances);
+        json_object_set_new(tags, "nexus:max-instances", json_string(buf));
+    }
+    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:I, s:I, s:{s:O}, s:o}",
+                            "FunctionName", name, "Runtime", "python3.11", "Handler", d->handler,
+                            "Role", "arn:aws:iam::000000000000:role/nexus-local",
+                            "Code", "ZipFile", b64, "MemorySize", (json_int_t)d->memory,
+                            "Timeout", (json_int_t)d->timeout, "Environment", "Variables", d->env, "Tags", tags);
+    free(b64);
+    char *body = json_dumps(req, JSON_COMPACT);
+    json_decref(req);
+    return body;
+}
+
+/* GetFunction, bucket creation, DeleteFunction if it exists, CreateFunction. */
+static int deploy_to(const struct nx_config *c, const struct deploy_opts *d, const char *name, const char *body)
+{
+    char fpath[128];
+    snprintf(fpath, sizeof fpath, "/2015-03-31/functions/%s", name);   /* name is <= 64 safe chars */
+    struct http_resp rs;
+    /* Is it there already?  Also tells us early whether nexusd is up. */
+    if (api_call(c, "GET", fpath, NULL, 0, &rs) < 0)
+        return NX_EXIT_FAIL;
+    bool exists = rs.status == 200;
+    if (rs.status != 200 && rs.status != 404) {
+        api_report("GetFunction", &rs);
+        http_resp_free(&rs);
+        return NX_EXIT_FAIL;
+    }
+    http_resp_free(&rs);
+    if (d->buckets && *d->buckets && create_buckets(c, d->buckets) < 0) {
+        nx_err("deploy: the function needs its buckets; fix the S3 problem above and deploy again");
+        return NX_EXIT_FAIL;
+    }
+    if (exists) {
+        if (api_call(c, "DELETE", fpath, NULL, 0, &rs) < 0)
+            return NX_EXIT_FAIL;
+        bool ok = rs.status == 204 || rs.status == 200 || rs.status == 404;
+        if (!ok)
+            api_report("replacing the existing function (DeleteFunction)", &rs);
+        http_resp_free(&rs);
+        if (!ok)
+            return NX_EXIT_FAIL;
+        printf("  replaced the existing %s\n", name);
+    }
+    if (api_call(c, "POST", "/2015-03-31/functions", body, strlen(body), &rs) < 0)
+        return NX_EXIT_FAIL;
+    bool ok = rs.status == 201 || rs.status == 200;
+    if (!ok)
+        api_report("CreateFunction", &rs);
+    http_resp_free(&rs);
+    return ok ? NX_EXIT_OK : NX_EXIT_FAIL;
+}
+
 int cmd_deploy(int argc, char **argv)
 {
-    struct deploy_opts d;
+    static struct deploy_opts d;   /* static: reachable until exit, not a leak */
+    static struct nx_paths p;
+    static struct nx_config c;
     int rc = parse_deploy(argc, argv, &d);
-    if (rc != 0) {
-        json_decref(d.env);
+    if (rc != 0)
         return rc < 0 ? NX_EXIT_OK : rc;
-    }
     if (!is_dir(d.dir)) {
         nx_err("deploy: %s is not a directory: give the directory holding the function's code", d.dir);
         return NX_EXIT_USAGE;
     }
-    char *abs = realpath(d.dir, NULL);
-    char *name = xstrdup(d.name ? d.name : basename(abs));
+    char abs[PATH_MAX], base[PATH_MAX];
+    if (!realpath(d.dir, abs)) {
+        nx_err("deploy: %s: %s", d.dir, strerror(errno));
+        return NX_EXIT_USAGE;
+    }
+    snprintf(base, sizeof base, "%s", abs);
+    const char *name = d.name ? d.name : basename(base);
     if (!valid_name(name)) {
         nx_err("deploy: '%s' is not a valid function name (1-64 characters: letters, digits, '-', '_')%s", name,
                d.name ? "" : ": choose one with --name");
         return NX_EXIT_USAGE;
     }
     check_handler(d.dir, d.handler);
-
-    struct nx_paths p;
-    struct nx_config c;
     if (paths_init(&p) < 0)
         return NX_EXIT_FAIL;
     config_load(&p, &c);
@@ -241,68 +307,17 @@ int cmd_deploy(int argc, char **argv)
     size_t ziplen, nfiles;
     if (zip_directory(abs, &zip, &ziplen, &nfiles) < 0)
         return NX_EXIT_FAIL;
-    char *b64 = base64(zip, ziplen);
+    char *body = create_request(&d, name, zip, ziplen);
     free(zip);
-
-    json_t *tags = json_pack("{s:s, s:s}", "nexus:mode", d.mode, "nexus:sandbox", d.sandbox);
-    if (d.buckets && *d.buckets)
-        json_object_set_new(tags, "nexus:buckets", json_string(d.buckets));
-    if (d.max_instances > 0) {
-        char buf[32];
-        snprintf(buf, sizeof buf, "%ld", d.max_instances);
-        json_object_set_new(tags, "nexus:max-instances", json_string(buf));
-    }
-    json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:I, s:I, s:{s:O}, s:o}",
-                            "FunctionName", name, "Runtime", "python3.11", "Handler", d.handler,
-                            "Role", "arn:aws:iam::000000000000:role/nexus-local",
-                            "Code", "ZipFile", b64, "MemorySize", (json_int_t)d.memory,
-                            "Timeout", (json_int_t)d.timeout, "Environment", "Variables", d.env, "Tags", tags);
-    free(b64);
-    char *body = json_dumps(req, JSON_COMPACT);
-    json_decref(req);
-
     printf("deploying %s from %s (%zu files, %zu bytes zipped)\n", name, d.dir, nfiles, ziplen);
-    /* Is it there already?  Also tells us early whether nexusd is up. */
-    char *fpath = xasprintf("/2015-03-31/functions/%s", name);
-    struct http_resp rs;
-    if (api_call(&c, "GET", fpath, NULL, 0, &rs) < 0)
-        return NX_EXIT_FAIL;
-    bool exists = rs.status == 200;
-    if (rs.status != 200 && rs.status != 404) {
-        api_report("GetFunction", &rs);
-        return NX_EXIT_FAIL;
-    }
-    http_resp_free(&rs);
-    if (d.buckets && *d.buckets && create_buckets(&c, d.buckets) < 0) {
-        nx_err("deploy: the function needs its buckets; fix the S3 problem above and deploy again");
-        return NX_EXIT_FAIL;
-    }
-    if (exists) {
-        if (api_call(&c, "DELETE", fpath, NULL, 0, &rs) < 0)
-            return NX_EXIT_FAIL;
-        if (rs.status != 204 && rs.status != 200 && rs.status != 404) {
-            api_report("replacing the existing function (DeleteFunction)", &rs);
-            return NX_EXIT_FAIL;
-        }
-        http_resp_free(&rs);
-        printf("  replaced the existing %s\n", name);
-    }
-    if (api_call(&c, "POST", "/2015-03-31/functions", body, strlen(body), &rs) < 0)
-        return NX_EXIT_FAIL;
-    if (rs.status != 201 && rs.status != 200) {
-        api_report("CreateFunction", &rs);
-        return NX_EXIT_FAIL;
-    }
-    printf("deployed %s: handler %s, %ld MB, %ld s, mode %s, sandbox %s, buckets %s\n", name, d.handler,
-           d.memory, d.timeout, d.mode, d.sandbox, d.buckets && *d.buckets ? d.buckets : "(none)");
-    printf("  invoke it: nexus invoke %s --payload '{...}'\n", name);
-    http_resp_free(&rs);
+    rc = deploy_to(&c, &d, name, body);
     free(body);
-    free(fpath);
-    free(name);
-    free(abs);
-    json_decref(d.env);
-    return NX_EXIT_OK;
+    if (rc == NX_EXIT_OK) {
+        printf("deployed %s: handler %s, %ld MB, %ld s, mode %s, sandbox %s, buckets %s\n", name, d.handler,
+               d.memory, d.timeout, d.mode, d.sandbox, d.buckets && *d.buckets ? d.buckets : "(none)");
+        printf("  invoke it: nexus invoke %s --payload '{...}'\n", name);
+    }
+    return rc;
 }
 
 int cmd_delete(int argc, char **argv)
@@ -327,21 +342,21 @@ int cmd_delete(int argc, char **argv)
         nx_err("delete: '%s' is not a valid function name", name);
         return NX_EXIT_USAGE;
     }
-    struct nx_paths p;
-    struct nx_config c;
+    static struct nx_paths p;   /* static: reachable until exit, not a leak */
+    static struct nx_config c;
     if (paths_init(&p) < 0)
         return NX_EXIT_FAIL;
     config_load(&p, &c);
-    char *path = xasprintf("/2015-03-31/functions/%s", name);
+    char path[128];
+    snprintf(path, sizeof path, "/2015-03-31/functions/%s", name);   /* name is <= 64 safe chars */
     struct http_resp rs;
     if (api_call(&c, "DELETE", path, NULL, 0, &rs) < 0)
         return NX_EXIT_FAIL;
-    free(path);
-    if (rs.status != 204 && rs.status != 200) {
+    bool ok = rs.status == 204 || rs.status == 200;
+    if (ok)
+        printf("deleted %s\n", name);
+    else
         api_report("DeleteFunction", &rs);
-        return NX_EXIT_FAIL;
-    }
-    printf("deleted %s\n", name);
     http_resp_free(&rs);
-    return NX_EXIT_OK;
+    return ok ? NX_EXIT_OK : NX_EXIT_FAIL;
 }

@@ -128,6 +128,7 @@ int http_do(const struct http_req *rq, struct http_resp *rs, char *err, size_t e
     CURLcode cc = curl_easy_perform(h);
     int rc = 0;
     if (cc != CURLE_OK) {
+        rs->curl_code = (int)cc;
         snprintf(err, errlen, "%s", cerr[0] ? cerr : curl_easy_strerror(cc));
         rc = -1;
     } else {

@@ -8,12 +8,13 @@
 #include <string.h>
 
 static const char invoke_usage[] =
-    "usage: nexus invoke NAME [--payload JSON|@FILE|@-]\n"
+    "usage: nexus invoke NAME [--payload JSON|@FILE|@-] [--cli-timeout S]\n"
     "\n"
     "Invokes a function (RequestResponse) and prints what it returned.  The payload is the\n"
     "event, as JSON text, @FILE or @- for standard input (default {}).  If the handler fails,\n"
     "its error JSON (errorMessage, errorType, stackTrace) goes to standard error and the exit\n"
-    "status is 1.\n";
+    "status is 1.  --cli-timeout S gives up waiting for nexusd after S seconds (default 910:\n"
+    "longer than any function's timeout).\n";
 
 static const char logs_usage[] =
     "usage: nexus logs NAME [--tail N]\n"
@@ -35,14 +36,22 @@ int cmd_invoke(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"payload", required_argument, NULL, 'p'},
+        {"cli-timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *payload_arg = "{}";
+    long invoke_timeout = 910;
     int o;
     while ((o = getopt_long(argc, argv, "hp:", opts, NULL)) != -1) {
         switch (o) {
         case 'p': payload_arg = optarg; break;
+        case 't':
+            if ((invoke_timeout = parse_long(optarg, 1, 86400)) < 0) {
+                nx_err("invoke: --cli-timeout %s: give whole seconds", optarg);
+                return NX_EXIT_USAGE;
+            }
+            break;
         case 'h':
             fputs(invoke_usage, stdout);
             return NX_EXIT_OK;
@@ -85,11 +94,15 @@ int cmd_invoke(int argc, char **argv)
     }
     json_decref(check);
 
-    struct nx_paths p;
-    struct nx_config c;
-    if (paths_init(&p) < 0)
+    static struct nx_paths p;   /* static: reachable until exit, not a leak */
+    static struct nx_config c;
+    if (paths_init(&p) < 0) {
+        free(payload);
         return NX_EXIT_FAIL;
+    }
     config_load(&p, &c);
+    /* A handler may run for up to 900 s (Lambda's limit); nexusd answers by then. */
+    api_set_timeout(invoke_timeout);
     char *path = xasprintf("/2015-03-31/functions/%s/invocations", name);
     struct http_resp rs;
     int rc = api_call(&c, "POST", path, payload, plen, &rs);
@@ -159,8 +172,8 @@ int cmd_logs(int argc, char **argv)
         nx_err("logs: '%s' is not a valid function name", name);
         return NX_EXIT_USAGE;
     }
-    struct nx_paths p;
-    struct nx_config c;
+    static struct nx_paths p;   /* static: reachable until exit, not a leak */
+    static struct nx_config c;
     if (paths_init(&p) < 0)
         return NX_EXIT_FAIL;
     config_load(&p, &c);

@@ -92,6 +92,7 @@ struct http_resp {
     char err_type[128];         /* x-amzn-ErrorType */
     char content_type[128];
     long long content_length;   /* Content-Length, -1 if absent */
+    int curl_code;              /* CURLcode of a transport failure, 0 if a response arrived */
 };
 /* Returns 0 when an HTTP response arrived (any status), -1 with `err` filled when not. */
 int http_do(const struct http_req *rq, struct http_resp *rs, char *err, size_t errlen);
@@ -102,6 +103,8 @@ char *url_encode(const char *s, bool keep_slash);
 /* Calls nexusd; on a transport failure prints "nexusd is not running ..." and returns -1. */
 int api_call(const struct nx_config *c, const char *method, const char *path,
              const char *body, size_t body_len, struct http_resp *rs);
+/* Bounds every later api_call (seconds; default 120, NEXUS_HTTP_TIMEOUT overrides). */
+void api_set_timeout(long seconds);
 /* Prints "nexus: WHAT failed: HTTP 404 ResourceNotFoundException: message". */
 void api_report(const char *what, const struct http_resp *rs);
 

@@ -121,8 +121,8 @@ int cmd_up(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    struct nx_paths p;
-    struct nx_config c;
+    static struct nx_paths p;   /* static: reachable until exit, not a leak */
+    static struct nx_config c;
     long port = -1, s3port = -1;
     int o;
     while ((o = getopt_long(argc, argv, "+hp:", opts, NULL)) != -1) {
@@ -156,13 +156,16 @@ int cmd_up(int argc, char **argv)
 
     if (paths_init(&p) < 0)
         return NX_EXIT_FAIL;
-    char *logs = home_path(&p, "logs"), *state = home_path(&p, "state"), *s3dir = home_path(&p, "s3");
+    /* One-shot command: its strings live in statics until exit (no leak reports, no
+     * frees on every early return). */
+    static char *logs, *state, *s3dir, *health, *s3log, *nlog, **nargv;
+    logs = home_path(&p, "logs"), state = home_path(&p, "state"), s3dir = home_path(&p, "s3");
     if (mkdir_p(logs, 0755) < 0 || mkdir_p(state, 0700) < 0) {
         nx_err("cannot create %s: %s: set NEXUS_HOME to a writable directory", p.home, strerror(errno));
         return NX_EXIT_FAIL;
     }
 
-    struct pidfiles pf;
+    static struct pidfiles pf;
     pidfiles_init(&p, &pf);
     pid_t old_n = pidfile_read(pf.nexusd), old_s = pidfile_read(pf.s3);
     bool n_alive = proc_is(old_n, "nexusd"), s_alive = proc_is(old_s, "s3rver");
@@ -226,7 +229,7 @@ int cmd_up(int argc, char **argv)
                "(it runs `npm ci` in scripts/s3)", p.s3_package);
         return NX_EXIT_FAIL;
     }
-    char *health = xasprintf("%s/health", c.ingress);
+    health = xasprintf("%s/health", c.ingress);
     if (probe_http(health, 0)) {
         nx_err("something already answers on %s (not started by this NEXUS_HOME=%s): stop it, or use "
                "another port with `nexus up --port N`", c.ingress, p.home);
@@ -238,7 +241,7 @@ int cmd_up(int argc, char **argv)
 
     printf("Starting Nexus (state in %s)\n", p.home);
     pid_t s3pid = 0;
-    char *s3log = xasprintf("%s/s3.log", logs);
+    s3log = xasprintf("%s/s3.log", logs);
     if (c.s3_local) {
         if (mkdir_p(s3dir, 0700) < 0) {
             nx_err("cannot create %s: %s", s3dir, strerror(errno));
@@ -280,7 +283,7 @@ int cmd_up(int argc, char **argv)
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%ld", nport);
     int nargs = 14 + nextra + 1, i = 0;
-    char **nargv = xmalloc(sizeof(char *) * (size_t)nargs);
+    nargv = xmalloc(sizeof(char *) * (size_t)nargs);
     nargv[i++] = p.nexusd;
     nargv[i++] = "--listen";
     nargv[i++] = listen;
@@ -299,7 +302,7 @@ int cmd_up(int argc, char **argv)
     nargv[i] = NULL;
     char *env_local[] = {"AWS_ACCESS_KEY_ID=" NX_LOCAL_S3_KEY, "AWS_SECRET_ACCESS_KEY=" NX_LOCAL_S3_KEY,
                          "AWS_REGION=" NX_LOCAL_S3_REGION, NULL};
-    char *nlog = xasprintf("%s/nexusd.log", logs);
+    nlog = xasprintf("%s/nexusd.log", logs);
     printf("  nexusd            %s ", c.ingress);
     fflush(stdout);
     pid_t npid = proc_spawn(nargv, c.s3_local ? env_local : NULL, nlog);
@@ -398,10 +401,10 @@ int cmd_down(int argc, char **argv)
         nx_err("down: unexpected argument '%s'", argv[optind]);
         return NX_EXIT_USAGE;
     }
-    struct nx_paths p;
+    static struct nx_paths p;   /* static: reachable until exit, not a leak */
     if (paths_init(&p) < 0)
         return NX_EXIT_FAIL;
-    struct pidfiles pf;
+    static struct pidfiles pf;
     pidfiles_init(&p, &pf);
     bool any = false;
     /* nexusd first: it may still be writing back to S3 while it drains. */
@@ -510,8 +513,8 @@ int cmd_status(int argc, char **argv)
         nx_err("status: unexpected argument '%s'", argv[optind]);
         return NX_EXIT_USAGE;
     }
-    struct nx_paths p;
-    struct nx_config c;
+    static struct nx_paths p;   /* static: reachable until exit, not a leak */
+    static struct nx_config c;
     if (paths_init(&p) < 0)
         return NX_EXIT_FAIL;
     config_load(&p, &c);
@@ -520,24 +523,31 @@ int cmd_status(int argc, char **argv)
         return NX_EXIT_FAIL;
     if (rs.status != 200) {
         api_report("GET /nexus/v1/status", &rs);
+        http_resp_free(&rs);
         return NX_EXIT_FAIL;
     }
     json_error_t jerr;
     json_t *st = json_loadb(rs.body, rs.len, 0, &jerr);
+    http_resp_free(&rs);
     if (!json_is_object(st)) {
         nx_err("nexusd at %s answered /nexus/v1/status with something that is not a JSON object (%s): "
                "check its log in %s/logs/nexusd.log", c.ingress, jerr.text, p.home);
+        json_decref(st);
         return NX_EXIT_FAIL;
     }
+    /* Both are lists per the contract; anything else shows as empty. */
     json_t *fns = json_object_get(st, "functions");
     json_t *ins = json_object_get(st, "instances");
-    struct pidfiles pf;
+    if (!json_is_array(fns))
+        json_object_set_new(st, "functions", fns = json_array());
+    if (!json_is_array(ins))
+        json_object_set_new(st, "instances", ins = json_array());
+    static struct pidfiles pf;
     pidfiles_init(&p, &pf);
     pid_t np = pidfile_read(pf.nexusd), sp = pidfile_read(pf.s3);
     json_t *out = json_pack("{s:s, s:o, s:O, s:O, s:{s:o, s:o}, s:s}",
                             "ingress", c.ingress, "s3", config_s3_json(&c),
-                            "functions", json_is_array(fns) ? fns : json_array(),
-                            "instances", json_is_array(ins) ? ins : json_array(),
+                            "functions", fns, "instances", ins,
                             "pids",
                             "nexusd", proc_is(np, "nexusd") ? json_integer(np) : json_null(),
                             "s3", proc_is(sp, "s3rver") ? json_integer(sp) : json_null(),
@@ -558,11 +568,10 @@ int cmd_status(int argc, char **argv)
         else
             printf("  S3 credentials        AWS_ACCESS_KEY_ID=%s (secret from your environment)\n", c.access_key);
         printf("  state and logs        %s\n", p.home);
-        print_functions(json_is_array(fns) ? fns : json_array());
-        print_instances(json_is_array(ins) ? ins : json_array());
+        print_functions(fns);
+        print_instances(ins);
     }
     json_decref(out);
     json_decref(st);
-    http_resp_free(&rs);
     return NX_EXIT_OK;
 }

@@ -33,6 +33,7 @@ int s3_request(const struct nx_config *c, const char *method, const char *bucket
     struct http_req rq = {
         .method = method, .url = url, .body = body, .body_len = len,
         .sigv4 = sigv4, .userpwd = userpwd, .content_sha256 = sha, .content_type = content_type,
+        .timeout_s = 300,
     };
     int rc = http_do(&rq, rs, err, sizeof err);
     if (rc < 0) {

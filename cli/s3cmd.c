@@ -102,8 +102,10 @@ static int s3_ls(const struct nx_config *c, const char *arg)
         struct http_resp rs;
         int r = s3_request(c, "GET", bucket, NULL, query, NULL, NULL, 0, &rs);
         free(query);
-        if (r < 0)
-            return NX_EXIT_FAIL;
+        if (r < 0) {
+            rc = NX_EXIT_FAIL;
+            break;
+        }
         xmlDocPtr doc = rs.status == 200 ? s3xml_parse(rs.body, rs.len) : NULL;
         if (!doc) {
             char *what = xasprintf("listing s3://%s/%s", bucket, prefix);
@@ -131,6 +133,7 @@ static int s3_ls(const struct nx_config *c, const char *arg)
         if (!token)
             break;
     }
+    free(token);
     free(bucket);
     free(prefix);
     return rc;
@@ -141,23 +144,21 @@ static int s3_put(const struct nx_config *c, const char *arg, const char *file)
     char *bucket, *key;
     if (split(arg, &bucket, &key, true) < 0)
         return NX_EXIT_USAGE;
-    size_t len;
+    size_t len = 0;
+    struct http_resp rs = {0};
+    int rc = NX_EXIT_FAIL;
     char *data = read_file(file, &len);
     if (!data) {
         nx_err("s3 put: cannot read %s: %s", file, strerror(errno));
-        return NX_EXIT_FAIL;
-    }
-    struct http_resp rs;
-    if (s3_request(c, "PUT", bucket, key, NULL, content_type_for(key), data, len, &rs) < 0)
-        return NX_EXIT_FAIL;
-    int rc = NX_EXIT_OK;
-    if (rs.status != 200) {
-        char *what = xasprintf("uploading %s to s3://%s/%s", file, bucket, key);
-        s3_report(what, &rs);
-        free(what);
-        rc = NX_EXIT_FAIL;
-    } else {
-        printf("uploaded %s to s3://%s/%s (%zu bytes)\n", file, bucket, key, len);
+    } else if (s3_request(c, "PUT", bucket, key, NULL, content_type_for(key), data, len, &rs) == 0) {
+        if (rs.status != 200) {
+            char *what = xasprintf("uploading %s to s3://%s/%s", file, bucket, key);
+            s3_report(what, &rs);
+            free(what);
+        } else {
+            printf("uploaded %s to s3://%s/%s (%zu bytes)\n", file, bucket, key, len);
+            rc = NX_EXIT_OK;
+        }
     }
     http_resp_free(&rs);
     free(data);
@@ -171,22 +172,22 @@ static int s3_get(const struct nx_config *c, const char *arg, const char *file)
     char *bucket, *key;
     if (split(arg, &bucket, &key, true) < 0)
         return NX_EXIT_USAGE;
-    struct http_resp rs;
-    if (s3_request(c, "GET", bucket, key, NULL, NULL, NULL, 0, &rs) < 0)
-        return NX_EXIT_FAIL;
-    int rc = NX_EXIT_OK;
-    if (rs.status != 200) {
+    struct http_resp rs = {0};
+    int rc = NX_EXIT_FAIL;
+    if (s3_request(c, "GET", bucket, key, NULL, NULL, NULL, 0, &rs) < 0) {
+        /* reported */
+    } else if (rs.status != 200) {
         char *what = xasprintf("downloading s3://%s/%s", bucket, key);
         s3_report(what, &rs);
         free(what);
-        rc = NX_EXIT_FAIL;
     } else if (!file || strcmp(file, "-") == 0) {
         fwrite(rs.body, 1, rs.len, stdout);
+        rc = NX_EXIT_OK;
     } else if (write_file(file, rs.body, rs.len, 0644) < 0) {
         nx_err("s3 get: cannot write %s: %s", file, strerror(errno));
-        rc = NX_EXIT_FAIL;
     } else {
         printf("downloaded s3://%s/%s to %s (%zu bytes)\n", bucket, key, file, rs.len);
+        rc = NX_EXIT_OK;
     }
     http_resp_free(&rs);
     free(bucket);
@@ -199,23 +200,24 @@ static int s3_head_or_rm(const struct nx_config *c, const char *arg, bool rm)
     char *bucket, *key;
     if (split(arg, &bucket, &key, true) < 0)
         return NX_EXIT_USAGE;
-    struct http_resp rs;
-    if (s3_request(c, rm ? "DELETE" : "HEAD", bucket, key, NULL, NULL, NULL, 0, &rs) < 0)
-        return NX_EXIT_FAIL;
-    int rc = NX_EXIT_OK;
-    if (rs.status != (rm ? 204 : 200) && !(rm && rs.status == 200)) {
+    struct http_resp rs = {0};
+    int rc = NX_EXIT_FAIL;
+    if (s3_request(c, rm ? "DELETE" : "HEAD", bucket, key, NULL, NULL, NULL, 0, &rs) < 0) {
+        /* reported */
+    } else if (rs.status != (rm ? 204 : 200) && !(rm && rs.status == 200)) {
         char *what = xasprintf("%s s3://%s/%s", rm ? "deleting" : "looking up", bucket, key);
         if (!rm && rs.status == 404)
             nx_err("%s failed: no such object (HTTP 404)", what);   /* HEAD has no error body */
         else
             s3_report(what, &rs);
         free(what);
-        rc = NX_EXIT_FAIL;
     } else if (rm) {
         printf("deleted s3://%s/%s\n", bucket, key);
+        rc = NX_EXIT_OK;
     } else {
         printf("s3://%s/%s  %lld bytes  %s\n", bucket, key, rs.content_length,
                rs.content_type[0] ? rs.content_type : "");
+        rc = NX_EXIT_OK;
     }
     http_resp_free(&rs);
     free(bucket);
@@ -254,8 +256,8 @@ int cmd_s3(int argc, char **argv)
         fputs(s3_usage, stderr);
         return NX_EXIT_USAGE;
     }
-    struct nx_paths p;
-    struct nx_config c;
+    static struct nx_paths p;   /* static: reachable until exit, not a leak */
+    static struct nx_config c;
     if (paths_init(&p) < 0)
         return NX_EXIT_FAIL;
     config_load(&p, &c);

@@ -4,7 +4,7 @@ the spine: Lambda REST API + /nexus/v1 + /health) for the CLI's own tests:
 lifecycle (`nexus up/down`), argument handling, deploy/invoke/logs plumbing and
 the `status --json` shape.  It runs no functions: an invocation returns
 {"echo": EVENT, "function": NAME}, or a Lambda-style handler error when the event
-has "fail": true.  It records every CreateFunction body in STATE/requests.jsonl so
+has "fail": true; "sleep": S delays the answer by S seconds.  It records every CreateFunction body in STATE/requests.jsonl so
 tests can check what the CLI sent.  It is never used by `make demo`.
 
 Command line: the same flags as nexusd (--listen HOST:PORT --state-dir DIR ...).
@@ -116,6 +116,9 @@ class Handler(BaseHTTPRequestHandler):
             if name not in functions:
                 return self.not_found(name)
             event = json.loads(raw or b"{}")
+            if isinstance(event, dict) and event.get("sleep"):
+                import time
+                time.sleep(float(event["sleep"]))
             rid = str(uuid.uuid4())
             logs.setdefault(name, []).extend([f"START RequestId: {rid}\n", f"event {json.dumps(event)}\n",
                                               f"END RequestId: {rid}\n"])

@@ -7,8 +7,8 @@
 #   real    — deploy/invoke/logs/status/down against the real build/bin/nexusd with the
 #             guest runtime and root filesystem; skipped, with the reason, when those are
 #             not built.
-# Everything runs in a private NEXUS_HOME on ports 19170-19175 so a node started by
-# `make demo` (9070/9071) is left alone.
+# Everything runs in a private NEXUS_HOME on free ports chosen at start, so a node
+# started by `make demo` (9070/9071) is left alone.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -16,7 +16,13 @@ BUILD=${BUILD:-build}
 NEXUS=${NEXUS:-$ROOT/$BUILD/bin/nexus}
 source tests/cli/lib.sh
 FAKE=$ROOT/tests/cli/fake_nexusd.py
-export NEXUS_PORT=19170 NEXUS_S3_PORT=19171
+# Ports chosen by the kernel (free now), so parallel test runs by others do not collide.
+read -r P1 P2 P3 P4 < <(/usr/bin/python3 -c '
+import socket
+ss = [socket.socket() for _ in range(4)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])')
+export NEXUS_PORT=$P1 NEXUS_S3_PORT=$P2
 unset NEXUS_URL AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 NEXUS_NEXUSD NEXUS_ROOT
 export NEXUS_UP_TIMEOUT=30
 
@@ -72,14 +78,14 @@ t_invoke_arg_errors() {
 }
 t_not_running_messages() {
   new_home notrunning
-  need_ports 19170 19171 || return 77
+  need_ports $P1 $P2 || return 77
   for cmd in "status" "status --json" "invoke hello" "logs hello" "delete hello"; do
     # shellcheck disable=SC2086
-    expect_rc 1 "$NEXUS" $cmd && expect_in "$ERR" "nexusd is not running at http://127.0.0.1:19170" &&
+    expect_rc 1 "$NEXUS" $cmd && expect_in "$ERR" "nexusd is not running at http://127.0.0.1:$P1" &&
       expect_in "$ERR" 'run `nexus up`' || return 1
   done
   expect_rc 1 "$NEXUS" deploy "$WORK/fn" && expect_in "$ERR" 'run `nexus up`' &&
-  expect_rc 1 "$NEXUS" s3 ls && expect_in "$ERR" "cannot reach the S3 endpoint http://127.0.0.1:19171" &&
+  expect_rc 1 "$NEXUS" s3 ls && expect_in "$ERR" "cannot reach the S3 endpoint http://127.0.0.1:$P2" &&
   expect_rc 0 "$NEXUS" down && expect_in "$OUT" "nothing to stop"
 }
 t_up_without_nexusd() {
@@ -92,29 +98,29 @@ t_up_without_nexusd() {
 up_fake() { NEXUS_NEXUSD=$FAKE "$NEXUS" up "$@" > "$OUT" 2> "$ERR"; RC=$?; }
 
 t_fake_up_status_down() {
-  need_s3 || return 77; need_ports 19170 19171 || return 77
+  need_s3 || return 77; need_ports $P1 $P2 || return 77
   new_home lifecycle
   up_fake
   [ "$RC" -eq 0 ] || { say "    up failed: $(cat "$ERR")"; cleanup_home; return 1; }
-  expect_in "$OUT" "Nexus is up." && expect_in "$OUT" "http://127.0.0.1:19170" && expect_in "$OUT" "nexus down" &&
+  expect_in "$OUT" "Nexus is up." && expect_in "$OUT" "http://127.0.0.1:$P1" && expect_in "$OUT" "nexus down" &&
   expect_in "$OUT" "AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER" || { cleanup_home; return 1; }
   local np sp; np=$(cat "$NEXUS_HOME/nexusd.pid"); sp=$(cat "$NEXUS_HOME/s3.pid")
   pid_alive "$np" && pid_alive "$sp" || { say "    daemons not alive after up"; cleanup_home; return 1; }
-  json_check "$NEXUS_HOME/config.json" 'j["ingress"]=="http://127.0.0.1:19170" and j["s3"]["endpoint"]=="http://127.0.0.1:19171"' &&
+  json_check "$NEXUS_HOME/config.json" 'j["ingress"]=="http://127.0.0.1:'"$P1"'" and j["s3"]["endpoint"]=="http://127.0.0.1:'"$P2"'"' &&
   [ "$(stat -c %a "$NEXUS_HOME/config.json")" = 600 ] &&
   expect_rc 0 "$NEXUS" status --json &&
-  json_check "$OUT" 'j["ingress"]=="http://127.0.0.1:19170" and j["s3"]=={"endpoint":"http://127.0.0.1:19171","region":"us-east-1","access_key":"S3RVER","secret_key":"S3RVER","local":True} and j["functions"]==[] and j["instances"]==[] and j["pids"]["nexusd"]=='"$np"' and j["pids"]["s3"]=='"$sp" &&
+  json_check "$OUT" 'j["ingress"]=="http://127.0.0.1:'"$P1"'" and j["s3"]=={"endpoint":"http://127.0.0.1:'"$P2"'","region":"us-east-1","access_key":"S3RVER","secret_key":"S3RVER","local":True} and j["functions"]==[] and j["instances"]==[] and j["pids"]["nexusd"]=='"$np"' and j["pids"]["s3"]=='"$sp" &&
   expect_rc 0 "$NEXUS" status && expect_in "$OUT" "Nexus is running." && expect_in "$OUT" "Functions (0)" &&
   up_fake && [ "$RC" -eq 1 ] && expect_in "$ERR" "already running" && expect_in "$ERR" '`nexus down`' &&
   expect_rc 0 "$NEXUS" down && expect_in "$OUT" "stopping nexusd (pid $np) ... stopped" &&
   expect_in "$OUT" "stopping the local S3 server (pid $sp) ... stopped" || { cleanup_home; return 1; }
   ! pid_alive "$np" && ! pid_alive "$sp" && [ ! -e "$NEXUS_HOME/nexusd.pid" ] && [ ! -e "$NEXUS_HOME/s3.pid" ] &&
-  port_free 19170 && port_free 19171 &&
+  port_free $P1 && port_free $P2 &&
   expect_rc 1 "$NEXUS" status && expect_in "$ERR" "nexusd is not running"
 }
 
 t_fake_stale_pidfiles() {
-  need_s3 || return 77; need_ports 19170 19171 || return 77
+  need_s3 || return 77; need_ports $P1 $P2 || return 77
   new_home stale
   mkdir -p "$NEXUS_HOME"
   # pid 1 is alive but is not nexusd: it must be treated as stale, never signalled.
@@ -126,18 +132,18 @@ t_fake_stale_pidfiles() {
 }
 
 t_fake_nexusd_fails_to_start() {
-  need_s3 || return 77; need_ports 19170 19171 || return 77
+  need_s3 || return 77; need_ports $P1 $P2 || return 77
   new_home failstart
   up_fake -- --fail-start
   [ "$RC" -eq 1 ] && expect_in "$ERR" "nexusd exited while starting (exit status 3)" &&
     expect_in "$ERR" "fake-nexusd: failing on purpose" && expect_in "$ERR" "could not start nexusd" || { cleanup_home; return 1; }
   # the S3 server it had started is stopped again, and no pid files remain
-  [ ! -e "$NEXUS_HOME/s3.pid" ] && [ ! -e "$NEXUS_HOME/nexusd.pid" ] && port_free 19171 ||
+  [ ! -e "$NEXUS_HOME/s3.pid" ] && [ ! -e "$NEXUS_HOME/nexusd.pid" ] && port_free $P2 ||
     { say "    S3 server or pid files left behind"; cleanup_home; return 1; }
 }
 
 t_fake_down_sigkill_after_grace() {
-  need_s3 || return 77; need_ports 19170 19171 || return 77
+  need_s3 || return 77; need_ports $P1 $P2 || return 77
   new_home sigkill
   up_fake -- --ignore-sigterm
   [ "$RC" -eq 0 ] || { say "    up failed: $(cat "$ERR")"; cleanup_home; return 1; }
@@ -147,18 +153,18 @@ t_fake_down_sigkill_after_grace() {
 }
 
 t_fake_port_in_use() {
-  need_s3 || return 77; need_ports 19170 19171 19172 || return 77
+  need_s3 || return 77; need_ports $P1 $P2 $P3 || return 77
   new_home portbusy
-  /usr/bin/python3 -m http.server --bind 127.0.0.1 19172 >/dev/null 2>&1 & local hp=$!
-  for _ in $(seq 50); do port_free 19172 || break; sleep 0.1; done
-  NEXUS_PORT=19172 up_fake
+  /usr/bin/python3 -m http.server --bind 127.0.0.1 $P3 >/dev/null 2>&1 & local hp=$!
+  for _ in $(seq 50); do port_free $P3 || break; sleep 0.1; done
+  NEXUS_PORT=$P3 up_fake
   kill "$hp"; wait "$hp" 2>/dev/null
-  [ "$RC" -eq 1 ] && expect_in "$ERR" "something already answers on http://127.0.0.1:19172" &&
-    expect_in "$ERR" "--port N" && port_free 19171
+  [ "$RC" -eq 1 ] && expect_in "$ERR" "something already answers on http://127.0.0.1:$P3" &&
+    expect_in "$ERR" "--port N" && port_free $P2
 }
 
 t_fake_s3_helpers() {
-  need_s3 || return 77; need_ports 19170 19171 || return 77
+  need_s3 || return 77; need_ports $P1 $P2 || return 77
   new_home s3
   up_fake; [ "$RC" -eq 0 ] || { say "    up failed: $(cat "$ERR")"; cleanup_home; return 1; }
   head -c 300000 /dev/urandom > "$WORK/blob.bin"; echo "the quick brown fox" > "$WORK/t.txt"
@@ -173,14 +179,16 @@ t_fake_s3_helpers() {
     expect_rc 0 "$NEXUS" s3 ls && expect_in "$OUT" "s3://cli-test" &&
     expect_rc 0 "$NEXUS" s3 ls cli-test/dir/ && expect_in "$OUT" "s3://cli-test/dir/a b+c.txt" && expect_not_in "$OUT" "blob.bin" &&
     expect_rc 1 "$NEXUS" s3 get cli-test/missing && expect_in "$ERR" "NoSuchKey" &&
+    expect_rc 1 "$NEXUS" s3 put cli-test/x "$WORK/no-such-file" && expect_in "$ERR" "cannot read $WORK/no-such-file" &&
+    expect_rc 1 "$NEXUS" s3 put no-such-bucket/x "$WORK/t.txt" && expect_in "$ERR" "NoSuchBucket" &&
     expect_rc 1 "$NEXUS" s3 ls no-such-bucket && expect_in "$ERR" "NoSuchBucket" &&
     expect_rc 0 "$NEXUS" s3 rm cli-test/blob.bin && expect_rc 1 "$NEXUS" s3 head cli-test/blob.bin; } || r=1
   # more than one page (s3rver pages at 1000 keys): the continuation token must round-trip
   if [ $r -eq 0 ]; then
     # the keys go in through boto3 (one process, fast); the listing under test is ours
     /usr/bin/python3 - <<'PY' || r=1
-import boto3
-s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:19171", region_name="us-east-1",
+import os, boto3
+s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:" + os.environ["NEXUS_S3_PORT"], region_name="us-east-1",
                   aws_access_key_id="S3RVER", aws_secret_access_key="S3RVER")
 for i in range(1005):
     s3.put_object(Bucket="cli-test", Key=f"many/k{i:04d}", Body=b"")
@@ -193,7 +201,7 @@ PY
 }
 
 t_fake_deploy_invoke_logs() {
-  need_s3 || return 77; need_ports 19170 19171 || return 77
+  need_s3 || return 77; need_ports $P1 $P2 || return 77
   new_home deploy
   up_fake; [ "$RC" -eq 0 ] || { say "    up failed: $(cat "$ERR")"; cleanup_home; return 1; }
   local fn=$WORK/myfunc r=0
@@ -220,6 +228,8 @@ t_fake_deploy_invoke_logs() {
     expect_rc 1 "$NEXUS" invoke myfunc --payload '{"fail": true}' && [ ! -s "$OUT" ] &&
     expect_in "$ERR" '"errorType": "ValueError"' && expect_in "$ERR" 'nexus logs myfunc' &&
     expect_rc 1 "$NEXUS" invoke ghost && expect_in "$ERR" "HTTP 404 ResourceNotFoundException: Function not found: ghost" &&
+    expect_rc 1 "$NEXUS" invoke myfunc --payload '{"sleep": 3}' --cli-timeout 1 &&
+    expect_in "$ERR" "did not answer POST /2015-03-31/functions/myfunc/invocations within 1 s" &&
     expect_rc 0 "$NEXUS" logs myfunc && [ "$(grep -c '^START RequestId' "$OUT")" -eq 4 ] &&
     expect_rc 0 "$NEXUS" logs myfunc --tail 1 && [ "$(wc -l < "$OUT")" -eq 1 ] && expect_in "$OUT" "END RequestId" &&
     expect_rc 1 "$NEXUS" logs ghost && expect_in "$ERR" "ResourceNotFoundException" &&
@@ -229,18 +239,18 @@ t_fake_deploy_invoke_logs() {
 }
 
 t_external_s3_endpoint() {
-  need_ports 19170 || return 77
+  need_ports $P1 || return 77
   new_home external
   # An external endpoint: no local S3 server is started, and no secret is written down.
-  AWS_ENDPOINT_URL_S3=http://127.0.0.1:19175 AWS_ACCESS_KEY_ID=AKEXAMPLE AWS_SECRET_ACCESS_KEY=topsecret \
+  AWS_ENDPOINT_URL_S3=http://127.0.0.1:$P4 AWS_ACCESS_KEY_ID=AKEXAMPLE AWS_SECRET_ACCESS_KEY=topsecret \
     AWS_REGION=eu-west-3 NEXUS_NEXUSD=$FAKE "$NEXUS" up > "$OUT" 2> "$ERR"; RC=$?
   local r=0
   { [ "$RC" -eq 0 ] && expect_in "$OUT" "from AWS_ENDPOINT_URL_S3; no local S3 server" && [ ! -e "$NEXUS_HOME/s3.pid" ] &&
     expect_not_in "$NEXUS_HOME/config.json" "topsecret" &&
     expect_rc 0 "$NEXUS" status --json &&
-    json_check "$OUT" 'j["s3"]=={"endpoint":"http://127.0.0.1:19175","region":"eu-west-3","access_key":"AKEXAMPLE","secret_key":None,"local":False} and j["pids"]["s3"] is None' &&
+    json_check "$OUT" 'j["s3"]=={"endpoint":"http://127.0.0.1:'"$P4"'","region":"eu-west-3","access_key":"AKEXAMPLE","secret_key":None,"local":False} and j["pids"]["s3"] is None' &&
     grep -q -- "--s3-endpoint" /proc/"$(cat "$NEXUS_HOME/nexusd.pid")"/cmdline &&
-    tr '\0' ' ' < /proc/"$(cat "$NEXUS_HOME/nexusd.pid")"/cmdline | grep -qF -- "--s3-endpoint http://127.0.0.1:19175 --s3-region eu-west-3" &&
+    tr '\0' ' ' < /proc/"$(cat "$NEXUS_HOME/nexusd.pid")"/cmdline | grep -qF -- "--s3-endpoint http://127.0.0.1:$P4 --s3-region eu-west-3" &&
     ! tr '\0' ' ' < /proc/"$(cat "$NEXUS_HOME/nexusd.pid")"/cmdline | grep -q topsecret; } || r=1
   cleanup_home
   return $r
@@ -253,7 +263,7 @@ need_real() {
   [ -d "$ROOT/build/runtime/python" ] || { skip "build/runtime/python (the guest runtime) is not built yet"; return 77; }
   [ -d "$ROOT/build/rootfs/usr/bin" ] || { skip "build/rootfs is not built yet (make rootfs)"; return 77; }
   need_s3 || return 77
-  need_ports 19170 19171 || return 77
+  need_ports $P1 $P2 || return 77
 }
 
 t_real_deploy_invoke_logs_down() {
@@ -278,7 +288,7 @@ PY
     expect_rc 1 "$NEXUS" invoke ghost && expect_in "$ERR" "ResourceNotFoundException" &&
     expect_rc 0 "$NEXUS" logs clitest && expect_in "$OUT" "cli-test handler saw {'n': 21}" && expect_in "$OUT" "START RequestId" &&
     expect_rc 0 "$NEXUS" status --json &&
-    json_check "$OUT" 'j["ingress"]=="http://127.0.0.1:19170" and j["s3"]["access_key"]=="S3RVER" and isinstance(j["functions"],list) and len(j["functions"])==1 and isinstance(j["instances"],list)' &&
+    json_check "$OUT" 'j["ingress"]=="http://127.0.0.1:'"$P1"'" and j["s3"]["access_key"]=="S3RVER" and isinstance(j["functions"],list) and len(j["functions"])==1 and isinstance(j["instances"],list)' &&
     expect_rc 0 "$NEXUS" delete clitest; } || r=1
   local np; np=$(cat "$NEXUS_HOME/nexusd.pid" 2>/dev/null)
   expect_rc 0 "$NEXUS" down && expect_in "$OUT" "stopping nexusd" && ! pid_alive "$np" || r=1
