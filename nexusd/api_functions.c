@@ -179,3 +179,64 @@ enum MHD_Result nxd_api_update_config(struct MHD_Connection *c, struct nxd_req *
 {
 	return update(c, r, nxd_fn_update_config);
 }
+
+/* ------------------------------------------------ tags (/2017-03-31/tags/{arn}) */
+
+enum MHD_Result nxd_api_list_tags(struct MHD_Connection *c, struct nxd_req *r)
+{
+	struct nxd_function *f = lookup(r);
+	if (!f)
+		return not_found(c, r);
+	json_t *o = json_pack("{s:o}", "Tags", nxd_fn_tags_json(f));
+	nxd_fn_unref(f);
+	return nxd_reply_json(c, r, 200, o);
+}
+
+static enum MHD_Result tags_change(struct MHD_Connection *c, struct nxd_req *r, json_t *set, const char *const *unset,
+                                   size_t nunset)
+{
+	char name[80];
+	if (nxd_fn_name_from_arg(r->name, name, sizeof name) < 0)
+		return not_found(c, r);
+	struct nxd_error e = {0};
+	struct nxd_function *f = nxd_fn_update_tags(name, set, unset, nunset, &e);
+	if (!f)
+		return nxd_reply_error(c, r, (unsigned)e.http, e.type, "%s", e.message);
+	notify(nxd_im_fn_updated, f);
+	return nxd_reply(c, r, 204, NULL, NULL, 0);
+}
+
+enum MHD_Result nxd_api_tag(struct MHD_Connection *c, struct nxd_req *r)
+{
+	struct nxd_error e = {0};
+	json_t *req = parse_body(r, &e);
+	if (!req)
+		return reply_err(c, r, &e);
+	json_t *tags = json_object_get(req, "Tags");
+	enum MHD_Result ret = json_is_object(tags) ? tags_change(c, r, tags, NULL, 0)
+	                                           : nxd_reply_error(c, r, 400, "InvalidParameterValueException",
+	                                                             "Tags must be an object of strings");
+	json_decref(req);
+	return ret;
+}
+
+struct keys {
+	const char *v[64];
+	size_t n;
+};
+
+static enum MHD_Result collect_key(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	(void)kind;
+	struct keys *k = cls;
+	if (value && !strcmp(key, "tagKeys") && k->n < 64)
+		k->v[k->n++] = value;
+	return MHD_YES;
+}
+
+enum MHD_Result nxd_api_untag(struct MHD_Connection *c, struct nxd_req *r)
+{
+	struct keys k = {.n = 0};
+	MHD_get_connection_values(c, MHD_GET_ARGUMENT_KIND, collect_key, &k);
+	return tags_change(c, r, NULL, k.v, k.n);
+}

@@ -55,6 +55,9 @@ static const struct route routes[] = {
 	{"PUT", "/2015-03-31/functions/", "/code", CODE_BODY, nxd_api_update_code},
 	{"GET", "/2015-03-31/functions/", "", 0, nxd_api_get},
 	{"DELETE", "/2015-03-31/functions/", "", 0, nxd_api_delete},
+	{"GET", "/2017-03-31/tags/", "", 0, nxd_api_list_tags},
+	{"POST", "/2017-03-31/tags/", "", SMALL_BODY, nxd_api_tag},
+	{"DELETE", "/2017-03-31/tags/", "", 0, nxd_api_untag},
 };
 
 /* Match url against a route; copy {name} out. */

@@ -352,6 +352,44 @@ struct nxd_function *nxd_fn_update_config(const char *name, json_t *req, struct 
 	return f;
 }
 
+struct nxd_function *nxd_fn_update_tags(const char *name, json_t *set, const char *const *unset, size_t nunset,
+                                        struct nxd_error *e)
+{
+	struct nxd_function *old = nxd_fn_get(name);
+	if (!old) {
+		not_found(e, name);
+		return NULL;
+	}
+	json_t *spec = reg_fn_spec(old);
+	nxd_fn_unref(old);
+	json_t *tags = json_object_get(spec, "Tags");
+	if (json_is_object(set))
+		json_object_update(tags, set);
+	for (size_t i = 0; i < nunset; i++)
+		json_object_del(tags, unset[i]);
+	struct nxd_function *f = reg_fn_from_spec(spec, e);
+	json_decref(spec);
+	if (!f)
+		return NULL;
+	pthread_mutex_lock(&reg_mu);
+	ssize_t i = find_locked(name);
+	if (i < 0 || persist(f, e) < 0) {
+		pthread_mutex_unlock(&reg_mu);
+		if (i < 0)
+			not_found(e, name);
+		nxd_fn_unref(f); /* not obsolete: the code directory is shared */
+		return NULL;
+	}
+	struct nxd_function *prev = reg[i];
+	reg[i] = f;
+	nxd_fn_ref(f);
+	prev->obsolete = strcmp(prev->code_dir, f->code_dir) != 0;
+	pthread_mutex_unlock(&reg_mu);
+	nxd_fn_unref(prev);
+	nxd_info("function %s: tags updated", name);
+	return f;
+}
+
 struct nxd_function *nxd_fn_delete(const char *name, struct nxd_error *e)
 {
 	pthread_mutex_lock(&reg_mu);

@@ -85,6 +85,10 @@ struct nxd_function *nxd_fn_update_code(const char *name, json_t *req, struct nx
 /* UpdateFunctionConfiguration (Handler, Runtime, MemorySize, Timeout,
  * Environment, Description, Role). */
 struct nxd_function *nxd_fn_update_config(const char *name, json_t *req, struct nxd_error *err);
+/* TagResource / UntagResource: set and remove tags (nexus:* tags take
+ * effect for new instances; running ones retire). */
+struct nxd_function *nxd_fn_update_tags(const char *name, json_t *set, const char *const *unset, size_t nunset,
+                                        struct nxd_error *err);
 /* DeleteFunction: returns the removed snapshot (reference) or NULL. */
 struct nxd_function *nxd_fn_delete(const char *name, struct nxd_error *err);
 

@@ -319,3 +319,19 @@ def test_chaos_kills_updates_recreates(state):
         d.stop()
     log = open(os.path.join(state, "nexusd.log"), errors="replace").read()
     assert "BUG:" not in log, [l for l in log.splitlines() if "BUG:" in l][:5]
+
+
+def test_tags_api(nd):
+    assert create(nd, "tagged", "def handler(e, c):\n    return 1\n", Tags={"a": "1"})[0] == 201
+    arn = "arn:aws:lambda:us-east-1:000000000000:function:tagged"
+    q = urllib.request.quote(arn, safe="")
+    assert nd.req("POST", f"/2017-03-31/tags/{q}", {"Tags": {"nexus:buckets": "bkt-one,bkt-two", "b": "2"}})[0] == 204
+    assert json.loads(nd.req("GET", f"/2017-03-31/tags/{q}")[2])["Tags"] == {
+        "a": "1", "b": "2", "nexus:buckets": "bkt-one,bkt-two"}
+    st = json.loads(nd.req("GET", "/nexus/v1/status")[2])
+    assert [f["buckets"] for f in st["functions"] if f["name"] == "tagged"] == [["bkt-one", "bkt-two"]]
+    assert nd.req("DELETE", f"/2017-03-31/tags/{q}?tagKeys=a&tagKeys=nexus%3Abuckets")[0] == 204
+    assert json.loads(nd.req("GET", f"/2017-03-31/tags/{q}")[2])["Tags"] == {"b": "2"}
+    st, h, _ = nd.req("POST", f"/2017-03-31/tags/{q}", {"Tags": {"nexus:mode": "weird"}})
+    assert st == 400 and h["x-amzn-ErrorType"] == "InvalidParameterValueException"
+    assert nd.req("GET", "/2017-03-31/tags/nosuch")[0] == 404
