@@ -134,6 +134,10 @@ int nxd_zip_extract(const void *data, size_t len, const char *dir, char *err, si
 			if (m & 0111)
 				mode = 0755;
 		}
+		/* Lambda's custom-runtime entry point must be executable even when the
+		 * zip tool dropped the mode bits. */
+		if (!strcmp(name, "bootstrap"))
+			mode = 0755;
 		size_t nl = strlen(name);
 		if (make_parents(dirfd, name) < 0) {
 			snprintf(err, errlen, "zip entry '%.200s': cannot create its directory", name);
