@@ -150,6 +150,23 @@ NX_API int nx_s3_list(struct nx_guest *g, const char *bucket, const struct nx_li
 NX_API int nx_s3_copy(struct nx_guest *g, const char *src_bucket, const char *src_key,
                       const char *bucket, const char *key, struct nx_reply *out);
 
+/* ------------------------------------------------------ C functions */
+
+/*
+ * A C function is an executable /var/task/bootstrap (Lambda runtime
+ * "provided") that calls nx_serve.  The handler gets the invocation (event
+ * and context JSON, valid during the call) and sets *result to a malloc'd
+ * JSON value (freed by nx_serve) and returns 0; or returns non-zero for an
+ * error, with *result a malloc'd NUL-terminated message (or NULL), reported
+ * as {"errorType": "HandlerError", ...}.
+ */
+typedef int (*nx_handler_fn)(struct nx_guest *g, const struct nx_invocation *inv, char **result,
+                             size_t *result_len, void *arg);
+
+/* Attach from the environment, post READY (runtime name), then serve
+ * invocations forever.  Returns only on a channel failure (-errno). */
+NX_API int nx_serve(const char *runtime, nx_handler_fn fn, void *arg);
+
 /* ---------------------------------------------------------------- misc */
 
 /* "OK", "STORAGE_ERROR", ... */

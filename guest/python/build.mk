@@ -63,7 +63,7 @@ $(GUEST_REALHOST): $(OBJ)/guest/libnexus/tests/realhost.o $(OBJ)/guest/libnexus/
 $(GUEST_NOPBENCH): $(OBJ)/guest/libnexus/tests/nopbench.o $(LIBNEXUS_SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $< -L$(BUILD)/runtime/lib -lnexus -Wl,-rpath,'$$ORIGIN/../runtime/lib' -pthread
-test-guest: $(GUEST_REALHOST) $(GUEST_NOPBENCH)
+test-guest: $(GUEST_REALHOST) $(GUEST_NOPBENCH) functions-c
 # Built with everything, so bench/ can run them: the channel's null round trip
 # against nexusd's chan.c is `guest-realhost -- guest-nopbench`.
 ALL_TARGETS += $(GUEST_REALHOST) $(GUEST_NOPBENCH)

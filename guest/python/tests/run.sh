@@ -48,6 +48,14 @@ check "runtime: handler error" env NEXUS_TASK_ROOT=guest/python/tests/apps/raise
 check "runtime: warm no-op invocations" env NEXUS_TASK_ROOT=guest/python/tests/apps/noop \
   "$realhost" --invoke 3000 --expect null --label "no-op handler" -- /usr/bin/python3 -u "$runtime/python/bootstrap.py"
 
+c_fn=${BUILD:-build}/functions/c-linecount/bootstrap
+check "C function (nx_serve): c-linecount, 50 invocations" env LD_LIBRARY_PATH="$runtime/lib" \
+  "$realhost" --invoke 50 --buckets nexus-demo --event "$(cat functions/c-linecount/event.json)" \
+  --expect '"lines":3,"words":6,"bytes":28' --label "C function c-linecount: put + get + put" -- "$c_fn"
+check "C function (nx_serve): storage error becomes HandlerError" env LD_LIBRARY_PATH="$runtime/lib" \
+  "$realhost" --invoke 2 --buckets nexus-demo --event '{"bucket": "nexus-demo", "key": "missing"}' \
+  --expect-error --expect NoSuchKey -- "$c_fn"
+
 echo "--- pytest guest/python/tests"
 junit="$results/test-guest.junit.xml"
 /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider --junitxml="$junit" guest/python/tests
