@@ -120,7 +120,13 @@ int nxd_config_parse(int argc, char **argv)
 		return -1;
 	}
 	*colon = 0;
-	if (copy("--listen", c->listen_host, sizeof c->listen_host, listen) < 0 ||
+	char *host = listen;
+	size_t hl = strlen(host);
+	if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') { /* [::1]:PORT */
+		host[hl - 1] = 0;
+		host++;
+	}
+	if (copy("--listen", c->listen_host, sizeof c->listen_host, host) < 0 ||
 	    parse_uint("--listen port", colon + 1, 0, 65535, &c->listen_port) < 0)
 		return -1;
 	if (!*c->state_dir) {
