@@ -194,6 +194,10 @@ def main():
     if mode == "nexus":
         sys.path.insert(0, SHIM_DIR)
     set_lambda_env(config)
+    try:
+        os.chdir(task_root)   # as on Lambda: relative paths in user code resolve in the code directory
+    except OSError:
+        pass
     arrange_logging()
     handler, init_error = load_handler(str(config.get("handler", "app.handler")))
     if init_error is not None:

@@ -89,7 +89,7 @@ class Runtime:
         e.update(env or {})
         self.proc = subprocess.Popen(["/usr/bin/python3", "-u", os.path.join(PYDIR, "bootstrap.py")],
                                      env=e, pass_fds=self.host.fds, stdout=self.log, stderr=subprocess.STDOUT,
-                                     cwd=self.task)
+                                     cwd=str(tmp_path))
 
     def invoke(self, event, **kw):
         import json

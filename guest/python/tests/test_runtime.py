@@ -35,6 +35,12 @@ def handler(event, context):
     assert rt.host.alloc.live == {} and rt.host.violations == []
 
 
+def test_cwd_is_the_code_directory(runtime, tmp_path):
+    rt = runtime("def handler(e, c):\n    return open('data.txt').read()\n", task_dir=str(tmp_path / "code"))
+    (tmp_path / "code" / "data.txt").write_text("shipped with the code")
+    assert rt.invoke({}) == (OK, "shipped with the code")
+
+
 def test_handler_exception_is_lambda_error(runtime):
     rt = runtime("""
 def helper(n):
