@@ -9,6 +9,8 @@
 #include <string.h>
 #include <curl/curl.h>
 
+const char *nx_argv0 = "nexus";
+
 static const struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -45,6 +47,7 @@ int main(int argc, char **argv)
         usage(stderr);
         return NX_EXIT_USAGE;
     }
+    nx_argv0 = argv[0];
     const char *name = argv[1];
     if (strcmp(name, "-h") == 0 || strcmp(name, "--help") == 0 || strcmp(name, "help") == 0) {
         if (argc > 2 && strcmp(name, "help") == 0) {   /* `nexus help deploy` */

@@ -22,6 +22,9 @@ enum { NX_EXIT_OK = 0, NX_EXIT_FAIL = 1, NX_EXIT_USAGE = 2 };
 #define NX_LOCAL_S3_KEY    "S3RVER"
 #define NX_LOCAL_S3_REGION "us-east-1"
 
+/* How the user ran us (argv[0]), for hints they can paste: "build/bin/nexus down". */
+extern const char *nx_argv0;
+
 /* ---- util.c: messages, strings, files ---- */
 void nx_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void nx_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -336,9 +336,10 @@ int cmd_up(int argc, char **argv)
         printf("  S3 endpoint           %s   (region %s, your AWS_* credentials)\n", c.s3_endpoint, c.s3_region);
     }
     printf("  state and logs        %s   (logs/nexusd.log%s)\n", p.home, c.s3_local ? ", logs/s3.log" : "");
-    printf("Try:   nexus deploy functions/hello && nexus invoke hello\n");
-    printf("       aws lambda list-functions --endpoint-url %s\n", c.ingress);
-    printf("Stop:  nexus down\n");
+    printf("Try:   %s deploy functions/hello && %s invoke hello\n", nx_argv0, nx_argv0);
+    printf("       AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=%s \\\n"
+           "         aws lambda list-functions --endpoint-url %s\n", c.s3_region, c.ingress);
+    printf("Stop:  %s down\n", nx_argv0);
     return NX_EXIT_OK;
 }
 

@@ -127,7 +127,8 @@ The node is still running at $ingress.
   build/bin/nexus status                 functions, instances, S3 credentials
   build/bin/nexus logs wordcount         a function's output
   build/bin/nexus invoke hello --payload '{"name": "you"}'
-  aws lambda list-functions --endpoint-url $ingress
+  AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=x AWS_DEFAULT_REGION=us-east-1 \
+    aws lambda list-functions --endpoint-url $ingress      (the Lambda API: any key will do)
   build/bin/nexus down                   stops the node
 EOT
 if [ ${#failures[@]} -gt 0 ]; then
