@@ -12,24 +12,12 @@
 void nxd_inv_init(struct nxd_invocation *inv)
 {
 	memset(inv, 0, sizeof *inv);
-	pthread_mutex_init(&inv->mu, NULL);
-	pthread_cond_init(&inv->cv, NULL);
 }
 
 void nxd_inv_fini(struct nxd_invocation *inv)
 {
 	free(inv->body);
 	inv->body = NULL;
-	pthread_mutex_destroy(&inv->mu);
-	pthread_cond_destroy(&inv->cv);
-}
-
-void nxd_inv_wait(struct nxd_invocation *inv)
-{
-	pthread_mutex_lock(&inv->mu);
-	while (!inv->done)
-		pthread_cond_wait(&inv->cv, &inv->mu);
-	pthread_mutex_unlock(&inv->mu);
 }
 
 void nxd_inv_complete(struct nxd_invocation *inv, enum nxd_inv_result r, char *body, size_t len)
@@ -42,18 +30,11 @@ void nxd_inv_complete(struct nxd_invocation *inv, enum nxd_inv_result r, char *b
 		inv->on_done(inv);
 		return;
 	}
-	if (inv->async) {
-		/* Nobody waits for an Event invocation: its outcome is in the log. */
-		nxd_fn_unref(inv->fn);
-		free((void *)inv->event);
-		nxd_inv_fini(inv);
-		free(inv);
-		return;
-	}
-	pthread_mutex_lock(&inv->mu);
-	inv->done = true;
-	pthread_cond_signal(&inv->cv);
-	pthread_mutex_unlock(&inv->mu);
+	/* An Event invocation: nobody waits, its outcome is in the log. */
+	nxd_fn_unref(inv->fn);
+	free((void *)inv->event);
+	nxd_inv_fini(inv);
+	free(inv);
 }
 
 void nxd_inv_fail(struct nxd_invocation *inv, enum nxd_inv_result r, const char *type, const char *fmt, ...)

@@ -3,14 +3,13 @@
  * One invocation on its way through nexusd.  The HTTP handler fills in the
  * request half and hands it to the instance manager (nxd_im_invoke, on the
  * loop thread); the instance manager fills in the result half and calls
- * nxd_inv_complete, which calls on_done (the HTTP side resumes its
- * connection) — or, for a waiter on another thread, signals it.
- * Asynchronous (InvocationType Event) invocations are freed there.
+ * nxd_inv_complete, which calls on_done (the HTTP side answers and resumes
+ * its connection).  Asynchronous (InvocationType Event) invocations have no
+ * on_done and are freed there.
  */
 #ifndef NEXUSD_INVOCATION_H
 #define NEXUSD_INVOCATION_H
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,8 +34,8 @@ struct nxd_invocation {
 	const void *event;
 	size_t event_len;
 	bool async;                   /* Event: loop frees it (event is owned) */
-	/* When set, completion calls on_done(inv) on the loop thread instead of
-	 * signalling the waiter; on_done owns inv from then on. */
+	/* Completion calls on_done(inv) on the loop thread; on_done owns inv
+	 * from then on.  NULL only for async invocations. */
 	void (*on_done)(struct nxd_invocation *inv);
 	void *ctx;
 	uint64_t t_recv_ns;
@@ -55,16 +54,10 @@ struct nxd_invocation {
 	                                 Unhandled results, else a plain message */
 	const char *error_type;       /* static string, for error results */
 	size_t body_len;
-
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool done;
 };
 
 void nxd_inv_init(struct nxd_invocation *inv);
 void nxd_inv_fini(struct nxd_invocation *inv);
-/* Block until complete (HTTP thread). */
-void nxd_inv_wait(struct nxd_invocation *inv);
 
 /* Loop thread: finish with result and body (taken over; may be NULL). */
 void nxd_inv_complete(struct nxd_invocation *inv, enum nxd_inv_result r, char *body, size_t len);
