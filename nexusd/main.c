@@ -120,9 +120,17 @@ static int startup_checks(void)
 			nxd_warn("%s %s has no %s: Python functions will fail to start; %s", paths[i].flag, paths[i].dir,
 			         paths[i].probe, paths[i].hint);
 	}
-	char why[512] = "";
-	if (nx_sandbox_process.probe && !nx_sandbox_process.probe(why, sizeof why))
-		nxd_warn("the process sandbox is not usable on this machine: %s", *why ? why : "unknown reason");
+	static const char *const drivers[] = {"process", "vm"};
+	for (int i = 0; i < 2; i++) {
+		const struct nx_sandbox_driver *d = nxd_sandbox_driver(drivers[i]);
+		char why[512] = "";
+		if (!d)
+			nxd_info("sandbox driver %s: not built into this nexusd", drivers[i]);
+		else if (d->probe && !d->probe(why, sizeof why))
+			nxd_warn("sandbox driver %s: not usable on this machine: %s", d->name, *why ? why : "unknown reason");
+		else
+			nxd_info("sandbox driver %s: available%s%s", d->name, *why ? " — " : "", why);
+	}
 	if (!*nxd_cfg.s3.access_key || !*nxd_cfg.s3.secret_key)
 		nxd_warn("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set: storage requests will be refused by S3");
 	if (!*nxd_cfg.s3.endpoint)

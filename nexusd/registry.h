@@ -95,6 +95,10 @@ struct nxd_function *nxd_fn_delete(const char *name, struct nxd_error *err);
 /* Lambda-style tag lookup; NULL when absent. */
 const char *nxd_fn_tag(const struct nxd_function *f, const char *key);
 
+/* The sandbox driver called name ("process", "vm"), or NULL when this
+ * nexusd has none by that name. */
+const struct nx_sandbox_driver *nxd_sandbox_driver(const char *name);
+
 /* Where the per-function log lives. */
 void nxd_fn_log_path(const char *name, char *out, size_t cap);
 

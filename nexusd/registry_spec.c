@@ -17,7 +17,19 @@
 
 static atomic_uint_fast64_t next_gen = 1;
 
-static const struct nx_sandbox_driver *const drivers[] = {&nx_sandbox_process};
+/* The microVM driver joins by defining nx_sandbox_vm (a sandbox_vm file, linked
+ * in by the nexusd wildcard): until then this weak reference is NULL
+ * and "nexus:sandbox": "vm" is refused with a clear message. */
+extern const struct nx_sandbox_driver nx_sandbox_vm __attribute__((weak));
+
+const struct nx_sandbox_driver *nxd_sandbox_driver(const char *name)
+{
+	if (!strcmp(name, nx_sandbox_process.name))
+		return &nx_sandbox_process;
+	if (&nx_sandbox_vm && !strcmp(name, nx_sandbox_vm.name))
+		return &nx_sandbox_vm;
+	return NULL;
+}
 
 /* ------------------------------------------------------------ lifetime */
 
@@ -195,12 +207,10 @@ static int derive_tags(struct nxd_function *f, struct nxd_error *e)
 		return BAD(e, "tag nexus:mode must be 'nexus' or 'baseline', not '%.64s'", mode);
 
 	const char *sb = nxd_fn_tag(f, "nexus:sandbox");
-	f->driver = NULL;
-	for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++)
-		if (!strcmp(drivers[i]->name, sb ? sb : "process"))
-			f->driver = drivers[i];
+	f->driver = nxd_sandbox_driver(sb ? sb : "process");
 	if (!f->driver)
-		return BAD(e, "tag nexus:sandbox '%.64s' is not available in this nexusd (available: process)", sb);
+		return BAD(e, "tag nexus:sandbox '%.64s' is not available in this nexusd (available: process%s)", sb,
+		           nxd_sandbox_driver("vm") ? ", vm" : "");
 
 	f->max_instances = nxd_cfg.max_instances;
 	const char *mi = nxd_fn_tag(f, "nexus:max-instances");
