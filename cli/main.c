@@ -37,7 +37,9 @@ static void usage(FILE *out)
           "\n"
           "Environment:  NEXUS_HOME (state, default ~/.nexus), NEXUS_PORT (9070), NEXUS_S3_PORT (9071),\n"
           "              NEXUS_URL (talk to a nexusd at this URL), NEXUS_ROOT (the checkout to run from),\n"
-          "              AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (use that S3 instead of a local one).\n",
+          "              AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL (use that S3 instead of a local one),\n"
+          "              NEXUS_HTTP_TIMEOUT (seconds to wait for nexusd; default 120, invoke 910),\n"
+          "              NEXUS_DEBUG_HTTP=1 (print every HTTP request and response header).\n",
           out);
 }
 
