@@ -26,6 +26,7 @@
 
 #include <nexus/channel.h>
 #include "instance_priv.h"
+#include "baseline_forward.h"
 #include "config.h"
 #include "funclog.h"
 #include "invocation.h"
@@ -386,8 +387,13 @@ static void inst_assign(struct nxd_instance *in, struct nxd_invocation *inv)
 	if (inv->want_log_tail)
 		inv->log_start = lseek(p->log_fd, 0, SEEK_END);
 	nxd_funclog_start(p->log_fd, inv->request_id);
-	int r = nx_chan_invoke(in->chan, inv->id, inv->event_len ? inv->event : "{}", inv->event_len ? inv->event_len : 2,
-	                       ctx);
+	const char *ev = inv->event_len ? inv->event : "{}";
+	size_t evlen = inv->event_len ? inv->event_len : 2;
+	/* Baseline mode: over HTTP to the guest's own server (baseline_forward.c),
+	 * answered through the same channel callbacks. */
+	int r = in->fn->mode == NX_MODE_BASELINE
+	                ? nxd_baseline_invoke(im_loop, in->id, &im_chan_ops, in, inv->id, ev, evlen, ctx)
+	                : nx_chan_invoke(in->chan, inv->id, ev, evlen, ctx);
 	if (r < 0) {
 		im_take_cur(in, "error");
 		nxd_metrics_invocation(p->name, NXD_INV_FAILED, (double)(nx_now_ns() - inv->t_recv_ns) / 1e9);

@@ -55,6 +55,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -92,6 +93,7 @@ struct nx_sandbox {
 	int reaped, wstatus;
 	uint64_t start_ns;
 	struct sbp_cgroup cg;
+	struct sbp_net net;             /* baseline mode: netns + veth (slot -1 otherwise) */
 };
 
 /* Everything the child needs, prepared by the parent (the child must not
@@ -99,6 +101,7 @@ struct nx_sandbox {
 struct child_ctx {
 	int region_fd, kick_host_fd, kick_guest_fd, log_fd;
 	int userns_fd;                  /* the prepared user namespace */
+	int netns_fd;                   /* baseline: the prepared net namespace, else -1 */
 	int cg_fds[3];                  /* cgroup.procs of each hierarchy, or -1 */
 	const char *const *argv;
 	char *const *envp;
@@ -278,8 +281,12 @@ CHILD static int child_main(void *arg)
 	if (chdir("/") < 0)
 		child_fail(c, "chdir", "/", errno);
 
-	/* Network: the new net namespace has only `lo`, left down; nothing to do in
-	 * nexus mode.  (Baseline mode currently shares the host's, see start().) */
+	/* Network.  Nexus mode: the new net namespace (CLONE_NEWNET) has only
+	 * `lo`, left down.  Baseline mode: join the namespace prepared by nexusd
+	 * (lo + eth0, a veth to the node bridge, already addressed and up); it
+	 * belongs to the initial user namespace, so the function cannot change it. */
+	if (c->netns_fd >= 0 && setns(c->netns_fd, CLONE_NEWNET) < 0)
+		child_fail(c, "setns into the sandbox network namespace", NULL, errno);
 
 	/* Into the cgroup ("0" = the writer), then into our own user namespace and
 	 * a cgroup namespace rooted at that cgroup. */
@@ -412,26 +419,38 @@ static int has_env(const char *const *envp, const char *name)
 	return 0;
 }
 
-/* spec->envp + the channel fd numbers (the driver's, overriding the caller's) + NEXUS_MODE. */
-static char **build_env(const struct nx_sandbox_spec *spec)
+/* Does environment entry e set one of the variables named in `names` ("NAME=...")? */
+static int sets_any(const char *e, const char *const *names)
 {
-	size_t n = 0;
+	for (; names && *names; names++) {
+		size_t l = strcspn(*names, "=");
+		if (!strncmp(e, *names, l) && e[l] == '=')
+			return 1;
+	}
+	return 0;
+}
+
+/* spec->envp + the channel fd numbers (the driver's, overriding the caller's)
+ * + `extra` (also overriding) + NEXUS_MODE. */
+static char **build_env(const struct nx_sandbox_spec *spec, const char *const *extra)
+{
+	size_t n = 0, nx = 0;
 	for (const char *const *e = spec->envp; e && *e; e++)
 		n++;
-	char **env = calloc(n + 5, sizeof *env);
+	for (const char *const *e = extra; e && *e; e++)
+		nx++;
+	char **env = calloc(n + nx + 5, sizeof *env);
 	if (!env)
 		return NULL;
 	size_t k = 0;
-	static const char *const ours[] = { NX_ENV_REGION_FD "=3", NX_ENV_KICK_HOST_FD "=4", NX_ENV_KICK_GUEST_FD "=5" };
-	for (const char *const *e = spec->envp; e && *e; e++) {
-		int mine = 0;
-		for (int i = 0; i < 3; i++)
-			mine |= !strncmp(*e, ours[i], strlen(ours[i]) - 1);
-		if (!mine)
+	static const char *const ours[] = { NX_ENV_REGION_FD "=3", NX_ENV_KICK_HOST_FD "=4", NX_ENV_KICK_GUEST_FD "=5", NULL };
+	for (const char *const *e = spec->envp; e && *e; e++)
+		if (!sets_any(*e, ours) && !sets_any(*e, extra))
 			env[k++] = (char *)*e;
-	}
 	for (int i = 0; i < 3; i++)
 		env[k++] = (char *)ours[i];
+	for (const char *const *e = extra; e && *e; e++)
+		env[k++] = (char *)*e;
 	if (!has_env(spec->envp, "NEXUS_MODE"))
 		env[k++] = (char *)(spec->mode == NX_MODE_BASELINE ? "NEXUS_MODE=baseline" : "NEXUS_MODE=nexus");
 	env[k] = NULL;
@@ -462,6 +481,10 @@ static void kill_and_wait(struct nx_sandbox *sb)
 	sb->wstatus = W_EXITCODE(0, SIGKILL);
 }
 
+/* nexusd's baseline forwarder (baseline_forward.c) drops its connection to
+ * the instance; absent (weak) in the driver's own test program. */
+void nxd_baseline_forget(uint64_t instance_id) __attribute__((weak));
+
 static void sb_destroy(struct nx_sandbox *sb)
 {
 	if (!sb)
@@ -469,8 +492,52 @@ static void sb_destroy(struct nx_sandbox *sb)
 	kill_and_wait(sb);
 	if (sb->pidfd >= 0)
 		close(sb->pidfd);
+	if (sb->net.slot >= 0 && sb->start_ns && nxd_baseline_forget)   /* only nexusd's loop thread forwards */
+		nxd_baseline_forget(sb->instance_id);
+	sbp_net_destroy(&sb->net);
 	sbp_cgroup_remove(&sb->cg);
 	free(sb);
+}
+
+/* The S3 endpoint the function was given (AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL), or NULL. */
+static const char *env_endpoint(const char *const *envp)
+{
+	static const char *const names[] = { "AWS_ENDPOINT_URL_S3=", "AWS_ENDPOINT_URL=" };
+	for (int i = 0; i < 2; i++)
+		for (const char *const *e = envp; e && *e; e++)
+			if (!strncmp(*e, names[i], strlen(names[i])) && (*e)[strlen(names[i])])
+				return *e + strlen(names[i]);
+	return NULL;
+}
+
+/* Baseline mode: the sandbox's network (netns + veth) and the environment that
+ * points the guest's real boto3 at the relay and its HTTP server at eth0.
+ * extra[] gets up to 3 entries stored in bufs. */
+static int baseline_prepare(const struct nx_sandbox_spec *spec, struct nx_sandbox *sb, const char **extra,
+                            char bufs[3][320], char *err, size_t errlen)
+{
+	int rc, k = 0;
+	const char *endpoint = env_endpoint(spec->envp);
+	char relay[128];
+	if ((rc = sbp_net_create(spec->instance_id, &sb->net, err, errlen)) < 0)
+		return rc;
+	if (endpoint) {
+		if ((rc = sbp_relay_endpoint(endpoint, relay, sizeof relay, err, errlen)) < 0)
+			return rc;
+		snprintf(bufs[k], sizeof bufs[k], "AWS_ENDPOINT_URL_S3=%s", relay);
+		extra[k] = bufs[k];
+		k++;
+		snprintf(bufs[k], sizeof bufs[k], "AWS_ENDPOINT_URL=%s", relay);
+		extra[k] = bufs[k];
+		k++;
+	}
+	char ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, &sb->net.addr_be, ip, sizeof ip);
+	snprintf(bufs[k], sizeof bufs[k], "NEXUS_BASELINE_LISTEN=%s:%d", ip, SBP_GUEST_HTTP_PORT);
+	extra[k] = bufs[k];
+	k++;
+	extra[k] = NULL;
+	return 0;
 }
 
 /* A user namespace mapping its 0 to host uid/gid `uid`, as an fd (see top). */
@@ -521,17 +588,31 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	}
 	struct nx_sandbox *sb = calloc(1, sizeof *sb);
 	struct child_ctx *c = calloc(1, sizeof *c);
-	char **env = build_env(spec);
 	char *stack = malloc(CHILD_STACK);
-	if (!sb || !c || !env || !stack) {
-		free(sb); free(c); free(env); free(stack);
+	char **env = NULL;
+	if (!sb || !c || !stack) {
+		free(sb); free(c); free(stack);
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
 	sb->pidfd = -1;
 	sb->pid = -1;
 	sb->instance_id = spec->instance_id;
+	sb->net.slot = -1;
+	sb->net.netns_fd = -1;
 	c->userns_fd = -1;
+	c->netns_fd = -1;
+	const char *extra[4] = { NULL };
+	char extra_bufs[3][320];
+	if (spec->mode == NX_MODE_BASELINE &&
+	    (rc = baseline_prepare(spec, sb, extra, extra_bufs, err, errlen)) < 0)
+		goto out;
+	c->netns_fd = sb->net.netns_fd;
+	if (!(env = build_env(spec, extra))) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
 	c->cg_fds[0] = c->cg_fds[1] = c->cg_fds[2] = -1;
 
 	if ((rc = sbp_seccomp_prog(spec->mode, &c->prog, err, errlen)) < 0 ||
@@ -579,11 +660,10 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	}
 	uint64_t t_ns = now_ns();
 
-	/* Baseline mode (real boto3 over TCP) needs a network.  Until the veth
-	 * hook below exists it shares nexusd's network namespace: host loopback,
-	 * where the local S3 server listens.  Nexus mode never gets one. */
+	/* Nexus mode: a new, empty net namespace.  Baseline mode: the child joins
+	 * the one prepared above (lo + eth0 on the node bridge). */
 	int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS;
-	if (spec->mode != NX_MODE_BASELINE)
+	if (c->netns_fd < 0)
 		flags |= CLONE_NEWNET;
 	/* Exit signal 0: no SIGCHLD, so only our waitid(P_PIDFD) reaps it.  All
 	 * signals blocked across the clone: no nexusd handler may run in the child
@@ -607,10 +687,6 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		kill_and_wait(sb);
 		goto out;
 	}
-	/* Hook for baseline mode's network (later): the child has exec'd by now, so
-	 * a veth for it must be prepared before the clone (e.g. in a net namespace
-	 * made like the user namespace above, joined with setns in the child). */
-
 	sb->start_ns = now_ns() - t0;
 	sbp_log(3, "sandbox %llu: pid %d uid %u, started in %.2f ms (prepare+cgroup %.2f, user ns %.2f, "
 	        "clone..exec %.2f)", (unsigned long long)sb->instance_id, (int)sb->pid, uid, sb->start_ns / 1e6,

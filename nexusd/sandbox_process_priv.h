@@ -52,4 +52,33 @@ void sbp_cgroup_remove(struct sbp_cgroup *cg);
  * and loaded by the child with one seccomp(2) call.  Never freed. */
 int sbp_seccomp_prog(enum nx_mode mode, const struct sock_fprog **out, char *err, size_t errlen);
 
+/* ---- baseline network (sandbox_process_net.c, sandbox_process_relay.c) --- */
+
+/* One baseline sandbox's network: its net namespace (joined by the child)
+ * with eth0 = a veth whose peer is on the node namespace's bridge. */
+struct sbp_net {
+	int netns_fd;           /* -1 when none */
+	int slot;               /* address slot, -1 when none */
+	uint32_t addr_be;       /* eth0's address (169.254.A.B), network order */
+	int veth_created;
+};
+
+/* Lazily makes the node namespace (bridge nxbr0 169.254.0.1/16), then the
+ * instance's namespace and veth pair.  0 or -errno with err filled. */
+int  sbp_net_create(uint64_t instance_id, struct sbp_net *net, char *err, size_t errlen);
+/* Delete the veth, drop the namespace fd, free the slot (idempotent). */
+void sbp_net_destroy(struct sbp_net *net);
+/* The guest address of a live baseline instance (network order); -ENOENT if none. */
+int  sbp_net_guest_addr(uint64_t instance_id, uint32_t *addr_be);
+/* 169.254.0.1 (network order): the bridge, where the relay listens. */
+uint32_t sbp_net_bridge_addr(void);
+/* A socket (AF_INET, type) created inside the node namespace. */
+int  sbp_net_node_socket(int type, int *fd_out);
+/* Start (once) the S3 relay for endpoint url; relay_url gets the URL a guest
+ * uses instead ("http://169.254.0.1:9000").  0 or -errno with err filled. */
+int  sbp_relay_endpoint(const char *url, char *relay_url, size_t relay_len, char *err, size_t errlen);
+
+/* The port the guest's HTTP server listens on (on eth0's address). */
+#define SBP_GUEST_HTTP_PORT 8080
+
 #endif

@@ -116,6 +116,14 @@ def log_error(err):
           file=sys.stderr, flush=True)
 
 
+def _user_frames(tb):
+    """Skip the import machinery's frames at the top of a traceback."""
+    while tb is not None and (tb.tb_frame.f_code.co_filename.startswith("<frozen")
+                              or tb.tb_frame.f_code.co_filename == importlib.__file__):
+        tb = tb.tb_next
+    return tb
+
+
 def load_handler(spec):
     """Import "module.function" (module may be dotted or a path "dir/mod").
     Returns (function, None) or (None, error payload)."""
@@ -127,11 +135,12 @@ def load_handler(spec):
     try:
         mod = importlib.import_module(modname)
     except SyntaxError as e:
-        return None, error_payload("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}",
-                                   e.__traceback__.tb_next)
-    except Exception as e:  # ImportError and anything raised by the module's top level
+        return None, error_payload("Runtime.UserCodeSyntaxError", f"Syntax error in module '{modname}': {e}")
+    except ImportError as e:  # like Lambda: no trace through the import machinery
+        return None, error_payload("Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}")
+    except Exception as e:  # raised by the module's top level: show where
         return None, error_payload("Runtime.ImportModuleError", f"Unable to import module '{modname}': {e}",
-                                   e.__traceback__.tb_next)
+                                   _user_frames(e.__traceback__))
     fn = getattr(mod, fname, None)
     if fn is None or not callable(fn):
         return None, error_payload("Runtime.HandlerNotFound", f"Handler '{fname}' missing on module '{modname}'")
@@ -187,7 +196,7 @@ def main():
     ch = channel.attach()
     config = ch.ready("python3")
     mode = config.get("mode") or os.environ.get("NEXUS_MODE", "nexus")
-    task_root = os.environ.get("NEXUS_TASK_ROOT", "/var/task")
+    task_root = os.path.abspath(os.environ.get("NEXUS_TASK_ROOT", "/var/task"))
     config["task_root"] = task_root
     # Order matters: the shim must shadow any installed boto3/botocore.
     sys.path.insert(0, task_root)
@@ -202,6 +211,9 @@ def main():
     handler, init_error = load_handler(str(config.get("handler", "app.handler")))
     if init_error is not None:
         log_error(init_error)
+    if mode == "baseline":   # the conventional stack: invocations over HTTP (docs/baseline.md)
+        from . import baseline
+        return baseline.serve(config, handler, init_error, invoke_one)
     while True:
         tag, event, ctx = ch.next_invocation()
         try:
