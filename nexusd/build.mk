@@ -22,3 +22,13 @@ TEST_TARGETS += test-nexusd
 test-nexusd: $(BIN)/nexusd
 	cd nexusd/tests && BUILD=$(BUILD) /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider test_nexusd.py; \
 	  rc=$$?; if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
+
+# The event loop's own C test (timers, posts, deletion during a batch, stop).
+TEST_TARGETS += test-nexusd-loop
+.PHONY: test-nexusd-loop
+$(BIN)/test-nexusd-loop: $(OBJ)/nexusd/tests/test_loop.o $(OBJ)/nexusd/loop.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lpthread
+test-nexusd-loop: $(BIN)/test-nexusd-loop
+	@mkdir -p $${NEXUS_TEST_RESULTS:=$(CURDIR)/$(BUILD)/test-results}; \
+	  NEXUS_TEST_RESULTS=$$NEXUS_TEST_RESULTS $(BIN)/test-nexusd-loop
