@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ struct run {
 	const char *rootfs;          /* default: rootfs */
 	const char *runtime;         /* default: the stand-in runtime_dir */
 	int timeout_ms;              /* default 20 s */
+	const char *const *envp;     /* default: PATH and PYTHONDONTWRITEBYTECODE */
 	int kill_after_ms;           /* >0: kill it after this long */
 	void (*while_running)(struct nx_sandbox *sb, struct run *r);
 	/* out */
@@ -105,7 +107,7 @@ static int do_run(struct run *r)
 		.rootfs_dir = r->rootfs ? r->rootfs : rootfs,
 		.runtime_dir = r->runtime ? r->runtime : runtime_dir,
 		.argv = r->argv,
-		.envp = env,
+		.envp = r->envp ? r->envp : env,
 		.memory_mb = r->memory_mb ? r->memory_mb : 256,
 		.mode = r->mode,
 		.region_fd = region, .kick_host_fd = kh, .kick_guest_fd = kg, .log_fd = log,
@@ -343,18 +345,50 @@ static int t_network(void)
 	return 1;
 }
 
+/* The "S3 server" of the baseline test: answers one relayed connection. */
+static void *pong_once(void *arg)
+{
+	int lfd = *(int *)arg;
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	for (int i = 0; i < 2 && poll(&p, 1, 15000) == 1; i++) {
+		int c = accept(lfd, NULL, NULL);
+		if (c < 0)
+			continue;
+		char buf[16];
+		struct pollfd pc = { .fd = c, .events = POLLIN };
+		ssize_t n = poll(&pc, 1, 5000) == 1 ? read(c, buf, sizeof buf) : -1;
+		if (n >= 4 && !memcmp(buf, "ping", 4)) {
+			if (write(c, "pong\n", 5) != 5)
+				perror("pong");
+			close(c);
+			break;
+		}
+		close(c);   /* the probe's connect to host loopback cannot get here; anything else: next */
+	}
+	return NULL;
+}
+
 static int t_baseline_network(void)
 {
 	int lfd, port = listen_port(&lfd);
 	CHECK(port > 0, "cannot listen on 127.0.0.1");
-	char ports[16];
+	char ports[16], ep[64];
 	snprintf(ports, sizeof ports, "%d", port);
-	struct run r = { .argv = PY("/var/task/probe_net.py", ports, "127.0.0.1"), .mode = NX_MODE_BASELINE };
-	CHECK(do_run(&r) == 0, "start: %s", r.err);
-	CHECK(exited(&r, 0), "%s: %s", status_str(&r), r.log);
-	CHECK(has(r.log, "connect 127.0.0.1 OK"), "baseline mode cannot reach host loopback: %s", r.log);
-	CHECK(has(r.log, "inet6 OK"), "baseline mode: AF_INET6 refused: %s", r.log);
+	snprintf(ep, sizeof ep, "AWS_ENDPOINT_URL_S3=http://127.0.0.1:%d", port);
+	const char *const env[] = { "PATH=/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE=1", ep, NULL };
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, pong_once, &lfd) == 0, "thread");
+	struct run r = { .argv = PY("/var/task/probe_baseline_net.py", ports), .mode = NX_MODE_BASELINE, .envp = env };
+	int rc = do_run(&r);
+	pthread_join(t, NULL);
 	close(lfd);
+	CHECK(rc == 0, "start: %s", r.err);
+	CHECK(exited(&r, 0), "%s: %s", status_str(&r), r.log);
+	CHECK(has(r.log, "ifaces eth0 lo\n"), "baseline sandbox should have exactly lo + eth0: %s", r.log);
+	CHECK(has(r.log, "endpoint http://169.254.0.1:9000\n"), "S3 endpoint not pointed at the relay: %s", r.log);
+	CHECK(has(r.log, "listen 169.254."), "no NEXUS_BASELINE_LISTEN: %s", r.log);
+	CHECK(has(r.log, "host loopback ConnectionRefusedError"), "host loopback reachable from baseline: %s", r.log);
+	CHECK(has(r.log, "relay says pong"), "no round trip through the relay: %s", r.log);
 	memset(&r, 0, sizeof r);
 	r.argv = PY("/var/task/probe_boto3.py");
 	r.mode = NX_MODE_BASELINE;
