@@ -22,9 +22,10 @@ struct nx_s3_config {
 	char region[64];       /* e.g. us-east-1 */
 	char access_key[128];
 	char secret_key[128];
-	long timeout_ms;       /* whole-request timeout, default 30000 */
-	long connect_timeout_ms;
-	int  max_retries;      /* retries on 5xx / transport errors, default 3 */
+	long timeout_ms;       /* whole-request timeout; 0 = default 30000 */
+	long connect_timeout_ms; /* 0 = default 5000 */
+	int  max_retries;      /* retries on 5xx / transport errors; 0 = default 3,
+	                          negative = none */
 };
 
 /* Fill *c from the environment: AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL,

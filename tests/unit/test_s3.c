@@ -409,6 +409,12 @@ static void *canned_main(void *arg)
 				break;
 		}
 		__atomic_add_fetch(&c->requests, 1, __ATOMIC_SEQ_CST);
+		if (c->status == 0) {   /* a server that never answers */
+			while (!c->stop && read(fd, buf, sizeof(buf)) > 0)
+				;
+			close(fd);
+			continue;
+		}
 		bool head = strncmp(buf, "HEAD ", 5) == 0;
 		char resp[1024], clen[64] = "";
 		if (!c->no_clen)
@@ -474,6 +480,27 @@ static void test_retries_on_5xx_not_4xx(void **state)
 	assert_int_equal(c.requests, 2);
 	assert_string_equal(d.res.code, "NoSuchBucket");
 	nx_s3_destroy(s);
+	canned_stop(&c);
+}
+
+static void test_timeout(void **state)
+{
+	(void)state;
+	struct canned c = { 0 };
+	canned_start(&c, 0, "");
+	struct nx_s3_config cfg = { .timeout_ms = 300, .connect_timeout_ms = 300, .max_retries = -1 };
+	snprintf(cfg.endpoint, sizeof(cfg.endpoint), "http://127.0.0.1:%d", c.port);
+	snprintf(cfg.access_key, sizeof(cfg.access_key), "a");
+	snprintf(cfg.secret_key, sizeof(cfg.secret_key), "b");
+	struct nx_s3 *s = nx_s3_new(L, &cfg);
+	uint64_t t0 = nx_now_ns();
+	struct done d = run(s, (struct nx_s3_req){ .op = NX_S3_HEAD, .bucket = "b", .key = "k" });
+	uint64_t ms = (nx_now_ns() - t0) / 1000000;
+	assert_int_equal(d.res.status, NX_S_IO_ERROR);
+	assert_string_equal(d.res.code, "RequestTimeout");
+	assert_true(ms >= 250 && ms < 3000);
+	assert_int_equal(c.requests, 1);   /* max_retries < 0: no retry */
+	nx_s3_destroy(s);   /* closes the client side: the canned server's read returns */
 	canned_stop(&c);
 }
 
@@ -556,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_list_and_copy),
 		cmocka_unit_test(test_parallel_and_cancel),
 		cmocka_unit_test(test_retries_on_5xx_not_4xx),
+		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_unreachable_gives_io_error),
 		cmocka_unit_test(test_get_needs_content_length),
 		cmocka_unit_test(test_config_from_env),
