@@ -119,7 +119,7 @@ def log_error(err):
 def _user_frames(tb):
     """Skip the import machinery's frames at the top of a traceback."""
     while tb is not None and (tb.tb_frame.f_code.co_filename.startswith("<frozen")
-                              or tb.tb_frame.f_code.co_filename == importlib.__file__):
+                              or tb.tb_frame.f_code.co_filename in (importlib.__file__, __file__)):
         tb = tb.tb_next
     return tb
 

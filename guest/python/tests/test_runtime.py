@@ -65,6 +65,15 @@ def test_import_error_reported_on_invocation(runtime):
     status, err = rt.invoke({})
     assert status == HANDLER_ERROR and err["errorType"] == "Runtime.ImportModuleError"
     assert "Unable to import module 'app'" in err["errorMessage"] and "no_such_module_anywhere" in err["errorMessage"]
+    assert err["stackTrace"] == []
+
+
+def test_exception_at_import_time_shows_user_frames(runtime):
+    rt = runtime("x = 1\nraise KeyError('at import')\ndef handler(e, c):\n    return 1\n")
+    status, err = rt.invoke({})
+    assert status == HANDLER_ERROR and err["errorType"] == "Runtime.ImportModuleError"
+    assert "at import" in err["errorMessage"]
+    assert len(err["stackTrace"]) == 1 and "app.py\", line 2" in err["stackTrace"][0]
 
 
 def test_missing_handler_and_syntax_error(runtime, tmp_path):
@@ -127,10 +136,30 @@ def test_logging_configured_when_imported_late(runtime):
 
 
 def test_baseline_mode_uses_real_boto3(runtime):
+    """Baseline mode: invocations over HTTP to the runtime's own server
+    (nexusrt/baseline.py), and the real boto3."""
     pytest.importorskip("boto3", reason="python3-boto3 is not installed on this machine")
-    rt = runtime("import boto3\ndef handler(e, c):\n    return boto3.__file__\n", mode="baseline")
-    status, out = rt.invoke({})
-    assert status == OK and "/shim/" not in out and out.endswith("boto3/__init__.py")
+    import socket
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rt = runtime("import boto3\ndef handler(e, c):\n    return [boto3.__file__, c.aws_request_id, e]\n",
+                 mode="baseline", env={"NEXUS_BASELINE_LISTEN": f"127.0.0.1:{port}"})
+    deadline = time.time() + 20
+    while True:
+        try:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/invoke", data=b'{"k": 1}', method="POST",
+                                         headers={"X-Nexus-Context": json.dumps({"aws_request_id": "base-1"})})
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status, out = r.headers["X-Nexus-Status"], json.loads(r.read())
+            break
+        except (ConnectionError, urllib.error.URLError):
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+    assert status == "ok" and out[1:] == ["base-1", {"k": 1}]
+    assert "/shim/" not in out[0] and out[0].endswith("boto3/__init__.py")
 
 
 def test_result_over_6mb_is_an_error_not_a_crash(runtime):
