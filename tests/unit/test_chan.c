@@ -465,6 +465,39 @@ static void test_get_body_in_host_arena(void **state)
 	assert_int_equal(host_used(), 0);
 }
 
+static void test_host_arena_full(void **state)
+{
+	(void)state;
+	fake_s3_sync = true;
+	static char body[700 << 10];
+	fake_s3_get_body = body;
+	fake_s3_get_len = sizeof(body);
+	struct nx_buf a = args(NX_ARG_BUCKET, "allowed", NX_ARG_KEY, "k");
+	struct nx_desc held[8];
+	int n = 0;
+	for (;;) {
+		struct nx_desc c = one_completion((struct nx_desc){ .opcode = NX_OP_S3_GET, .tag = (uint64_t)n, .buf = { a } });
+		if (c.status != NX_S_OK) {
+			/* The guest holds everything: the next GET has no room. */
+			assert_int_equal(c.status, NX_S_NO_SPACE);
+			if (c.buf[0].len)
+				release(c.buf[0].off);
+			break;
+		}
+		assert_true(n < 8);
+		held[n++] = c;
+	}
+	assert_true(n >= 2);
+	for (int i = 0; i < n; i++) {
+		release(held[i].buf[0].off);
+		release(held[i].buf[1].off);
+	}
+	assert_int_equal(host_used(), 0);
+	struct nx_desc c = one_completion((struct nx_desc){ .opcode = NX_OP_S3_GET, .tag = 99, .buf = { a } });
+	assert_int_equal(c.status, NX_S_OK);   /* room again */
+	assert_int_equal(invalid_count(), 0);
+}
+
 static void test_put_body_copied_once(void **state)
 {
 	(void)state;
@@ -732,6 +765,7 @@ int main(void)
 		T(test_bad_arguments),
 		T(test_allow_list),
 		T(test_get_body_in_host_arena),
+		T(test_host_arena_full),
 		T(test_put_body_copied_once),
 		T(test_forged_releases),
 		T(test_impossible_indices),
