@@ -7,7 +7,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-NEXUS=$ROOT/build/bin/nexus
+NEXUS=${NEXUS_CLI:-$ROOT/build/bin/nexus}   # NEXUS_CLI: another build of the CLI (the tests use it)
 PY=/usr/bin/python3     # Debian's python: sees python3-pil
 
 if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B= N=; fi

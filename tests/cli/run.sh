@@ -297,12 +297,34 @@ PY
   return $r
 }
 
+t_real_demo_script() {
+  need_real || return 77
+  new_home demo
+  # scripts/demo.sh as `make demo` runs it, on this test's private home and ports: it must
+  # start the node, show every example's result and output, and on a rerun reuse the node.
+  local r=0
+  { NEXUS_CLI=$NEXUS expect_rc 0 scripts/demo.sh && expect_in "$OUT" "Nexus is up." &&
+    expect_in "$OUT" "output: s3://nexus-demo/image-rotate/output.png (" &&
+    expect_in "$OUT" "output: s3://nexus-demo/wordcount/counts.json (" &&
+    expect_in "$OUT" "output: s3://nexus-demo/pyaes/input.bin.aes (16384 bytes" &&
+    expect_in "$OUT" '"greeting": "Hello, Nexus!"' && expect_in "$OUT" "build/bin/nexus down" &&
+    expect_not_in "$OUT" "FAILED" &&
+    expect_rc 0 "$NEXUS" s3 get nexus-demo/image-rotate/output.png "$WORK/rotated.png" &&
+    /usr/bin/python3 -c 'import sys; from PIL import Image; sys.exit(Image.open(sys.argv[1]).size != (108, 192))' "$WORK/rotated.png" &&
+    NEXUS_CLI=$NEXUS expect_rc 0 scripts/demo.sh && expect_in "$OUT" "A node is already running: reusing it." &&
+    expect_not_in "$OUT" "FAILED"; } || r=1
+  cleanup_home
+  return $r
+}
+
 [ -x "$NEXUS" ] || { say "test-cli: $NEXUS is not built"; passed=0 failed=1 skipped=0; write_counts; exit 1; }
-for t in no_args help unknown_command command_help deploy_arg_errors invoke_arg_errors \
-         not_running_messages up_without_nexusd \
-         fake_up_status_down fake_stale_pidfiles fake_nexusd_fails_to_start fake_down_sigkill_after_grace \
-         fake_port_in_use fake_s3_helpers fake_deploy_invoke_logs external_s3_endpoint \
-         real_deploy_invoke_logs_down; do
+ALL_TESTS="no_args help unknown_command command_help deploy_arg_errors invoke_arg_errors
+         not_running_messages up_without_nexusd
+         fake_up_status_down fake_stale_pidfiles fake_nexusd_fails_to_start fake_down_sigkill_after_grace
+         fake_port_in_use fake_s3_helpers fake_deploy_invoke_logs external_s3_endpoint
+         real_deploy_invoke_logs_down real_demo_script"
+# `tests/cli/run.sh NAME...` runs only those tests (while debugging one).
+for t in ${*:-$ALL_TESTS}; do
   run_test "$t"
 done
 write_counts
