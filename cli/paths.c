@@ -70,7 +70,12 @@ int paths_init(struct nx_paths *p)
 
     const char *home = getenv("NEXUS_HOME");
     if (home && *home) {
-        p->home = xstrdup(home);
+        /* Absolute, so the daemons and later commands from other directories agree. */
+        char cwd[PATH_MAX];
+        if (home[0] != '/' && getcwd(cwd, sizeof cwd))
+            p->home = xasprintf("%s/%s", cwd, home);
+        else
+            p->home = xstrdup(home);
     } else {
         const char *h = getenv("HOME");
         if (!h || !*h) {
