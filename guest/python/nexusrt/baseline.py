@@ -29,13 +29,44 @@ class _Result:
         self.payload = bytes(payload)
 
 
-def serve(config, handler, init_error, invoke_one):
-    listen = os.environ.get("NEXUS_BASELINE_LISTEN", "")
-    host, _, port = listen.rpartition(":")
+_server = None
+
+
+def listen():
+    """Bind and listen on NEXUS_BASELINE_LISTEN before the runtime posts READY:
+    from then on the server answers (connections queue until serve() runs,
+    as invocations queue on the channel while the handler is imported)."""
+    global _server
+    listen_at = os.environ.get("NEXUS_BASELINE_LISTEN", "")
+    host, _, port = listen_at.rpartition(":")
     if not host or not port.isdigit():
-        print(f"[ERROR] Runtime.BaselineError: NEXUS_BASELINE_LISTEN is not host:port ({listen!r})",
+        print(f"[ERROR] Runtime.BaselineError: NEXUS_BASELINE_LISTEN is not host:port ({listen_at!r})",
               file=sys.stderr, flush=True)
         sys.exit(71)
+
+    class Server(http.server.HTTPServer):
+        allow_reuse_address = True
+
+        def server_bind(self):
+            # HTTPServer's would resolve the address's name (getfqdn): a DNS
+            # lookup with nowhere to go.  Nothing here needs the name.
+            import socketserver
+            socketserver.TCPServer.server_bind(self)
+            self.server_name, self.server_port = self.server_address[:2]
+
+        def handle_error(self, request, client_address):
+            # An exception outside the handler (runtime bug, broken socket):
+            # log it and keep serving.
+            import traceback
+            print("[ERROR] Runtime.BaselineError: " + traceback.format_exc(), file=sys.stderr, flush=True)
+
+    _server = Server((host, int(port)), None)
+
+
+def serve(config, handler, init_error, invoke_one):
+    """Serve invocations forever, each through runtime.invoke_one."""
+    if _server is None:
+        listen()
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"       # keep-alive: one connection per instance
@@ -57,16 +88,5 @@ def serve(config, handler, init_error, invoke_one):
         def log_message(self, fmt, *args):   # no access log in the function's log
             pass
 
-    class Server(http.server.HTTPServer):
-        allow_reuse_address = True
-
-        def handle_error(self, request, client_address):
-            # An exception outside the handler (runtime bug, broken socket):
-            # log it like the nexus runtime would and keep serving.
-            import traceback
-            print("[ERROR] Runtime.BaselineError: " + traceback.format_exc(), file=sys.stderr, flush=True)
-
-    srv = Server((host, int(port)), Handler, bind_and_activate=False)
-    srv.server_bind()
-    srv.server_activate()
-    srv.serve_forever(poll_interval=3600)
+    _server.RequestHandlerClass = Handler
+    _server.serve_forever(poll_interval=3600)

@@ -194,6 +194,9 @@ def invoke_one(ch, config, handler, init_error, tag, event_bytes, ctx_bytes):
 
 def main():
     ch = channel.attach()
+    if os.environ.get("NEXUS_MODE") == "baseline":
+        from . import baseline
+        baseline.listen()   # before READY: the instance is ready when its HTTP server answers
     config = ch.ready("python3")
     mode = config.get("mode") or os.environ.get("NEXUS_MODE", "nexus")
     task_root = os.path.abspath(os.environ.get("NEXUS_TASK_ROOT", "/var/task"))
