@@ -60,7 +60,11 @@ struct conn {
 	int fds[2];             /* guest, server */
 	bool dead;
 	struct conn *next_dead;
+	struct conn *prev, *next;   /* all live connections (relay thread only) */
 };
+
+/* Live connections: their only other reference is the kernel's epoll set. */
+static struct conn *live;
 
 static int set_nodelay(int fd)
 {
@@ -70,6 +74,12 @@ static int set_nodelay(int fd)
 
 static void conn_free(struct conn *c)
 {
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (live == c)
+		live = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	for (int i = 0; i < 2; i++) {
 		if (c->fds[i] >= 0)
 			close(c->fds[i]);   /* also leaves the epoll set */
@@ -151,7 +161,12 @@ static void accept_all(void)
 			struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = c };
 			ok = epoll_ctl(ep, EPOLL_CTL_ADD, g, &ev) == 0 && epoll_ctl(ep, EPOLL_CTL_ADD, s, &ev) == 0;
 		}
-		if (!ok) {
+		if (ok) {
+			c->next = live;
+			if (live)
+				live->prev = c;
+			live = c;
+		} else {
 			if (c)
 				conn_free(c);
 			else {
