@@ -59,6 +59,7 @@ struct op {
 	uint16_t opcode;
 	uint64_t tag;
 	void *put_body;            /* private copy of the guest's PUT bytes */
+	uint64_t put_len;
 	uint64_t sink_off;         /* GET: host-arena buffer being written */
 	bool sink_live, too_large;
 	bool submitting, finished; /* callback ran inside nx_s3_submit */
@@ -85,6 +86,7 @@ struct nx_chan {
 
 	struct op *ops_list;
 	size_t n_ops;
+	uint64_t put_bytes;        /* private PUT copies in flight (bounded) */
 	uint64_t pending_inv[MAX_PENDING_INV];
 	size_t n_inv;
 
@@ -393,6 +395,8 @@ static void reject(struct nx_chan *c, const struct nx_desc *d, uint32_t status, 
 
 static void op_unlink(struct nx_chan *c, struct op *o)
 {
+	c->put_bytes -= o->put_len;
+	o->put_len = 0;
 	if (o->prev)
 		o->prev->next = o->next;
 	else
@@ -608,6 +612,17 @@ static void handle_s3(struct nx_chan *c, const struct nx_desc *d)
 	o->c = c;
 	o->opcode = d->opcode;
 	o->tag = d->tag;
+	if (req.op == NX_S3_PUT && d->buf[1].len > 2 * c->lay.guest_size - c->put_bytes) {
+		/* Honest PUT bodies live in distinct guest-arena buffers, so their sum
+		 * stays below the arena size; a guest naming its whole arena in 256
+		 * PUTs at once must not make nexusd copy gigabytes. */
+		free(s);
+		free(o);
+		complete_meta(c, d->opcode, d->tag, NX_S_NO_SPACE,
+		              error_meta("SlowDown", "too many PUT bytes in flight for this instance", 503),
+		              (struct nx_buf){ 0, 0 });
+		return;
+	}
 	if (req.op == NX_S3_PUT && d->buf[1].len) {
 		/* The guest could rewrite its PUT bytes while libcurl is still sending
 		 * them (or between a first attempt and a retry, so the signature's
@@ -621,6 +636,8 @@ static void handle_s3(struct nx_chan *c, const struct nx_desc *d)
 			return;
 		}
 		memcpy(o->put_body, c->base + d->buf[1].off, d->buf[1].len);
+		o->put_len = d->buf[1].len;
+		c->put_bytes += o->put_len;
 		req.body = o->put_body;
 		req.body_len = d->buf[1].len;
 	}

@@ -522,6 +522,31 @@ static void test_put_body_copied_once(void **state)
 	json_decref(m);
 }
 
+static void test_put_bytes_bounded(void **state)
+{
+	(void)state;
+	/* PUTs naming the whole guest arena: nexusd copies at most two arenas'
+	 * worth at a time, then answers NO_SPACE instead of allocating more. */
+	struct nx_buf a = args(NX_ARG_BUCKET, "allowed", NX_ARG_KEY, "k");
+	struct nx_buf whole = { LAY->guest_off, LAY->guest_size };
+	for (int i = 0; i < 2; i++)
+		post((struct nx_desc){ .opcode = NX_OP_S3_PUT, .tag = (uint64_t)i, .buf = { a, whole } });
+	nx_chan_drain(C);
+	assert_int_equal(fake_s3_ncalls, 2);
+	struct nx_desc c = one_completion((struct nx_desc){ .opcode = NX_OP_S3_PUT, .tag = 2, .buf = { a, whole } });
+	assert_int_equal(c.status, NX_S_NO_SPACE);
+	json_t *m = meta_of(&c);
+	assert_string_equal(json_string_value(json_object_get(m, "Code")), "SlowDown");
+	json_decref(m);
+	assert_int_equal(fake_s3_ncalls, 2);
+	fake_s3_complete(0, NX_S_OK);
+	assert_int_equal(nx_ring_pop(TG, &c), 0);
+	assert_int_equal(c.tag, 0);
+	post((struct nx_desc){ .opcode = NX_OP_S3_PUT, .tag = 3, .buf = { a, whole } });
+	nx_chan_drain(C);
+	assert_int_equal(fake_s3_ncalls, 3);   /* room again */
+}
+
 static void test_forged_releases(void **state)
 {
 	(void)state;
@@ -767,6 +792,7 @@ int main(void)
 		T(test_get_body_in_host_arena),
 		T(test_host_arena_full),
 		T(test_put_body_copied_once),
+		T(test_put_bytes_bounded),
 		T(test_forged_releases),
 		T(test_impossible_indices),
 		T(test_impossible_to_guest_indices),
