@@ -33,7 +33,10 @@ int virtio_net_open(struct virtio_net *n, const char *name, const uint8_t mac[6]
     ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
     strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
     int hdr = NET_HDR_LEN;
-    if (ioctl(n->tap_fd, TUNSETIFF, &ifr) < 0 || ioctl(n->tap_fd, TUNSETVNETHDRSZ, &hdr) < 0) {
+    /* No offloads: the driver negotiated none, so the host must hand us only
+     * complete, checksummed, unsegmented frames. */
+    if (ioctl(n->tap_fd, TUNSETIFF, &ifr) < 0 || ioctl(n->tap_fd, TUNSETVNETHDRSZ, &hdr) < 0 ||
+        ioctl(n->tap_fd, TUNSETOFFLOAD, 0UL) < 0) {
         int e = errno;
         close(n->tap_fd);
         return -e;
