@@ -180,8 +180,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			unsigned long long n = strtoull(cl, NULL, 10);
 			if (n > r->limit)
 				r->too_large = true; /* drain and discard; answer 413 at the end */
-			else if (n > 0 && (r->body = malloc(n + 1)))
-				r->cap = n;
+			else if (n > 0) {
+				/* Up front only what a typical request needs: a client that
+				 * announces megabytes must send them before it costs them. */
+				size_t first = n < (1u << 20) ? (size_t)n : (1u << 20);
+				if ((r->body = malloc(first + 1)))
+					r->cap = first;
+			}
 		}
 		return MHD_YES;
 	}
