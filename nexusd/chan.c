@@ -47,7 +47,8 @@
 #include "../common/tlv.h"
 
 #define BUCKET_MAX   256              /* longer names never match the allow-list */
-#define RETRY_MS     1                /* backlog retry while the to-guest ring is full */
+#define RETRY_MS     1                /* backlog retry while the to-guest ring is full, */
+#define RETRY_MAX_MS 64               /* doubling while the guest takes nothing */
 #define DRAIN_BATCH  256              /* requests per loop turn before yielding */
 #define MAX_PENDING_INV 16
 
@@ -97,6 +98,7 @@ struct nx_chan {
 	int busy;
 	unsigned invalid_streak;
 	uint64_t st_punched;       /* bytes given back with PUNCH_HOLE (tests) */
+	unsigned retry_ms;         /* current backlog retry delay */
 	struct nx_chan_stats st;
 };
 
@@ -293,8 +295,13 @@ static void flush(struct nx_chan *c)
 			/* EAGAIN: counter saturated, the guest has a pending wake-up anyway. */
 		}
 	}
-	if (c->bl_len)
-		arm_timer(c, RETRY_MS);
+	if (c->bl_len) {
+		/* A guest that stopped consuming costs a timer that backs off, not a
+		 * 1 kHz poll forever. */
+		c->retry_ms = pushed || !c->retry_ms ? RETRY_MS
+		              : c->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : c->retry_ms * 2;
+		arm_timer(c, c->retry_ms);
+	}
 	else if (c->stalled && outstanding(c) < NX_CHAN_MAX_OUTSTANDING)
 		arm_timer(c, 0);
 }
