@@ -542,6 +542,11 @@ json_t *nxd_im_status_json(void)
 			                      (double)(now - in->t_created) / 1e9);
 			if (in->state == IST_IDLE)
 				json_object_set_new(o, "idle_s", json_real((double)(now - in->idle_since) / 1e9));
+			struct nx_sandbox_usage u = {0};
+			if (in->sb && !in->launching && in->driver->usage && in->driver->usage(in->sb, &u) == 0) {
+				json_object_set_new(o, "mem_bytes", json_integer((json_int_t)u.mem_bytes));
+				json_object_set_new(o, "cpu_ms", json_real((double)u.cpu_ns / 1e6));
+			}
 			if (in->cur)
 				json_object_set_new(o, "request_id", json_string(in->cur->request_id));
 			json_array_append_new(insts, o);
@@ -563,14 +568,45 @@ json_t *nxd_im_status_json(void)
 
 void nxd_im_metrics(FILE *f)
 {
+	/* Collected first so each metric family is printed in one block. */
+	char *mem = NULL, *cpu = NULL, *queued = NULL;
+	size_t lm = 0, lc = 0, lq = 0;
+	FILE *fm = open_memstream(&mem, &lm), *fc = open_memstream(&cpu, &lc), *fq = open_memstream(&queued, &lq);
 	for (struct pool *p = im_pools; p; p = p->next) {
 		unsigned counts[IST_DEAD + 1] = {0};
-		for (struct nxd_instance *in = p->all; in; in = in->next)
+		uint64_t mem_b = 0, cpu_ns = 0;
+		for (struct nxd_instance *in = p->all; in; in = in->next) {
 			counts[in->state]++;
+			struct nx_sandbox_usage u = {0};
+			if (in->sb && !in->launching && in->driver->usage && in->driver->usage(in->sb, &u) == 0) {
+				mem_b += u.mem_bytes;
+				cpu_ns += u.cpu_ns;
+			}
+		}
 		for (int s = IST_STARTING; s <= IST_STOPPING; s++)
 			fprintf(f, "nexus_instances{function=\"%s\",state=\"%s\"} %u\n", p->name, im_ist_names[s], counts[s]);
-		fprintf(f, "nexus_queued_invocations{function=\"%s\"} %u\n", p->name, p->qlen);
+		if (fm)
+			fprintf(fm, "nexus_instance_memory_bytes{function=\"%s\"} %llu\n", p->name, (unsigned long long)mem_b);
+		if (fc)
+			fprintf(fc, "nexus_instance_cpu_seconds{function=\"%s\"} %.6f\n", p->name, (double)cpu_ns / 1e9);
+		if (fq)
+			fprintf(fq, "nexus_queued_invocations{function=\"%s\"} %u\n", p->name, p->qlen);
 	}
+	if (fm)
+		fclose(fm);
+	if (fc)
+		fclose(fc);
+	if (fq)
+		fclose(fq);
+	fprintf(f, "# HELP nexus_queued_invocations Invocations waiting for an instance.\n"
+	           "# TYPE nexus_queued_invocations gauge\n%s", queued ? queued : "");
+	fprintf(f, "# HELP nexus_instance_memory_bytes Memory charged to the function's live instances (cgroups).\n"
+	           "# TYPE nexus_instance_memory_bytes gauge\n%s", mem ? mem : "");
+	fprintf(f, "# HELP nexus_instance_cpu_seconds CPU time of the function's live instances (since each started).\n"
+	           "# TYPE nexus_instance_cpu_seconds gauge\n%s", cpu ? cpu : "");
+	free(mem);
+	free(cpu);
+	free(queued);
 }
 
 static void shutdown_grace(void *arg)
