@@ -129,6 +129,8 @@ void im_q_fail_all(struct pool *p, enum nxd_inv_result r, const char *type, cons
 {
 	struct nxd_invocation *inv;
 	while ((inv = im_q_pop(p))) {
+		if (inv->async)
+			nxd_funclog_note(p->log_fd, "RequestId: %s (Event) failed: %s", inv->request_id, msg);
 		nxd_metrics_invocation(p->name, r, (double)(nx_now_ns() - inv->t_recv_ns) / 1e9);
 		nxd_inv_fail(inv, r, type, "RequestId: %s Error: %s", inv->request_id, msg);
 	}
@@ -459,6 +461,8 @@ void nxd_im_invoke(void *arg)
 	}
 	if (p->n_live >= p->fn->max_instances && p->qlen >= nxd_cfg.queue_depth + p->n_starting) {
 		nxd_metrics_invocation(p->name, NXD_INV_THROTTLED, 0);
+		if (inv->async) /* nobody else will ever hear of it */
+			nxd_funclog_note(p->log_fd, "RequestId: %s (Event) dropped: too many requests", inv->request_id);
 		nxd_inv_fail(inv, NXD_INV_THROTTLED, "TooManyRequestsException", "Rate Exceeded.");
 		return;
 	}
