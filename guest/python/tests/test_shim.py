@@ -397,3 +397,14 @@ def test_host_arena_full_is_slowdown_then_recovers(host):
     kept.clear()
     assert host_buffers_released(host)
     assert len(s3.get_object(Bucket=B, Key="4m")["Body"].read()) == 4 << 20
+
+
+def test_head_bucket(host):
+    s3 = boto3.client("s3")
+    assert s3.head_bucket(Bucket=B)["ResponseMetadata"]["HTTPStatusCode"] == 200
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket="ghost-bucket")
+    assert e.value.response["Error"]["Code"] == "404"
+    with pytest.raises(ClientError) as e:
+        s3.head_bucket(Bucket="not-allowed")
+    assert e.value.response["Error"]["Code"] == "403"

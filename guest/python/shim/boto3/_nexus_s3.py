@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError, ParamValidationError, PaginationErr
 from botocore.response import StreamingBody
 from nexusrt import channel as nx
 
-SUPPORTED = ("get_object", "put_object", "head_object", "delete_object", "delete_objects", "list_objects_v2",
+SUPPORTED = ("get_object", "put_object", "head_object", "head_bucket", "delete_object", "delete_objects", "list_objects_v2",
              "list_objects", "copy_object", "copy", "upload_file", "download_file", "upload_fileobj",
              "download_fileobj", "get_paginator", "can_paginate", "close")
 
@@ -324,6 +324,14 @@ class S3Client:
         if kw.get("StartAfter"):
             out["StartAfter"] = kw["StartAfter"]
         return out
+
+    def head_bucket(self, **kw):
+        """A one-key listing: answers like HeadBucket (Code '404' / '403')."""
+        _check_params("head_bucket", kw, ("Bucket",), ())
+        rep = self._ch().call(nx.OP_S3_LIST, nx.tlv((nx.ARG_BUCKET, kw["Bucket"]), (nx.ARG_MAX_KEYS, 1)))
+        if rep.status != nx.S_OK:
+            _raise_for("HeadBucket", rep, head=True)
+        return {"ResponseMetadata": _response_metadata(200, rep.meta)}
 
     def list_objects(self, **kw):
         """ListObjects (v1) on top of v2: Marker becomes StartAfter."""
