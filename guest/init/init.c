@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +74,10 @@ static double uptime(void)
 static void finish(int value)
 {
     if (!is_pid1) exit(value);
+    /* The serial driver transmits from its buffer on interrupts, after write() returned:
+     * wait until the console has really sent everything, or the last lines are lost. */
+    tcdrain(1);
+    tcdrain(2);
     sync();
     if (!poweroff_only) {
         if (ioperm(EXIT_PORT, 1, 1) == 0)

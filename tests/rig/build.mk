@@ -4,6 +4,11 @@
 NEXUS_TEST_RESULTS ?= $(CURDIR)/$(BUILD)/test-results
 TEST_TARGETS += test-rig
 
+# Static, no sanitizers: it runs inside L1's busybox userspace.
+$(BUILD)/tests/rig/http-get: tests/rig/http-get.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -o $@ $<
+
 .PHONY: test-rig
-test-rig: guest-kernel guest-image $(BUILD)/guest/nexus-init
+test-rig: guest-kernel guest-image $(BUILD)/guest/nexus-init $(BUILD)/tests/rig/http-get
 	@NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) tests/rig/test-rig.sh $(BUILD)

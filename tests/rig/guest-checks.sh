@@ -8,6 +8,7 @@
 #   GC_KERNEL   guest kernel (bzImage)       GC_DISK  root filesystem image or block device
 #   GC_VMMS     monitors to test, space-separated: "nexus" and/or "qemu"
 #   GC_NEXUS_VMM, GC_QEMU  their binaries    GC_IP    iproute2's ip (for ip tuntap)
+#   GC_HTTP_GET the static HTTP client (tests/rig/http-get.c)
 #   GC_TIMEOUT  seconds per guest boot (default 90)
 #   GC_DISK_COPY=1  copy GC_DISK to a file in /tmp first (a block device in L1 is then
 #               seen by the monitor as a plain file, as nexusd will pass it)
@@ -76,12 +77,13 @@ if [ "${1:-}" = netns ]; then
   vm=$!
   ok=0 i=0
   while [ $i -lt "$T" ]; do
-    if wget -q -T 2 -O "$d/net.body" http://10.77.0.2:8080/ 2>/dev/null; then ok=1; break; fi
+    if "$GC_HTTP_GET" 10.77.0.2 8080 / 3 >"$d/net.body" 2>"$d/net.err"; then ok=1; break; fi
     kill -0 $vm 2>/dev/null || break
     sleep 1; i=$((i + 1))
   done
   wait $vm; rc=$?
   echo "$ok $rc" >"$d/net.result"
+  { echo "last client error: $(cat "$d/net.err" 2>/dev/null)"; "$IP" -s link show nxtap0; } >>"$d/net.ns" 2>&1
   exit 0
 fi
 
@@ -131,7 +133,8 @@ for mon in $GC_VMMS; do
   if [ "$ok" = 1 ] && [ "$body" = nexus-rig-http-ok ] && [ "$rc" = 0 ]; then
     check "$mon:virtio-net-http" PASS "HTTP GET from the namespace to the guest answered; guest exit 0"
   else
-    check "$mon:virtio-net-http" FAIL "request ok=$ok body='$body' guest status=$rc ($(cat "$d/net.ns" 2>/dev/null))"
+    check "$mon:virtio-net-http" FAIL "request ok=$ok body='$body' guest status=$rc"
+    sed 's/^/  net| /' "$d/net.ns" 2>/dev/null
     show_log "$d/net.log"
   fi
 done

@@ -26,6 +26,7 @@ finish() {
 
 init=$build/guest/nexus-init kernel=$build/guest/bzImage image=$build/guest/rootfs.ext4
 vmm=$build/bin/nexus-vmm qemu=$(command -v qemu-system-x86_64 || true)
+httpget=$build/tests/rig/http-get
 
 # --- 1. nexus-init on the host (fast, no VM) -------------------------------------------
 echo "test-rig: [host] nexus-init command line and exit status values"
@@ -63,7 +64,7 @@ else
   skip "tier-3-hardware-kvm" "not run: rig/detect-kvm says '$tier' ($why); needs /dev/kvm with real VMX/SVM"
 fi
 
-for f in "$kernel" "$image"; do
+for f in "$kernel" "$image" "$httpget"; do
   [ -e "$f" ] || { fail "guest-artifacts" "$f missing (make guest-kernel guest-image)"; finish; }
 done
 
@@ -88,7 +89,9 @@ class H(h.BaseHTTPRequestHandler):
     def do_GET(s):
         b = b"nexus-rig-http-ok"
         s.send_response(200); s.send_header("Content-Length", str(len(b))); s.end_headers(); s.wfile.write(b)
-h.HTTPServer(("", 8080), H).handle_request()'
+srv = h.HTTPServer(("", 8080), H)
+print("http server ready", flush=True)
+srv.handle_request()'
 {
   echo "CMD_MARKER='$(enc /usr/bin/python3 -c 'import sys; print("nexus-rig-marker"); sys.stdout.write(open("/proc/mounts").read())')'"
   echo "CMD_EXIT42='$(enc /bin/sh -c 'exit 42')'"
@@ -101,11 +104,11 @@ log=$work/checks.log
 start=$(date +%s)
 if [ "$tier" = hardware ]; then
   GC_DIR=$work GC_KERNEL=$kernel GC_DISK=$image GC_VMMS="${vmms[*]}" GC_NEXUS_VMM=$vmm GC_QEMU=$qemu \
-    GC_IP=ip sh "$work/guest-checks.sh" 2>&1 | tee "$log"
+    GC_IP=ip GC_HTTP_GET=$httpget sh "$work/guest-checks.sh" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
 else
   files=(--file "$work/guest-checks.sh" --file "$work/checks.env" --file "$kernel"
-         --file "$(command -v ip)":/rig/bin/ip)
+         --file "$(command -v ip)":/rig/bin/ip --file "$httpget")
   [[ " ${vmms[*]} " == *" nexus "* ]] && files+=(--file "$vmm")
   if [[ " ${vmms[*]} " == *" qemu "* ]]; then
     files+=(--file "$qemu")
@@ -115,7 +118,7 @@ else
   fi
   rig/run-l1 --timeout "${TEST_RIG_TIMEOUT:-900}" --mem 3072 "${files[@]}" --disk "$image,ro" -- \
     env GC_DIR=/rig GC_KERNEL=/rig/bzImage GC_DISK=/dev/vda GC_DISK_COPY=1 GC_VMMS="${vmms[*]}" \
-        GC_NEXUS_VMM=/rig/nexus-vmm GC_QEMU=/rig/qemu-system-x86_64 GC_IP=/rig/bin/ip \
+        GC_NEXUS_VMM=/rig/nexus-vmm GC_QEMU=/rig/qemu-system-x86_64 GC_IP=/rig/bin/ip GC_HTTP_GET=/rig/http-get \
         sh /rig/guest-checks.sh 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   case $rc in
