@@ -298,8 +298,9 @@ int nxd_baseline_invoke(struct nx_loop *l, uint64_t instance_id, const struct nx
 		return -EBUSY;
 	if (!c) {
 		uint32_t addr;
-		if (sbp_net_guest_addr(instance_id, &addr) < 0)
-			return -ENOENT;
+		int r = sbp_net_guest_addr(instance_id, &addr);
+		if (r < 0)
+			return r;   /* -EPROTONOSUPPORT: a C function, no HTTP server in the guest */
 		c = calloc(1, sizeof *c);
 		if (!c)
 			return -ENOMEM;

@@ -24,7 +24,8 @@ struct nx_loop;
  * guest's server does not answer yet (still starting) the connection is
  * retried until the instance is stopped (the invocation timeout).
  * Returns 0, -EBUSY (one is in flight), -ENOENT (no such baseline sandbox),
- * -ENOMEM. */
+ * -EPROTONOSUPPORT (its guest is not the Python runtime: a libnexus C function
+ * serves no HTTP), -ENOMEM. */
 int nxd_baseline_invoke(struct nx_loop *l, uint64_t instance_id, const struct nx_chan_ops *ops, void *owner,
                         uint64_t inv_id, const void *event, size_t event_len, const char *context_json);
 

@@ -519,7 +519,12 @@ static int baseline_prepare(const struct nx_sandbox_spec *spec, struct nx_sandbo
 	int rc, k = 0;
 	const char *endpoint = env_endpoint(spec->envp);
 	char relay[128];
-	if ((rc = sbp_net_create(spec->instance_id, &sb->net, err, errlen)) < 0)
+	/* Only the Python runtime serves invocations over HTTP (nexusrt/baseline.py);
+	 * a libnexus C function has no conventional counterpart (docs/baseline.md). */
+	int py = 0;
+	for (const char *const *a = spec->argv; *a; a++)
+		py |= !strcmp(*a, "/opt/nexus/python/bootstrap.py");
+	if ((rc = sbp_net_create(spec->instance_id, py, &sb->net, err, errlen)) < 0)
 		return rc;
 	if (endpoint) {
 		if ((rc = sbp_relay_endpoint(endpoint, relay, sizeof relay, err, errlen)) < 0)

@@ -30,6 +30,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ static int root_ns = -1, node_ns = -1;
 static int node_err;               /* set when the node netns could not be made */
 static char node_msg[200];
 static uint64_t slot_owner[MAX_SLOTS];   /* instance id + 1 using the slot, 0 = free */
+static bool slot_http[MAX_SLOTS];        /* its guest runs the Python runtime's HTTP server */
 
 /* ------------------------------------------------------------------ */
 /* Namespace helpers */
@@ -293,7 +295,7 @@ int sbp_net_node_socket(int type, int *fd_out)
 /* ------------------------------------------------------------------ */
 /* One sandbox's network */
 
-int sbp_net_create(uint64_t instance_id, struct sbp_net *net, char *err, size_t errlen)
+int sbp_net_create(uint64_t instance_id, int serves_http, struct sbp_net *net, char *err, size_t errlen)
 {
 	memset(net, 0, sizeof *net);
 	net->netns_fd = -1;
@@ -307,6 +309,7 @@ int sbp_net_create(uint64_t instance_id, struct sbp_net *net, char *err, size_t 
 			if (!slot_owner[i]) {
 				slot = i;
 				slot_owner[i] = instance_id + 1;
+				slot_http[i] = serves_http;
 				break;
 			}
 		if (slot < 0) {
@@ -414,7 +417,7 @@ int sbp_net_guest_addr(uint64_t instance_id, uint32_t *addr_be)
 	for (int i = 0; i < MAX_SLOTS; i++)
 		if (slot_owner[i] == instance_id + 1) {
 			*addr_be = slot_addr((unsigned)i);
-			rc = 0;
+			rc = slot_http[i] ? 0 : -EPROTONOSUPPORT;
 			break;
 		}
 	pthread_mutex_unlock(&mu);

@@ -64,11 +64,13 @@ struct sbp_net {
 };
 
 /* Lazily makes the node namespace (bridge nxbr0 169.254.0.1/16), then the
- * instance's namespace and veth pair.  0 or -errno with err filled. */
-int  sbp_net_create(uint64_t instance_id, struct sbp_net *net, char *err, size_t errlen);
+ * instance's namespace and veth pair.  serves_http: the guest runs the Python
+ * runtime, which serves invocations over HTTP.  0 or -errno with err filled. */
+int  sbp_net_create(uint64_t instance_id, int serves_http, struct sbp_net *net, char *err, size_t errlen);
 /* Delete the veth, drop the namespace fd, free the slot (idempotent). */
 void sbp_net_destroy(struct sbp_net *net);
-/* The guest address of a live baseline instance (network order); -ENOENT if none. */
+/* The guest address of a live baseline instance (network order); -ENOENT if
+ * none, -EPROTONOSUPPORT if its guest serves no HTTP (not the Python runtime). */
 int  sbp_net_guest_addr(uint64_t instance_id, uint32_t *addr_be);
 /* 169.254.0.1 (network order): the bridge, where the relay listens. */
 uint32_t sbp_net_bridge_addr(void);
