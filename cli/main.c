@@ -24,6 +24,7 @@ static const struct command {
     {"logs", cmd_logs, "print a function's output"},
     {"delete", cmd_delete, "delete a function"},
     {"s3", cmd_s3, "put/get/list objects and make buckets in the node's S3"},
+    {"bench", cmd_bench, "the A/B evaluation, nexus vs baseline (bench/harness; --quick, --out DIR)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 

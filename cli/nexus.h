@@ -129,6 +129,7 @@ int cmd_delete(int argc, char **argv);
 int cmd_invoke(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_s3(int argc, char **argv);
+int cmd_bench(int argc, char **argv);   /* bench.c: execs bench/harness/main.py */
 
 /* Argument helpers shared by commands: true when argv holds -h/--help. */
 bool wants_help(int argc, char **argv);
