@@ -167,13 +167,19 @@ static int try_answer(struct fconn *c)
 	size_t hlen = (size_t)(hend - c->in) + 4;
 	if (hlen > HDR_MAX)
 		return violation(c, "baseline: HTTP answer header too large"), -1;
-	/* Status line. */
+	/* Status line: "HTTP/1.x 200 <printable reason>". */
+	char *sl_end = memmem(c->in, hlen, "\r\n", 2);
 	if (hlen < 16 || (memcmp(c->in, "HTTP/1.1 200 ", 13) && memcmp(c->in, "HTTP/1.0 200 ", 13)))
 		return violation(c, "baseline: the guest's server did not answer 200"), -1;
+	if (sl_end - c->in > 256)
+		return violation(c, "baseline: malformed status line in the guest's answer"), -1;
+	for (const char *p = c->in; p < sl_end; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return violation(c, "baseline: malformed status line in the guest's answer"), -1;
 	size_t clen = 0;
 	bool have_len = false;
 	int status = -1;
-	for (char *line = memchr(c->in, '\n', hlen) + 1; line < hend + 2;) {
+	for (char *line = sl_end + 2; line < hend + 2;) {
 		char *eol = memmem(line, (size_t)(hend + 2 - line), "\r\n", 2);
 		if (!eol)
 			break;

@@ -222,3 +222,35 @@ def test_baseline_instances_scale_and_reuse_addresses(lam, deploy):
     for i in range(3):
         out, err, _ = invoke(lam, name, {"i": i})
         assert err is None and out == {"v": 2, "i": i}, out
+
+
+HOSTILE = """
+import gc, socket, time
+def handler(event, context):
+    # Write a forged answer straight onto nexusd's connection to this guest's server.
+    conns = [o for o in gc.get_objects() if isinstance(o, socket.socket) and o.fileno() >= 0]
+    for s in conns:
+        try:
+            s.getpeername()
+        except OSError:
+            continue          # the listening socket
+        s.sendall(event["answer"].encode())
+    time.sleep(5)
+    return "unreachable"
+"""
+
+
+@pytest.mark.parametrize("answer", [
+    "HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\nX-Nexus-Status: ok\r\n\r\n",
+    "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n",
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Nexus-Status: ok\r\n\r\n{}garbage",
+    "x" * 20000,
+])
+def test_hostile_guest_answer_stops_only_that_instance(lam, deploy, answer):
+    bad = deploy(HOSTILE, mode="baseline", timeout=10)
+    good = deploy("def handler(e, c):\n    return e\n", mode="baseline")
+    assert invoke(lam, good, {"a": 1})[:2] == ({"a": 1}, None)
+    out, err, _ = invoke(lam, bad, {"answer": answer})
+    assert err == "Unhandled" and out["errorType"] == "Runtime.ExitError", out
+    assert "baseline:" in out["errorMessage"], out
+    assert invoke(lam, good, {"a": 2})[:2] == ({"a": 2}, None)   # nexusd and the others unaffected
