@@ -169,23 +169,33 @@ int cmd_up(int argc, char **argv)
     pidfiles_init(&p, &pf);
     pid_t old_n = pidfile_read(pf.nexusd), old_s = pidfile_read(pf.s3);
     bool n_alive = proc_is(old_n, "nexusd"), s_alive = proc_is(old_s, "s3rver");
-    if (n_alive || s_alive) {
-        if (n_alive && s_alive)
+    if (n_alive) {
+        if (s_alive)
             nx_err("Nexus is already running (nexusd pid %d, local S3 pid %d): see `nexus status`; "
                    "`nexus down` stops it", (int)old_n, (int)old_s);
-        else if (n_alive)
+        else
             nx_err("nexusd is already running (pid %d): see `nexus status`; `nexus down` stops it",
                    (int)old_n);
-        else
-            nx_err("a local S3 server from an earlier `nexus up` is still running (pid %d) without "
-                   "nexusd: run `nexus down`, then `nexus up`", (int)old_s);
         return NX_EXIT_FAIL;
+    }
+    /* nexusd gone (crashed, killed) but its local S3 server still up: start nexusd
+     * again against that same server, whose endpoint the old config.json names. */
+    static struct nx_config old;
+    bool reuse_s3 = false;
+    if (s_alive) {
+        config_load(&p, &old);
+        if (!old.s3_local || !probe_http(old.s3_endpoint, 0)) {
+            nx_err("a local S3 server from an earlier `nexus up` is still running (pid %d) but does not "
+                   "answer at %s: run `nexus down`, then `nexus up`", (int)old_s, old.s3_endpoint);
+            return NX_EXIT_FAIL;
+        }
+        reuse_s3 = true;
     }
     if (old_n) {
         printf("removed a stale pid file %s (pid %d is gone)\n", pf.nexusd, (int)old_n);
         unlink(pf.nexusd);
     }
-    if (old_s) {
+    if (old_s && !s_alive) {
         printf("removed a stale pid file %s (pid %d is gone)\n", pf.s3, (int)old_s);
         unlink(pf.s3);
     }
@@ -213,6 +223,14 @@ int cmd_up(int argc, char **argv)
         nport = NX_DEFAULT_PORT;
     free(c.ingress);
     c.ingress = xasprintf("http://127.0.0.1:%ld", nport);
+    if (reuse_s3) {
+        free(c.s3_endpoint);
+        free(c.s3_region);
+        free(c.access_key);
+        free(c.secret_key);
+        c = (struct nx_config){.ingress = c.ingress, .s3_endpoint = old.s3_endpoint, .s3_region = old.s3_region,
+                               .access_key = old.access_key, .secret_key = old.secret_key, .s3_local = true};
+    }
 
     /* Everything we need must exist before anything starts. */
     if (!is_executable(p.nexusd)) {
@@ -224,7 +242,7 @@ int cmd_up(int argc, char **argv)
     if (!is_dir(p.rootfs))
         nx_warn("the guest root filesystem %s is missing: run `make rootfs`; functions cannot start "
                 "without it", p.rootfs);
-    if (c.s3_local && !is_dir(p.s3_package)) {
+    if (c.s3_local && !reuse_s3 && !is_dir(p.s3_package)) {
         nx_err("the local S3 server is not installed (%s is missing): run `make deps` "
                "(it runs `npm ci` in scripts/s3)", p.s3_package);
         return NX_EXIT_FAIL;
@@ -242,7 +260,10 @@ int cmd_up(int argc, char **argv)
     printf("Starting Nexus (state in %s)\n", p.home);
     pid_t s3pid = 0;
     s3log = xasprintf("%s/s3.log", logs);
-    if (c.s3_local) {
+    if (reuse_s3) {
+        s3pid = old_s;
+        printf("  local S3 server   %s  already running (pid %d): reusing it\n", c.s3_endpoint, (int)s3pid);
+    } else if (c.s3_local) {
         if (mkdir_p(s3dir, 0700) < 0) {
             nx_err("cannot create %s: %s", s3dir, strerror(errno));
             return NX_EXIT_FAIL;
@@ -264,7 +285,7 @@ int cmd_up(int argc, char **argv)
             pidfile_write(pf.s3, s3pid);
         if (s3pid < 0 || wait_ready("the local S3 server", s3pid, c.s3_endpoint, 0, timeout, s3log) < 0) {
             if (s3pid > 0) {
-                proc_stop(s3pid, 2);
+                proc_stop(s3pid, 5);
                 unlink(pf.s3);
             }
             nx_err("could not start the local S3 server: fix the cause above and run `nexus up` again");
@@ -313,8 +334,8 @@ int cmd_up(int argc, char **argv)
             proc_stop(npid, 5);
             unlink(pf.nexusd);
         }
-        if (s3pid > 0) {
-            proc_stop(s3pid, 2);
+        if (s3pid > 0 && !reuse_s3) {   /* stop only what this command started */
+            proc_stop(s3pid, 5);
             unlink(pf.s3);
         }
         nx_err("could not start nexusd: fix the cause above (full log: %s) and run `nexus up` again", nlog);

@@ -131,6 +131,23 @@ t_fake_stale_pidfiles() {
     expect_in "$OUT" "removed a stale pid file $NEXUS_HOME/s3.pid"
 }
 
+t_fake_restart_after_nexusd_died() {
+  need_s3 || return 77; need_ports $P1 $P2 || return 77
+  new_home restart
+  up_fake; [ "$RC" -eq 0 ] || { say "    up failed: $(cat "$ERR")"; cleanup_home; return 1; }
+  local np sp r=0; np=$(cat "$NEXUS_HOME/nexusd.pid"); sp=$(cat "$NEXUS_HOME/s3.pid")
+  kill -9 "$np"
+  for _ in $(seq 50); do pid_alive "$np" || break; sleep 0.1; done
+  # nexusd is gone, its S3 server is not: `up` starts nexusd again against the same S3 server.
+  { expect_rc 1 "$NEXUS" status && expect_in "$ERR" 'run `nexus up`' &&
+    up_fake && [ "$RC" -eq 0 ] && expect_in "$OUT" "already running (pid $sp): reusing it" &&
+    [ "$(cat "$NEXUS_HOME/s3.pid")" = "$sp" ] && [ "$(cat "$NEXUS_HOME/nexusd.pid")" != "$np" ] &&
+    expect_rc 0 "$NEXUS" status --json && json_check "$OUT" 'j["pids"]["s3"]=='"$sp"' and j["s3"]["secret_key"]=="S3RVER"' &&
+    expect_rc 0 "$NEXUS" down && expect_in "$OUT" "stopping the local S3 server (pid $sp) ... stopped"; } || r=1
+  cleanup_home
+  return $r
+}
+
 t_fake_nexusd_fails_to_start() {
   need_s3 || return 77; need_ports $P1 $P2 || return 77
   new_home failstart
@@ -139,7 +156,8 @@ t_fake_nexusd_fails_to_start() {
     expect_in "$ERR" "fake-nexusd: failing on purpose" && expect_in "$ERR" "could not start nexusd" || { cleanup_home; return 1; }
   # the S3 server it had started is stopped again, and no pid files remain
   [ ! -e "$NEXUS_HOME/s3.pid" ] && [ ! -e "$NEXUS_HOME/nexusd.pid" ] && port_free $P2 ||
-    { say "    S3 server or pid files left behind"; cleanup_home; return 1; }
+    { say "    left behind: $(ls "$NEXUS_HOME"/*.pid 2>/dev/null) port $P2 free: $(port_free $P2 && echo yes || echo no)"
+      say "    stdout: $(cat "$OUT")"; cleanup_home; return 1; }
 }
 
 t_fake_down_sigkill_after_grace() {
@@ -320,7 +338,7 @@ t_real_demo_script() {
 [ -x "$NEXUS" ] || { say "test-cli: $NEXUS is not built"; passed=0 failed=1 skipped=0; write_counts; exit 1; }
 ALL_TESTS="no_args help unknown_command command_help deploy_arg_errors invoke_arg_errors
          not_running_messages up_without_nexusd
-         fake_up_status_down fake_stale_pidfiles fake_nexusd_fails_to_start fake_down_sigkill_after_grace
+         fake_up_status_down fake_stale_pidfiles fake_restart_after_nexusd_died fake_nexusd_fails_to_start fake_down_sigkill_after_grace
          fake_port_in_use fake_s3_helpers fake_deploy_invoke_logs external_s3_endpoint
          real_deploy_invoke_logs_down real_demo_script"
 # `tests/cli/run.sh NAME...` runs only those tests (while debugging one).
