@@ -57,7 +57,7 @@ test-guest: $(GUEST_FAKEHOST_SO)
 GUEST_REALHOST := $(BIN)/guest-realhost
 GUEST_NOPBENCH := $(BIN)/guest-nopbench
 $(GUEST_REALHOST): $(OBJ)/guest/libnexus/tests/realhost.o $(OBJ)/guest/libnexus/tests/realhost_s3.o \
-                   $(OBJ)/nexusd/chan.o $(OBJ)/nexusd/loop.o $(OBJ)/common/ring.o $(OBJ)/common/arena.o $(OBJ)/common/tlv.o
+                   $(patsubst %.c,$(OBJ)/%.o,$(wildcard nexusd/chan*.c)) $(OBJ)/nexusd/loop.o $(OBJ)/common/ring.o $(OBJ)/common/arena.o $(OBJ)/common/tlv.o
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -ljansson -pthread
 $(GUEST_NOPBENCH): $(OBJ)/guest/libnexus/tests/nopbench.o $(LIBNEXUS_SO)
