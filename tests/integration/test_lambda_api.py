@@ -114,14 +114,15 @@ def test_awscli_create_and_invoke(node, tmp_path):
     name = unique("cli")
     z = tmp_path / "f.zip"
     z.write_bytes(zip_code("def handler(e, c):\n    return {'sum': e['a'] + e['b']}\n"))
-    aws = ["aws", "--endpoint-url", node.ingress, "lambda"]
+    # Debian's awscli (v2), not whatever `aws` is first on PATH.
+    aws = ["/usr/bin/aws", "--endpoint-url", node.ingress, "lambda"]
     p = subprocess.run(aws + ["create-function", "--function-name", name, "--runtime", "python3.11",
                               "--handler", "app.handler", "--role", "arn:aws:iam::000000000000:role/x",
                               "--zip-file", f"fileb://{z}"], env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["FunctionName"] == name
     out = tmp_path / "out.json"
-    p = subprocess.run(aws + ["invoke", "--function-name", name,  # awscli v1 (Debian): payload is raw JSON
+    p = subprocess.run(aws + ["invoke", "--function-name", name, "--cli-binary-format", "raw-in-base64-out",
                               "--payload", '{"a": 2, "b": 40}', str(out)], env=env, capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 0, p.stderr
