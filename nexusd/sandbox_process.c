@@ -612,6 +612,7 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	if (spec->mode == NX_MODE_BASELINE &&
 	    (rc = baseline_prepare(spec, sb, extra, extra_bufs, err, errlen)) < 0)
 		goto out;
+	uint64_t t_net = now_ns();
 	c->netns_fd = sb->net.netns_fd;
 	if (!(env = build_env(spec, extra))) {
 		snprintf(err, errlen, "out of memory");
@@ -693,9 +694,9 @@ static int sb_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		goto out;
 	}
 	sb->start_ns = now_ns() - t0;
-	sbp_log(3, "sandbox %llu: pid %d uid %u, started in %.2f ms (prepare+cgroup %.2f, user ns %.2f, "
+	sbp_log(3, "sandbox %llu: pid %d uid %u, started in %.2f ms (network %.2f, prepare+cgroup %.2f, user ns %.2f, "
 	        "clone..exec %.2f)", (unsigned long long)sb->instance_id, (int)sb->pid, uid, sb->start_ns / 1e6,
-	        (t_cg - t0) / 1e6, (t_ns - t_cg) / 1e6, (now_ns() - t_ns) / 1e6);
+	        (t_net - t0) / 1e6, (t_cg - t_net) / 1e6, (t_ns - t_cg) / 1e6, (now_ns() - t_ns) / 1e6);
 	*out = sb;
 	rc = 0;
 out:
