@@ -1,0 +1,81 @@
+"""Density: the largest number of warm instances the node holds while the
+requests still meet a p99 SLO, at a fixed mean request rate per instance,
+driven by an Azure-2019-shaped trace (trace.py).
+
+Rule (also in docs/results.md):
+- every instance is one `hello` function deployed with nexus:max-instances 1, so
+  N functions = N warm instances; each is invoked once before the step (warm);
+- step N: the open-loop trace (N = 1 runs `density_cal_s`, longer: it sets the SLO) for N functions at RATE requests/s per instance on
+  average, for `density_s` seconds, the same trace (same seed) for both modes;
+- SLO = SLO_FACTOR x the p99 of the baseline at N = 1 under the same trace;
+- a step passes when the p99 over all its requests is <= SLO and no request failed;
+- density = the largest passing N of the ladder; both modes climb the same ladder in
+  lockstep (nexus, then baseline at each N) and stop after their first failure."""
+import os
+import subprocess
+
+import report
+import trace
+from node import BIN, ROOT, zip_dir
+
+RATE = 20.0
+SLO_FACTOR = 2.0
+
+
+def _run_step(node, names, seconds, seed, workdir):
+    events = trace.generate(names, RATE, seconds, seed, payload='{"name":"d"}')
+    sched = os.path.join(workdir, "trace.txt")
+    trace.write(events, sched)
+    out = os.path.join(workdir, "open.txt")
+    p = subprocess.run([os.path.join(BIN, "nexus-bench-load"), "open", node.ingress, sched, out],
+                       capture_output=True, text=True)
+    lat, failed = [], 0
+    for line in open(out):
+        _, ns, code = line.split()
+        lat.append(int(ns) / 1e6)
+        failed += code != "200"
+    if p.returncode != 0:
+        failed = max(failed, 1)
+    return lat, failed, len(events)
+
+
+def run(node, prof, seed, workdir, log):
+    code = zip_dir(os.path.join(ROOT, "functions", "hello"))
+    deployed = {"nexus": 0, "baseline": 0}
+    steps = {"nexus": [], "baseline": []}
+    alive = {"nexus": True, "baseline": True}
+    slo = None
+    for n in prof["density_ladder"]:
+        for mode in ("nexus", "baseline"):
+            if not alive[mode]:
+                continue
+            names = [f"dens-{mode}-{i}" for i in range(n)]
+            for i in range(deployed[mode], n):
+                node.deploy(names[i], code, mode, memory=128, max_instances=1)
+                node.invoke(names[i], {"name": "warm"})
+            deployed[mode] = n
+            # N = 1 sets the SLO, so it runs longer (enough requests for a p99)
+            secs = prof["density_cal_s"] if n == 1 else prof["density_s"]
+            lat, failed, count = _run_step(node, names, secs, seed, workdir)
+            p99 = report.pct(lat, 99) if lat else float("inf")
+            steps[mode].append({"n": n, "p50": report.pct(lat, 50) if lat else None, "p99": p99,
+                                "failed": failed, "requests": count, "rate": RATE * n})
+        if slo is None:
+            base1 = steps["baseline"][0]["p99"]
+            slo = SLO_FACTOR * base1
+        for mode in ("nexus", "baseline"):
+            if alive[mode] and steps[mode] and steps[mode][-1]["n"] == n:
+                s = steps[mode][-1]
+                s["pass"] = s["p99"] <= slo and s["failed"] == 0
+                alive[mode] = s["pass"]
+                log(f"density {mode} N={n}: {s['requests']} requests at {RATE * n:.0f}/s, p99 {s['p99']:.2f} ms "
+                    f"(SLO {slo:.2f} ms), failed {s['failed']}: {'pass' if s['pass'] else 'FAIL'}")
+        if not any(alive.values()):
+            break
+    for mode in ("nexus", "baseline"):
+        for i in range(deployed[mode]):
+            node.delete(f"dens-{mode}-{i}")
+    best = {m: max([s["n"] for s in steps[m] if s.get("pass")], default=0) for m in steps}
+    ceiling = {m: alive[m] for m in steps}   # still passing at the top of the ladder
+    return {"rate": RATE, "slo_ms": slo, "slo_factor": SLO_FACTOR, "seed": seed, "seconds": prof["density_s"],
+            "steps": steps, "density": best, "ladder_top_reached": ceiling, "sigma": trace.SIGMA, "k": trace.K}
