@@ -11,13 +11,13 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -D_GNU_SOURCE -Iinclude -I. -I/usr/include/libx
 FUZZ_COMMON := common/ring.c common/arena.c common/tlv.c
 
 FUZZ_TLV_SRCS   := tests/fuzz/fuzz_tlv.c common/tlv.c
-FUZZ_DRAIN_SRCS := tests/fuzz/fuzz_drain.c nexusd/chan.c tests/unit/fake_s3.c tests/unit/mini_loop.c $(FUZZ_COMMON)
+FUZZ_DRAIN_SRCS := tests/fuzz/fuzz_drain.c nexusd/chan.c nexusd/chan_storage.c nexusd/chan_validate.c tests/unit/fake_s3.c tests/unit/mini_loop.c $(FUZZ_COMMON)
 
 $(FUZZ_DIR)/fuzz_tlv: $(FUZZ_TLV_SRCS) common/tlv.h include/nexus/channel.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_TLV_SRCS)
 
-$(FUZZ_DIR)/fuzz_drain: $(FUZZ_DRAIN_SRCS) nexusd/chan.h nexusd/chan_validate.h nexusd/s3.h tests/unit/fake_s3.h \
+$(FUZZ_DIR)/fuzz_drain: $(FUZZ_DRAIN_SRCS) nexusd/chan.h nexusd/chan_validate.h nexusd/chan_internal.h nexusd/s3.h tests/unit/fake_s3.h \
                         common/ring.h common/arena.h common/tlv.h include/nexus/channel.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $(FUZZ_DRAIN_SRCS) -ljansson -lpthread

@@ -7,6 +7,7 @@ NEXUS_TEST_RESULTS ?= $(CURDIR)/$(BUILD)/test-results
 UNIT_BIN     := $(BUILD)/tests/unit
 UNIT_COMMON  := $(OBJ)/common/ring.o $(OBJ)/common/arena.o $(OBJ)/common/tlv.o
 UNIT_LIBS    := -lcmocka -pthread
+CHAN_OBJS    := $(OBJ)/nexusd/chan.o $(OBJ)/nexusd/chan_storage.o $(OBJ)/nexusd/chan_validate.o
 
 # Tests include "common/ring.h", "nexusd/chan.h", ... relative to the repo root.
 $(OBJ)/tests/unit/%.o: CFLAGS += -I.
@@ -21,7 +22,7 @@ $(UNIT_BIN)/test_tlv: $(OBJ)/tests/unit/test_tlv.o $(OBJ)/common/tlv.o
 # The channel host side against a fake S3 (same symbols as nexusd/s3.c) and
 # a private re-runnable loop (mini_loop.c: nexusd/loop.c cannot run again after a stop).
 $(UNIT_BIN)/test_chan: $(OBJ)/tests/unit/test_chan.o $(OBJ)/tests/unit/fake_s3.o \
-                       $(OBJ)/nexusd/chan.o $(OBJ)/tests/unit/mini_loop.o $(UNIT_COMMON)
+                       $(CHAN_OBJS) $(OBJ)/tests/unit/mini_loop.o $(UNIT_COMMON)
 $(UNIT_BIN)/test_chan: UNIT_LIBS += -ljansson
 
 $(UNIT_PROGS):
@@ -47,7 +48,7 @@ $(S3_TEST): $(OBJ)/tests/unit/test_s3.o $(OBJ)/tests/unit/s3rver.o $(OBJ)/tests/
 # libnexus.so (built by guest/libnexus/build.mk) and the same s3rver.
 CHAN_E2E_TEST := $(UNIT_BIN)/test_chan_e2e
 $(CHAN_E2E_TEST): $(OBJ)/tests/unit/test_chan_e2e.o $(OBJ)/tests/unit/s3rver.o $(OBJ)/tests/unit/mini_loop.o \
-                  $(OBJ)/nexusd/chan.o $(OBJ)/nexusd/s3.o $(OBJ)/nexusd/s3_sign.o $(OBJ)/nexusd/s3_xml.o \
+                  $(CHAN_OBJS) $(OBJ)/nexusd/s3.o $(OBJ)/nexusd/s3_sign.o $(OBJ)/nexusd/s3_xml.o \
                   $(UNIT_COMMON) $(LIBNEXUS_SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBNEXUS_SO) -Wl,-rpath,$(abspath $(dir $(LIBNEXUS_SO))) \
