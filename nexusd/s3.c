@@ -18,6 +18,11 @@
  *    never are.
  *  - The user callback never runs inside nx_s3_submit: argument errors found
  *    at submit time are delivered from a 0 ms timer.
+ *
+ * Files: s3.c (this: loop glue, transfer lifecycle, retries, results, API),
+ * s3_http.c (libcurl callbacks of one transfer), s3_request.c (argument
+ * checks, URL, headers), s3_sign.c (canonical encoding, hashes, dates),
+ * s3_xml.c (XML responses).  Shared state: s3_internal.h.
  */
 #include "s3.h"
 #include "s3_internal.h"
@@ -33,73 +38,6 @@
 #include <sys/epoll.h>
 #include <libxml/parser.h>
 #include <nexus/channel.h>
-
-#define RESP_MAX       (16u << 20)  /* XML/error bodies we are willing to buffer */
-#define POOL_MAX       64
-#define BACKOFF_MS     100
-
-struct sock {
-	struct nx_s3 *s;
-	int fd;
-	struct sock *prev, *next;
-};
-
-struct nx_s3_xfer {
-	struct nx_s3 *s;
-	struct nx_s3_xfer *prev, *next;
-	CURL *easy;
-	bool in_multi;
-	enum nx_s3_op op;
-	char *url;
-	struct curl_slist *hdrs;
-	nx_s3_cb cb;
-	void *arg;
-
-	/* PUT: the caller's bytes (kept valid by the caller until the callback). */
-	const uint8_t *body;
-	size_t body_len, body_pos;
-
-	/* GET: where the body goes. */
-	void *(*sink_alloc)(void *arg, size_t len);
-	void *sink_arg;
-	uint8_t *sink;
-	size_t sink_len, got;
-	bool sink_ready;
-
-	/* Other responses (XML, errors). */
-	char *resp;
-	size_t resp_len, resp_cap;
-
-	/* Response headers of the current attempt. */
-	long hcode;
-	bool have_clen;
-	uint64_t clen;
-	char etag[128], ctype[128], lastmod[64], crange[96];
-
-	/* A failure we decided on inside a callback (ends the request, no retry). */
-	int fail_status;
-	char fail_code[64], fail_msg[160];
-
-	int attempt;
-	struct nx_timer *timer;   /* retry backoff or deferred failure */
-	bool cancelled;           /* cancelled while check_done was dispatching */
-};
-
-struct nx_s3 {
-	struct nx_loop *loop;
-	struct nx_s3_config cfg;
-	char sigv4[96];
-	CURLM *multi;
-	struct nx_timer *timer;
-	struct sock *socks;
-	CURL *pool[POOL_MAX];
-	size_t npool;
-	struct nx_s3_xfer *active;
-	struct nx_s3_xfer *zombies;   /* cancelled during dispatch, freed after it */
-	int dispatching;
-	struct nx_s3_stats st;
-	unsigned rnd;
-};
 
 static const char *const op_names[NX_S3__OPS] = { "get", "put", "head", "delete", "list", "copy" };
 
@@ -223,154 +161,6 @@ static int on_curl_timer(CURLM *m, long timeout_ms, void *userp)
 	return 0;
 }
 
-/* ------------------------------------------------------------ callbacks */
-
-static void fail_in_cb(struct nx_s3_xfer *x, int status, const char *code, const char *msg)
-{
-	if (x->fail_status)
-		return;
-	x->fail_status = status;
-	snprintf(x->fail_code, sizeof(x->fail_code), "%s", code);
-	snprintf(x->fail_msg, sizeof(x->fail_msg), "%s", msg);
-}
-
-static void hdr_value(char *dst, size_t cap, const char *v, size_t n)
-{
-	while (n && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-		n--;
-	while (n && *v == ' ') {
-		v++;
-		n--;
-	}
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(dst, v, n);
-	dst[n] = '\0';
-}
-
-static bool hdr_is(const char *buf, size_t len, const char *name, const char **val, size_t *vlen)
-{
-	size_t n = strlen(name);
-	if (len <= n || strncasecmp(buf, name, n) != 0 || buf[n] != ':')
-		return false;
-	*val = buf + n + 1;
-	*vlen = len - n - 1;
-	return true;
-}
-
-static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
-{
-	struct nx_s3_xfer *x = ud;
-	size_t len = size * nitems;
-	const char *v;
-	size_t vl;
-	char tmp[64];
-	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
-		/* A new response (maybe after 100 Continue): forget the last one. */
-		const char *sp = memchr(buf, ' ', len);
-		x->hcode = sp ? strtol(sp + 1, NULL, 10) : 0;
-		x->have_clen = false;
-		x->clen = 0;
-		x->etag[0] = x->ctype[0] = x->lastmod[0] = x->crange[0] = '\0';
-		return len;
-	}
-	if (len <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
-		/* End of headers: a successful GET learns where its body goes now. */
-		if (x->op == NX_S3_GET && x->hcode >= 200 && x->hcode < 300 && !x->sink_ready) {
-			if (!x->have_clen) {
-				fail_in_cb(x, NX_S_IO_ERROR, "InternalError", "GET response without Content-Length");
-				return 0;
-			}
-			if (x->clen > SIZE_MAX / 2) {
-				fail_in_cb(x, NX_S_TOO_LARGE, "EntityTooLarge", "object too large");
-				return 0;
-			}
-			x->sink = x->sink_alloc ? x->sink_alloc(x->sink_arg, (size_t)x->clen) : NULL;
-			if (!x->sink) {
-				fail_in_cb(x, NX_S_NO_SPACE, "NoSpace", "no room for the object in the instance's region");
-				return 0;
-			}
-			x->sink_len = (size_t)x->clen;
-			x->got = 0;
-			x->sink_ready = true;
-		}
-		return len;
-	}
-	if (hdr_is(buf, len, "Content-Length", &v, &vl)) {
-		hdr_value(tmp, sizeof(tmp), v, vl);
-		char *end;
-		errno = 0;
-		unsigned long long n = strtoull(tmp, &end, 10);
-		if (tmp[0] && !*end && errno == 0) {
-			x->have_clen = true;
-			x->clen = n;
-		}
-	} else if (hdr_is(buf, len, "ETag", &v, &vl)) {
-		hdr_value(x->etag, sizeof(x->etag), v, vl);
-	} else if (hdr_is(buf, len, "Content-Type", &v, &vl)) {
-		hdr_value(x->ctype, sizeof(x->ctype), v, vl);
-	} else if (hdr_is(buf, len, "Last-Modified", &v, &vl)) {
-		hdr_value(x->lastmod, sizeof(x->lastmod), v, vl);
-	} else if (hdr_is(buf, len, "Content-Range", &v, &vl)) {
-		hdr_value(x->crange, sizeof(x->crange), v, vl);
-	}
-	return len;
-}
-
-static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
-{
-	struct nx_s3_xfer *x = ud;
-	size_t len = size * nmemb;
-	if (x->op == NX_S3_GET && x->hcode >= 200 && x->hcode < 300) {
-		if (!x->sink_ready || len > x->sink_len - x->got) {
-			fail_in_cb(x, NX_S_IO_ERROR, "InternalError", "response body larger than its Content-Length");
-			return 0;
-		}
-		memcpy(x->sink + x->got, p, len);
-		x->got += len;
-		return len;
-	}
-	if (len > RESP_MAX - x->resp_len) {
-		fail_in_cb(x, NX_S_IO_ERROR, "InternalError", "response too large");
-		return 0;
-	}
-	if (x->resp_len + len + 1 > x->resp_cap) {
-		size_t cap = x->resp_cap ? x->resp_cap : 4096;
-		while (cap < x->resp_len + len + 1)
-			cap *= 2;
-		char *n = realloc(x->resp, cap);
-		if (!n)
-			return 0;
-		x->resp = n;
-		x->resp_cap = cap;
-	}
-	memcpy(x->resp + x->resp_len, p, len);
-	x->resp_len += len;
-	x->resp[x->resp_len] = '\0';
-	return len;
-}
-
-static size_t on_read(char *buf, size_t size, size_t nitems, void *ud)
-{
-	struct nx_s3_xfer *x = ud;
-	size_t want = size * nitems, left = x->body_len - x->body_pos;
-	if (want > left)
-		want = left;
-	if (want)
-		memcpy(buf, x->body + x->body_pos, want);
-	x->body_pos += want;
-	return want;
-}
-
-static int on_seek(void *ud, curl_off_t off, int origin)
-{
-	struct nx_s3_xfer *x = ud;
-	if (origin != SEEK_SET || off < 0 || (uint64_t)off > x->body_len)
-		return CURL_SEEKFUNC_FAIL;
-	x->body_pos = (size_t)off;
-	return CURL_SEEKFUNC_OK;
-}
-
 /* ------------------------------------------------------------ transfers */
 
 static CURL *easy_get(struct nx_s3 *s)
@@ -443,9 +233,9 @@ static int start_attempt(struct nx_s3_xfer *x)
 	curl_easy_setopt(e, CURLOPT_AWS_SIGV4, s->sigv4);
 	curl_easy_setopt(e, CURLOPT_USERNAME, s->cfg.access_key);
 	curl_easy_setopt(e, CURLOPT_PASSWORD, s->cfg.secret_key);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s3_on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s3_on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	switch (x->op) {
 	case NX_S3_HEAD:
@@ -455,9 +245,9 @@ static int start_attempt(struct nx_s3_xfer *x)
 	case NX_S3_COPY:
 		curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->body_len);
-		curl_easy_setopt(e, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(e, CURLOPT_READFUNCTION, s3_on_read);
 		curl_easy_setopt(e, CURLOPT_READDATA, x);
-		curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, on_seek);
+		curl_easy_setopt(e, CURLOPT_SEEKFUNCTION, s3_on_seek);
 		curl_easy_setopt(e, CURLOPT_SEEKDATA, x);
 		break;
 	case NX_S3_DELETE:
@@ -766,77 +556,6 @@ static void on_deferred_fail(void *arg)
 	deliver(x, &res);
 }
 
-static char *build_url(const struct nx_s3 *s, const struct nx_s3_req *r)
-{
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-	if (!f)
-		return NULL;
-	fputs(s->cfg.endpoint, f);
-	fputc('/', f);
-	nx_s3_pct_encode(f, r->bucket, false);
-	if (r->op == NX_S3_LIST) {
-		char mk[16];
-		snprintf(mk, sizeof(mk), "%d", r->max_keys);
-		struct nx_s3_qparam q[] = {
-			{ "list-type", "2" },
-			{ "prefix", r->prefix },
-			{ "delimiter", r->delimiter && *r->delimiter ? r->delimiter : NULL },
-			{ "continuation-token", r->cont_token && *r->cont_token ? r->cont_token : NULL },
-			{ "start-after", r->start_after && *r->start_after ? r->start_after : NULL },
-			{ "max-keys", r->max_keys > 0 ? mk : NULL },
-		};
-		nx_s3_write_query(f, q, sizeof(q) / sizeof(q[0]));
-	} else {
-		fputc('/', f);
-		nx_s3_pct_encode(f, r->key, true);
-	}
-	if (fclose(f) != 0) {
-		free(buf);
-		return NULL;
-	}
-	return buf;
-}
-
-static struct curl_slist *add_hdr(struct curl_slist *l, bool *ok, const char *name, const char *val)
-{
-	char *h;
-	if (!*ok || asprintf(&h, "%s: %s", name, val) < 0) {
-		*ok = false;
-		return l;
-	}
-	struct curl_slist *n = curl_slist_append(l, h);
-	free(h);
-	if (!n) {
-		*ok = false;
-		return l;
-	}
-	return n;
-}
-
-static const char *check_req(const struct nx_s3_req *r)
-{
-	if ((unsigned)r->op >= NX_S3__OPS)
-		return "unknown operation";
-	if (!r->bucket || !nx_s3_bucket_name_ok(r->bucket))
-		return "invalid bucket name";
-	if (r->op != NX_S3_LIST && (!r->key || !*r->key || strlen(r->key) > 4096))
-		return "invalid key";
-	if (r->op == NX_S3_COPY && (!r->src_bucket || !nx_s3_bucket_name_ok(r->src_bucket) ||
-	                            !r->src_key || !*r->src_key))
-		return "invalid copy source";
-	const char *hv[] = { r->range, r->if_match, r->content_type };
-	for (size_t i = 0; i < 3; i++)
-		if (hv[i] && !nx_s3_header_safe(hv[i]))
-			return "control character in a header value";
-	if (r->op == NX_S3_GET && !r->sink_alloc)
-		return "GET without a sink";
-	if (r->max_keys < 0 || r->max_keys > 1000)
-		return "invalid MaxKeys";
-	return NULL;
-}
-
 struct nx_s3_xfer *nx_s3_submit(struct nx_s3 *s, const struct nx_s3_req *req, nx_s3_cb cb, void *arg)
 {
 	struct nx_s3_xfer *x = calloc(1, sizeof(*x));
@@ -851,9 +570,9 @@ struct nx_s3_xfer *nx_s3_submit(struct nx_s3 *s, const struct nx_s3_req *req, nx
 		s->active->prev = x;
 	s->active = x;
 
-	const char *bad = check_req(req);
+	const char *bad = s3_check_req(req);
 	if (bad) {
-		fail_in_cb(x, NX_S_INVALID, "InvalidArgument", bad);
+		s3_fail_in_cb(x, NX_S_INVALID, "InvalidArgument", bad);
 		x->timer = nx_loop_timer(s->loop, 0, on_deferred_fail, x);
 		if (!x->timer) {
 			xfer_unlink(x);
@@ -868,18 +587,18 @@ struct nx_s3_xfer *nx_s3_submit(struct nx_s3 *s, const struct nx_s3_req *req, nx
 	}
 	x->sink_alloc = req->sink_alloc;
 	x->sink_arg = req->sink_arg;
-	x->url = build_url(s, req);
+	x->url = s3_build_url(s, req);
 	x->easy = easy_get(s);
 	char hash[65];
 	nx_s3_sha256_hex(x->body, x->body_len, hash);
 	bool ok = x->url && x->easy;
-	x->hdrs = add_hdr(x->hdrs, &ok, "x-amz-content-sha256", hash);
+	x->hdrs = s3_add_hdr(x->hdrs, &ok, "x-amz-content-sha256", hash);
 	if (req->op == NX_S3_GET && req->range && *req->range)
-		x->hdrs = add_hdr(x->hdrs, &ok, "Range", req->range);
+		x->hdrs = s3_add_hdr(x->hdrs, &ok, "Range", req->range);
 	if (req->op == NX_S3_GET && req->if_match && *req->if_match)
-		x->hdrs = add_hdr(x->hdrs, &ok, "If-Match", req->if_match);
+		x->hdrs = s3_add_hdr(x->hdrs, &ok, "If-Match", req->if_match);
 	if (req->op == NX_S3_PUT && req->content_type && *req->content_type)
-		x->hdrs = add_hdr(x->hdrs, &ok, "Content-Type", req->content_type);
+		x->hdrs = s3_add_hdr(x->hdrs, &ok, "Content-Type", req->content_type);
 	if (req->op == NX_S3_COPY && ok) {
 		char *src = NULL;
 		size_t len = 0;
@@ -890,7 +609,7 @@ struct nx_s3_xfer *nx_s3_submit(struct nx_s3 *s, const struct nx_s3_req *req, nx
 			fputc('/', f);
 			nx_s3_pct_encode(f, req->src_key, true);
 			if (fclose(f) == 0)
-				x->hdrs = add_hdr(x->hdrs, &ok, "x-amz-copy-source", src);
+				x->hdrs = s3_add_hdr(x->hdrs, &ok, "x-amz-copy-source", src);
 			else
 				ok = false;
 		} else {

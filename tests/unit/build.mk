@@ -8,6 +8,7 @@ UNIT_BIN     := $(BUILD)/tests/unit
 UNIT_COMMON  := $(OBJ)/common/ring.o $(OBJ)/common/arena.o $(OBJ)/common/tlv.o
 UNIT_LIBS    := -lcmocka -pthread
 CHAN_OBJS    := $(OBJ)/nexusd/chan.o $(OBJ)/nexusd/chan_storage.o $(OBJ)/nexusd/chan_validate.o
+S3_OBJS      := $(patsubst %.c,$(OBJ)/%.o,$(wildcard nexusd/s3*.c))
 
 # Tests include "common/ring.h", "nexusd/chan.h", ... relative to the repo root.
 $(OBJ)/tests/unit/%.o: CFLAGS += -I.
@@ -40,7 +41,7 @@ test-unit: $(UNIT_PROGS)
 # loudly when node or scripts/s3/node_modules are missing).
 S3_TEST := $(UNIT_BIN)/test_s3
 $(S3_TEST): $(OBJ)/tests/unit/test_s3.o $(OBJ)/tests/unit/s3rver.o $(OBJ)/tests/unit/mini_loop.o \
-            $(OBJ)/nexusd/s3.o $(OBJ)/nexusd/s3_sign.o $(OBJ)/nexusd/s3_xml.o
+            $(S3_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka -pthread -lcurl -ljansson -lxml2 -lcrypto
 
@@ -48,7 +49,7 @@ $(S3_TEST): $(OBJ)/tests/unit/test_s3.o $(OBJ)/tests/unit/s3rver.o $(OBJ)/tests/
 # libnexus.so (built by guest/libnexus/build.mk) and the same s3rver.
 CHAN_E2E_TEST := $(UNIT_BIN)/test_chan_e2e
 $(CHAN_E2E_TEST): $(OBJ)/tests/unit/test_chan_e2e.o $(OBJ)/tests/unit/s3rver.o $(OBJ)/tests/unit/mini_loop.o \
-                  $(CHAN_OBJS) $(OBJ)/nexusd/s3.o $(OBJ)/nexusd/s3_sign.o $(OBJ)/nexusd/s3_xml.o \
+                  $(CHAN_OBJS) $(S3_OBJS) \
                   $(UNIT_COMMON) $(LIBNEXUS_SO)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBNEXUS_SO) -Wl,-rpath,$(abspath $(dir $(LIBNEXUS_SO))) \
