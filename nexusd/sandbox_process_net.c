@@ -349,6 +349,12 @@ int sbp_net_create(uint64_t instance_id, int serves_http, struct sbp_net *net, c
 	struct rtattr *data = nl_nest(&r, IFLA_INFO_DATA);
 	struct rtattr *pa = nl_put(&r, VETH_INFO_PEER, &peer, sizeof peer);
 	nl_put(&r, IFLA_IFNAME, "eth0", 5);
+	/* A fixed MAC per slot (locally administered 02:4e:58:00:HI:LO): the
+	 * node side's neighbour entry for a reused address stays right.  With a
+	 * random MAC the bridge would keep sending to the previous instance's
+	 * MAC until that stale entry was re-probed — seconds of silence. */
+	unsigned char mac[6] = { 0x02, 0x4e, 0x58, 0x00, (unsigned char)(slot >> 8), (unsigned char)slot };
+	nl_put(&r, IFLA_ADDRESS, mac, sizeof mac);
 	nl_put(&r, IFLA_NET_NS_FD, &nsfd, 4);
 	nl_end(&r, pa);
 	nl_end(&r, data);

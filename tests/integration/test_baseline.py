@@ -254,3 +254,24 @@ def test_hostile_guest_answer_stops_only_that_instance(lam, deploy, answer):
     assert err == "Unhandled" and out["errorType"] == "Runtime.ExitError", out
     assert "baseline:" in out["errorMessage"], out
     assert invoke(lam, good, {"a": 2})[:2] == ({"a": 2}, None)   # nexusd and the others unaffected
+
+
+def test_address_reused_by_a_new_instance(node, lam, deploy):
+    """A stopped instance's address goes to the next one (a new veth, a new MAC unless
+    fixed per slot): the node side must reach the new one at once, not after its
+    neighbour cache times out."""
+    import time
+    # Another live instance keeps the bridge up: with none, the bridge loses its
+    # carrier when the last veth goes and the kernel flushes its neighbour cache.
+    keeper = deploy("def handler(e, c):\n    return e\n", mode="baseline")
+    assert invoke(lam, keeper, {"k": 1})[:2] == ({"k": 1}, None)
+    for round_ in range(3):
+        name = deploy("def handler(e, c):\n    return e\n", mode="baseline", timeout=3)
+        assert invoke(lam, name, {"r": round_})[:2] == ({"r": round_}, None)
+        lam.delete_function(FunctionName=name)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            st = json.loads(node.cli("status", "--json").stdout)
+            if not [i for i in st.get("instances", []) if i.get("function") == name]:
+                break
+            time.sleep(0.05)
