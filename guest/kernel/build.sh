@@ -21,7 +21,10 @@ die() { say "ERROR: $*"; exit 1; }
 [ -f "$tarball" ] || die "$tarball not found: apt-get install linux-source-6.1"
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.1 2>/dev/null || true)
 [ -n "$srcver" ] || srcver="file-$(stat -c %s-%Y "$tarball")"
-key=$( { echo "recipe=$RECIPE"; echo "source=$srcver"; cat "$fragment"; } | sha256sum | cut -c1-16)
+# The Nexus device driver (guest/kernel/nexus/, its ABI header) is built in: part of the key.
+nexus_drv=$here/nexus
+nexus_abi=$here/../../include/nexus/nexus_dev.h
+key=$( { echo "recipe=$RECIPE"; echo "source=$srcver"; cat "$fragment"; cat "$nexus_drv"/* "$nexus_abi"; } | sha256sum | cut -c1-16)
 dir=$cache/kernel-$key
 mkdir -p "$cache" "$out"
 
@@ -49,6 +52,15 @@ if [ ! -f "$src/Makefile" ]; then
   tar -C "$tmp" -xJf "$tarball"
   rm -rf "$src"; mv "$tmp"/linux-source-6.1 "$src"; rmdir "$tmp"
 fi
+
+# 1b. The Nexus device driver joins the shared source tree as drivers/nexus
+#     (idempotent; only configs with CONFIG_NEXUS_GUEST_DEV=y build it).
+mkdir -p "$src/drivers/nexus"
+cp "$nexus_drv"/Kconfig "$nexus_drv"/Makefile "$nexus_drv"/*.c "$nexus_abi" "$src/drivers/nexus/"
+grep -q 'drivers/nexus/Kconfig' "$src/drivers/Kconfig" || \
+  sed -i '$ s|^endmenu$|source "drivers/nexus/Kconfig"\n\nendmenu|' "$src/drivers/Kconfig"
+grep -q 'CONFIG_NEXUS_GUEST_DEV' "$src/drivers/Makefile" || \
+  echo 'obj-$(CONFIG_NEXUS_GUEST_DEV) += nexus/' >>"$src/drivers/Makefile"
 
 # 2. Configure out of tree: tinyconfig, merge the fragment, resolve dependencies.
 rm -rf "$dir"; mkdir -p "$dir/obj"

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../common/arena.h"
 #include "../../common/ring.h"
@@ -138,6 +139,8 @@ int nx_attach_env(struct nx_guest **out)
 {
 	struct nx_transport tp;
 	int r = nx_transport_eventfd_open_env(&tp);
+	if (r == -ENOENT && access(NX_DEVNEXUS_PATH, F_OK) == 0)   /* in a microVM */
+		r = nx_transport_devnexus_open(&tp, NULL);
 	return r < 0 ? r : attach(out, &tp);
 }
 

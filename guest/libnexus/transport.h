@@ -33,4 +33,9 @@ int nx_transport_eventfd_open(struct nx_transport *t, int region_fd, int kick_ho
  * NEXUS_KICK_GUEST_FD.  -ENOENT when they are not set. */
 int nx_transport_eventfd_open_env(struct nx_transport *t);
 
+/* MicroVM: the Nexus device, /dev/nexus (path NULL) — transport_devnexus.c.
+ * wait() returns -ESTALE when the region's generation changed. */
+#define NX_DEVNEXUS_PATH "/dev/nexus"
+int nx_transport_devnexus_open(struct nx_transport *t, const char *path);
+
 #endif

@@ -29,6 +29,7 @@ void config_defaults(struct vmm_config *c)
     c->mem_mb = 128;
     c->vcpus = 1;
     c->serial = SERIAL_STDOUT;
+    c->nexus_fds[0] = c->nexus_fds[1] = c->nexus_fds[2] = -1;
     /* Locally administered unicast MAC. */
     static const uint8_t mac[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x02 };
     memcpy(c->net_mac, mac, 6);
@@ -58,6 +59,7 @@ void config_usage(void *stream)
         "usage: nexus-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--mem MB] [--vcpus N]\n"
         "                 [--disk PATH[,ro]]... [--net TAPNAME[,mac=XX:XX:XX:XX:XX:XX]]\n"
         "                 [--serial stdout|file:PATH|none] [--control SOCKPATH] [--config FILE.json]\n"
+        "                 [--nexus REGION_FD,KICK_HOST_FD,KICK_GUEST_FD]\n"
         "                 [--seccomp kill|log|off] [--verbose]\n"
         "Exit status: the guest's exit-port value (0..63), or 64 usage, 65 setup error,\n"
         "66 triple fault, 67 guest panic, 68 internal/KVM error, 69 i8042 reset,\n"
@@ -268,7 +270,19 @@ int config_load_json(struct vmm_config *c, const char *path, char *err, size_t n
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_VCPUS, OPT_DISK, OPT_NET,
-       OPT_SERIAL, OPT_CONTROL, OPT_CONFIG, OPT_SECCOMP, OPT_VERBOSE, OPT_HELP };
+       OPT_SERIAL, OPT_CONTROL, OPT_CONFIG, OPT_SECCOMP, OPT_VERBOSE, OPT_HELP, OPT_NEXUS };
+
+/* --nexus R,H,G: three inherited fds (checked further when the device opens them). */
+static int set_nexus(struct vmm_config *c, const char *spec, char *err, size_t n)
+{
+    int f[3];
+    char tail;
+    if (sscanf(spec, "%d,%d,%d%c", &f[0], &f[1], &f[2], &tail) != 3 || f[0] < 3 || f[1] < 3 || f[2] < 3 ||
+        f[0] == f[1] || f[0] == f[2] || f[1] == f[2])
+        return fail(err, n, "--nexus: expected REGION_FD,KICK_HOST_FD,KICK_GUEST_FD (three distinct fds >= 3)");
+    memcpy(c->nexus_fds, f, sizeof(f));
+    return 0;
+}
 
 int config_parse_args(struct vmm_config *c, int argc, char **argv, char *err, size_t n)
 {
@@ -286,6 +300,7 @@ int config_parse_args(struct vmm_config *c, int argc, char **argv, char *err, si
         { "seccomp", required_argument, 0, OPT_SECCOMP },
         { "verbose", no_argument, 0, OPT_VERBOSE },
         { "help", no_argument, 0, OPT_HELP },
+        { "nexus", required_argument, 0, OPT_NEXUS },
         { 0, 0, 0, 0 },
     };
     /* Pass 1: the config file, so that flags override it whatever their order. */
@@ -339,6 +354,10 @@ int config_parse_args(struct vmm_config *c, int argc, char **argv, char *err, si
             break;
         case OPT_VERBOSE: c->verbose = true; break;
         case OPT_HELP: return 1;
+        case OPT_NEXUS:
+            if (set_nexus(c, optarg, err, n) < 0)
+                return -1;
+            break;
         default:
             return fail(err, n, "unknown or incomplete option: %s", argv[optind - 1]);
         }

@@ -32,6 +32,9 @@ struct vmm_config {
     char *control_path;
     enum seccomp_mode seccomp;
     bool verbose;
+    /* --nexus REGION_FD,KICK_HOST_FD,KICK_GUEST_FD: the Nexus device (dev_nexus.c)
+     * on fds inherited from nexusd; nexus_fds[0] < 0 = no device. */
+    int nexus_fds[3];
 };
 
 #define VMM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"

@@ -65,7 +65,7 @@ static void device_reset(struct virtio_mmio *t)
     if (t->ops->reset)
         t->ops->reset(t->dev, t);
     t->status = 0;
-    t->dev_features_sel = t->drv_features_sel = t->queue_sel = 0;
+    t->dev_features_sel = t->drv_features_sel = t->queue_sel = t->shm_sel = 0;
     t->driver_features = 0;
     t->interrupt_status = 0;
     t->last_error = NULL;
@@ -128,7 +128,13 @@ static uint32_t reg_read(struct virtio_mmio *t, uint64_t off)
     case VIRTIO_MMIO_QUEUE_USED_LOW: return vq ? (uint32_t)vq->used_gpa : 0;
     case VIRTIO_MMIO_QUEUE_USED_HIGH: return vq ? (uint32_t)(vq->used_gpa >> 32) : 0;
     case VIRTIO_MMIO_SHM_LEN_LOW: case VIRTIO_MMIO_SHM_LEN_HIGH:
-        return 0xffffffff;   /* no shared-memory region (yet: the Nexus device will have one) */
+    case VIRTIO_MMIO_SHM_BASE_LOW: case VIRTIO_MMIO_SHM_BASE_HIGH: {
+        uint64_t base, len;
+        if (!t->ops->shm_region || t->ops->shm_region(t->dev, t->shm_sel, &base, &len) < 0)
+            return 0xffffffff;   /* length ~0: no such region (virtio 1.2 4.2.2) */
+        uint64_t v = (off == VIRTIO_MMIO_SHM_LEN_LOW || off == VIRTIO_MMIO_SHM_LEN_HIGH) ? len : base;
+        return (off & 4) ? (uint32_t)(v >> 32) : (uint32_t)v;
+    }
     default: return 0;
     }
 }
@@ -154,6 +160,7 @@ static void reg_write(struct virtio_mmio *t, uint64_t off, uint32_t v)
         break;
     case VIRTIO_MMIO_DRIVER_FEATURES_SEL: t->drv_features_sel = v; break;
     case VIRTIO_MMIO_QUEUE_SEL: t->queue_sel = v; break;
+    case VIRTIO_MMIO_SHM_SEL: t->shm_sel = v; break;
     case VIRTIO_MMIO_QUEUE_NUM:
         if (vq_writable)
             vq->num = v <= VQ_NUM_MAX ? (uint16_t)v : 0;

@@ -31,6 +31,9 @@ struct virtio_dev_ops {
     /* DRIVER_OK set (optional), and device reset (optional). */
     void (*driver_ok)(void *dev, struct virtio_mmio *t);
     void (*reset)(void *dev, struct virtio_mmio *t);
+    /* Shared-memory region `id` (virtio 1.2 SHMSel/SHMLen/SHMBase; optional):
+     * 0 with its guest-physical base and length, or -1 for "no such region". */
+    int (*shm_region)(void *dev, uint32_t id, uint64_t *base, uint64_t *len);
 };
 
 struct virtio_mmio {
@@ -44,7 +47,7 @@ struct virtio_mmio {
     void *irq_ctx;
 
     uint32_t status;
-    uint32_t dev_features_sel, drv_features_sel, queue_sel;
+    uint32_t dev_features_sel, drv_features_sel, queue_sel, shm_sel;
     uint64_t driver_features;
     uint32_t config_generation;
     uint32_t interrupt_status;    /* bit 0: used buffer, bit 1: config change */

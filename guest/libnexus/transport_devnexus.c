@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The microVM transport: the region is the Nexus device's shared-memory region,
+ * mapped through /dev/nexus (guest/kernel/nexus/nexus_dev.c); kick = a write to
+ * /dev/nexus (the driver's 4-byte doorbell write is a KVM ioeventfd in nexusd);
+ * wait = poll + read on /dev/nexus (the interrupt is a KVM irqfd nexusd
+ * signals).  Same contract as transport_eventfd.c; see include/nexus/nexus_dev.h.
+ */
+#include "transport.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <nexus/channel.h>
+#include <nexus/nexus_dev.h>
+
+#define DEV 0   /* fd[0] = /dev/nexus; fd[1], fd[2] unused */
+
+static int dev_kick(struct nx_transport *t)
+{
+	uint64_t one = 1;
+	for (;;) {
+		ssize_t n = write(t->fd[DEV], &one, sizeof one);
+		if (n == (ssize_t)sizeof one)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		return -(n < 0 ? errno : EIO);
+	}
+}
+
+static int dev_wait(struct nx_transport *t, int timeout_ms)
+{
+	struct pollfd p = { .fd = t->fd[DEV], .events = POLLIN | POLLPRI };
+	int r;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+	if (p.revents & (POLLERR | POLLNVAL))
+		return -EPIPE;
+	if (p.revents & POLLPRI)
+		return -ESTALE;   /* the region's generation changed (snapshot restore): re-attach */
+	uint64_t cnt;
+	if (read(t->fd[DEV], &cnt, sizeof cnt) < 0 && errno != EAGAIN && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
+static void dev_close(struct nx_transport *t)
+{
+	if (t->base)
+		munmap(t->base, t->size);
+	if (t->fd[DEV] >= 0)
+		close(t->fd[DEV]);
+	memset(t, 0, sizeof *t);
+	t->fd[0] = t->fd[1] = t->fd[2] = -1;
+}
+
+int nx_transport_devnexus_open(struct nx_transport *t, const char *path)
+{
+	memset(t, 0, sizeof *t);
+	t->fd[0] = t->fd[1] = t->fd[2] = -1;
+	t->kick = dev_kick;
+	t->wait = dev_wait;
+	t->close = dev_close;
+	t->fd[DEV] = open(path ? path : NX_DEVNEXUS_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+	if (t->fd[DEV] < 0)
+		return -errno;
+	struct nexus_dev_info info;
+	if (ioctl(t->fd[DEV], NEXUS_IOC_INFO, &info) < 0) {   /* also acknowledges the generation */
+		int e = -errno;
+		dev_close(t);
+		return e;
+	}
+	if (info.region_size < NX_REGION_MIN || info.region_size > NX_REGION_MAX) {
+		dev_close(t);
+		return -EINVAL;
+	}
+	void *p = mmap(NULL, (size_t)info.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd[DEV], 0);
+	if (p == MAP_FAILED) {
+		int e = -errno;
+		dev_close(t);
+		return e;
+	}
+	t->base = p;
+	t->size = info.region_size;
+	return 0;
+}
