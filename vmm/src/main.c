@@ -33,12 +33,14 @@
 #include "vcpu.h"
 #include "virtio_blk.h"
 #include "virtio_net.h"
+#include "dev_nexus.h"
 #include "vmm.h"
 
 static struct vmm the_vm;
 static struct serial com1;
 static struct virtio_blk disks[VMM_MAX_DISKS];
 static struct virtio_net net;
+static struct nexus_dev nexus_dev;
 static pthread_mutex_t exit_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void vmm_log(const char *fmt, ...)
@@ -290,6 +292,14 @@ static int setup(struct vmm *vm, struct control *ctl, int *serial_fd)
             return -1;
         if (virtio_net_start(&net) < 0)
             return setup_fail("cannot start the network RX thread");
+    }
+    if (c->nexus_fds[0] >= 0) {   /* the Nexus device: dev_nexus.c (memory slot 2) */
+        if (nexus_dev_open(&nexus_dev, c->nexus_fds, err, sizeof(err)) < 0)
+            return setup_fail("%s", err);
+        if (add_virtio(vm, &nexus_dev.transport, &nexus_dev_ops, &nexus_dev, cmdline, sizeof(cmdline)) < 0)
+            return -1;
+        if (nexus_dev_attach(&nexus_dev, vm->vm_fd, &vm->mem, 2, err, sizeof(err)) < 0)
+            return setup_fail("%s", err);
     }
 
     if (boot_write_params(&vm->mem, &kernel, &be, cmdline, err, sizeof(err)) < 0)
