@@ -90,7 +90,17 @@ int main(int argc, char **argv)
     size_t len = 0;
     double init_ms = -1;
     long rss = -1, shmem = -1;
+    int timed_out = 0;
     for (;;) {
+        /* A boot that takes over 240 s is a failure: kill it, report init_ms=-1. */
+        struct pollfd pf = { p[0], POLLIN, 0 };
+        if (poll(&pf, 1, 1000) == 0) {
+            if (now_ns(CLOCK_MONOTONIC) - t0 > 240LL * 1000000000LL && !timed_out) {
+                kill(pid, SIGKILL);
+                timed_out = 1;
+            }
+            continue;
+        }
         ssize_t r = read(p[0], buf + len, sizeof(buf) - 1 - len);
         if (r <= 0) {
             if (r < 0 && errno == EINTR)

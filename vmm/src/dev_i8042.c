@@ -1,7 +1,12 @@
-/* i8042 keyboard controller: just enough for Linux's reboot=k path.  The status
- * port reads 0 (input buffer empty, no data), and the "pulse reset line" command
- * 0xfe ends the VM with VMM_EXIT_RESET (or the panic code if the kernel had
- * printed its panic line first: panic=-1 reboots through here). */
+/* i8042 keyboard controller: just enough for Linux's reboot=k path, and absent
+ * otherwise.  The status port reads 0x01: input buffer empty (so the reboot
+ * path's kb_wait() returns at once) and an output byte that never drains, which
+ * Linux's probe (i8042_flush) takes for "no controller" after 16 reads -- instead
+ * of polling 10000 times, 50 us apart, for a CTR byte that never comes (seconds
+ * of boot time under nested virtualization, where every port read is an exit).
+ * The "pulse reset line" command 0xfe ends the VM with VMM_EXIT_RESET (or the
+ * panic code if the kernel had printed its panic line first: panic=-1 reboots
+ * through here). */
 #include "devices.h"
 #include "exit_codes.h"
 #include "vmm.h"
@@ -10,10 +15,18 @@
 #define I8042_COMMAND 0x64
 #define I8042_CMD_RESET 0xfe
 
-static void i8042_read(void *dev, uint64_t off, void *data, unsigned len)
+#define I8042_STR_OBF 0x01
+
+static void i8042_read_data(void *dev, uint64_t off, void *data, unsigned len)
 {
     (void)dev; (void)off; (void)len;
     *(uint8_t *)data = 0;
+}
+
+static void i8042_read_status(void *dev, uint64_t off, void *data, unsigned len)
+{
+    (void)dev; (void)off; (void)len;
+    *(uint8_t *)data = I8042_STR_OBF;
 }
 
 /* Writes to the data port (0x60) are accepted and ignored. */
@@ -29,8 +42,8 @@ static void i8042_command(void *dev, uint64_t off, const void *data, unsigned le
     }
 }
 
-static const struct io_ops i8042_data_ops = { i8042_read, NULL };
-static const struct io_ops i8042_cmd_ops = { i8042_read, i8042_command };
+static const struct io_ops i8042_data_ops = { i8042_read_data, NULL };
+static const struct io_ops i8042_cmd_ops = { i8042_read_status, i8042_command };
 
 int i8042_register(struct vmm *vm)
 {

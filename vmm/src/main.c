@@ -107,6 +107,15 @@ static void virtio_set_irq(void *ctx, unsigned irq, int level)
     vmm_irq_line(ctx, irq, level);
 }
 
+/* NEXUS_VMM_TIMING=1: where setup time goes, ms since process start per phase. */
+static bool timing;
+static void phase(struct vmm *vm, const char *name)
+{
+    if (timing)
+        vmm_log("timing: %-10s %8.3f ms", name,
+                vmm_now_ms() - (vm->t_start.tv_sec * 1e3 + vm->t_start.tv_nsec / 1e6));
+}
+
 static int setup_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int setup_fail(const char *fmt, ...)
 {
@@ -251,8 +260,10 @@ static int setup(struct vmm *vm, struct control *ctl, int *serial_fd)
 {
     const struct vmm_config *c = &vm->cfg;
     char err[256];
+    phase(vm, "start");
     if (kvm_setup(vm) < 0)
         return -1;
+    phase(vm, "kvm+memory");
 
     struct boot_image kernel, initrd = { 0 };
     if (read_file(c->kernel, &kernel) < 0)
@@ -267,6 +278,7 @@ static int setup(struct vmm *vm, struct control *ctl, int *serial_fd)
             return setup_fail("%s", err);
     }
 
+    phase(vm, "kernel");
     /* Devices. */
     *serial_fd = open_serial_out(c);
     if (*serial_fd == -2)
@@ -316,6 +328,7 @@ static int setup(struct vmm *vm, struct control *ctl, int *serial_fd)
     if (initrd.data)
         munmap((void *)initrd.data, initrd.size);
 
+    phase(vm, "devices");
     struct kvm_cpuid2 *cpuid = supported_cpuid(vm->kvm_fd);
     if (!cpuid)
         return setup_fail("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
@@ -332,6 +345,7 @@ static int setup(struct vmm *vm, struct control *ctl, int *serial_fd)
     if (r < 0)
         return setup_fail("vcpu0 registers: %s", strerror(-r));
 
+    phase(vm, "vcpus");
     if (c->control_path) {
         r = control_open(ctl, c->control_path);
         if (r < 0)
@@ -361,6 +375,7 @@ int main(int argc, char **argv)
         return VMM_EXIT_USAGE;
     }
     vm->nr_vcpus = vm->cfg.vcpus;
+    timing = getenv("NEXUS_VMM_TIMING") != NULL;
     vm->verbose = vm->cfg.verbose;
 
     /* Signals: SIGTERM/SIGINT arrive on a signalfd in the main loop; SIGUSR1
@@ -403,6 +418,7 @@ int main(int argc, char **argv)
         vmm_log("seccomp: %s", strerror(-r));
         return VMM_EXIT_SETUP;
     }
+    phase(vm, "seccomp");
     pthread_barrier_wait(&go);
 
     /* Main loop: wait for the end while serving the control socket. */

@@ -7,7 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/if.h>
+#include <net/if.h>
 #include <linux/if_tun.h>
 #include <linux/virtio_net.h>
 #include <poll.h>
@@ -25,6 +25,10 @@
 int virtio_net_open(struct virtio_net *n, const char *name, const uint8_t mac[6])
 {
     memset(n, 0, sizeof(*n));
+    /* TUNSETIFF would create a missing interface: only attach to one the caller
+     * made (in the VM's network namespace). */
+    if (if_nametoindex(name) == 0)
+        return -ENODEV;
     n->tap_fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC);
     if (n->tap_fd < 0)
         return -errno;

@@ -38,6 +38,7 @@ int test_bootparams(void);
 int test_blk(void);
 int test_blk_hostile(void);
 int test_smp(void);
+int test_net(void);
 void smp_prepare(void);
 
 #endif

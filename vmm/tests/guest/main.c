@@ -83,6 +83,8 @@ static void user_main(void)
         r = test_blk();
     else if (!memcmp(test_name, "blkhostile", 11))
         r = test_blk_hostile();
+    else if (!memcmp(test_name, "net", 4))
+        r = test_net();
     else if (!memcmp(test_name, "smp", 4))
         r = test_smp();
     else if (!memcmp(test_name, "reset", 6))

@@ -6,8 +6,15 @@
  *   vmm-tier1 NEXUS_VMM TESTGUEST_ELF WORKDIR [CASE...]
  *
  * Prints one line per case and ends with "tier1: N passed, N failed". */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if_packet.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -356,6 +363,92 @@ static bool t_config_json(void)
     return expect_exit(wait_vmm(pid, CASE_TIMEOUT_S), 5);
 }
 
+/* virtio-net: in a fresh network namespace, make a persistent tap, bring it up,
+ * and play the peer through a packet socket on it: expect the guest's NEXUS-PING
+ * broadcast, answer with NEXUS-PONG to its MAC.  Runs in a child process so the
+ * namespace dies with it; the child's exit status is the verdict. */
+static int net_peer(void)
+{
+    if (unshare(CLONE_NEWNET) < 0) {
+        printf("net: unshare(CLONE_NEWNET): %s\n", strerror(errno));
+        return 10;
+    }
+    int tun = open("/dev/net/tun", O_RDWR);
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+    strcpy(ifr.ifr_name, "nxt0");
+    if (tun < 0 || ioctl(tun, TUNSETIFF, &ifr) < 0 || ioctl(tun, TUNSETPERSIST, 1) < 0) {
+        printf("net: cannot make tap nxt0: %s\n", strerror(errno));
+        return 11;
+    }
+    close(tun);
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    memset(&ifr, 0, sizeof(ifr));
+    strcpy(ifr.ifr_name, "nxt0");
+    ioctl(s, SIOCGIFFLAGS, &ifr);
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+        printf("net: cannot bring nxt0 up: %s\n", strerror(errno));
+        return 12;
+    }
+    close(s);
+    int ps = socket(AF_PACKET, SOCK_RAW, htons(0x88b5));
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(0x88b5),
+                               .sll_ifindex = (int)if_nametoindex("nxt0") };
+    if (ps < 0 || bind(ps, (struct sockaddr *)&sll, sizeof(sll)) < 0) {
+        printf("net: packet socket: %s\n", strerror(errno));
+        return 13;
+    }
+    pid_t vm = start_vmm("test=net", (const char *const[]){ "--net", "nxt0", NULL });
+    struct pollfd p = { ps, POLLIN, 0 };
+    uint8_t f[2048];
+    ssize_t n = 0;
+    double end = now_s() + 90;
+    while (now_s() < end) {
+        if (poll(&p, 1, 500) == 1) {
+            n = recv(ps, f, sizeof(f), 0);
+            if (n >= 24 && !memcmp(f + 14, "NEXUS-PING", 10))
+                break;
+        }
+        n = 0;
+        if (waitpid(vm, NULL, WNOHANG) == vm)
+            return 14;   /* the VM ended without sending */
+    }
+    if (n == 0) {
+        kill(vm, SIGKILL);
+        waitpid(vm, NULL, 0);
+        printf("net: no NEXUS-PING frame from the guest\n");
+        return 15;
+    }
+    uint8_t r[60];
+    memset(r, 0, sizeof(r));
+    memcpy(r, f + 6, 6);                                      /* to the guest's MAC */
+    memcpy(r + 6, "\x02\x00\x00\x00\x00\x01", 6);
+    r[12] = 0x88; r[13] = 0xb5;
+    memcpy(r + 14, "NEXUS-PONG", 10);
+    if (send(ps, r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+        printf("net: send: %s\n", strerror(errno));
+        return 16;
+    }
+    int st = wait_vmm(vm, CASE_TIMEOUT_S);
+    if (st == -1 || !WIFEXITED(st))
+        return 17;
+    return WEXITSTATUS(st) == 0 ? 0 : 18;
+}
+
+static bool t_net(void)
+{
+    pid_t pid = fork();
+    if (pid == 0)
+        _exit(net_peer());
+    int st;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        return failf("net peer failed (%d)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    return expect_out("PASS net");
+}
+
 static const struct { const char *name; bool (*fn)(void); } cases[] = {
     { "bootparams", t_bootparams },
     { "bootparams-initrd-disks-2cpu", t_bootparams_full },
@@ -370,6 +463,7 @@ static const struct { const char *name; bool (*fn)(void); } cases[] = {
     { "virtio-blk", t_blk },
     { "virtio-blk-hostile", t_blk_hostile },
     { "smp-4-vcpus", t_smp },
+    { "virtio-net", t_net },
     { "control-socket", t_control },
     { "sigterm", t_sigterm },
     { "config-json", t_config_json },
