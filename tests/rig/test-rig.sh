@@ -46,7 +46,7 @@ if [ -x "$init" ]; then
   init_case bad-escape 60 'nexus.cmd=/bin/true%zz'
   init_case cmd-beats-argv 3 'nexus.cmd="/bin/sh -c exit%203"' /bin/true
   init_case after-dashes-ignored 0 'a -- nexus.cmd=/bin/false' /bin/true
-  out=$("$init" --test 'nexus.quiet=1 nexus.cwd=/tmp nexus.env=NX%3Da%20b nexus.cmd="/bin/sh -c echo%20\$NX@\$PWD"' 2>&1)
+  out=$("$init" --test 'nexus.quiet=1 nexus.cwd=/tmp nexus.env=NX%3Da%20b nexus.cmd="/bin/sh -c echo%20$NX@$PWD"' 2>&1)
   if [ "$out" = "a b@/tmp" ]; then pass "init:env-cwd-decoding" "got '$out'"; else fail "init:env-cwd-decoding" "got '$out'"; fi
 else
   fail "init:built" "$init missing (make guest-init)"
