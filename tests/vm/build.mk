@@ -1,0 +1,27 @@
+# tests/vm: the Nexus device end to end in microVMs (nexus-vmm + the guest kernel's
+# /dev/nexus + libnexus's /dev/nexus transport), run inside the nested rig here.
+# `make test-vm`.  Guest programs are static (they run from a small ext4 test disk
+# inside the guest) and link the libnexus sources directly.
+VMTEST_DIR  := $(BUILD)/vm-tests
+VMTEST_LIBNEXUS := $(filter-out %/tests/%,$(wildcard guest/libnexus/*.c)) common/ring.c common/arena.c common/tlv.c
+VMTEST_GUEST_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -pthread -static
+
+$(VMTEST_DIR)/disk/guest-chan: tests/vm/guest_chan.c $(VMTEST_LIBNEXUS) include/nexus/nexus_dev.h include/nexus/channel.h
+	@mkdir -p $(dir $@)
+	$(CC) $(VMTEST_GUEST_CFLAGS) -o $@ tests/vm/guest_chan.c $(VMTEST_LIBNEXUS)
+
+$(VMTEST_DIR)/disk/guest-hostile: tests/vm/guest_hostile.c include/nexus/nexus_dev.h include/nexus/channel.h
+	@mkdir -p $(dir $@)
+	$(CC) $(VMTEST_GUEST_CFLAGS) -o $@ $<
+
+# The guest's test disk: an ext4 image of $(VMTEST_DIR)/disk (no root needed).
+$(VMTEST_DIR)/tests.ext4: $(VMTEST_DIR)/disk/guest-chan $(VMTEST_DIR)/disk/guest-hostile
+	rm -f $@
+	mkfs.ext4 -q -F -L nexus-vmtest -O ^has_journal -m 0 -d $(VMTEST_DIR)/disk $@ 16M
+
+.PHONY: vm-tests test-vm
+vm-tests: $(VMTEST_DIR)/tests.ext4
+TEST_TARGETS += test-vm
+
+test-vm: vm-tests vmm guest-libnexus $(BIN)/guest-realhost
+	@tests/vm/test-vm.sh $(BUILD)

@@ -1,0 +1,64 @@
+#!/bin/sh
+# The microVM part of `make test-vm`: runs where /dev/kvm boots Linux guests (inside L1
+# of rig/run-l1, busybox sh, or directly on a hardware-KVM host).  POSIX sh.
+#
+#   in-l1.sh DIR ROOTFS TESTDISK        DIR holds nexus-vmm, vmlinux, guest-realhost
+#
+# Each case boots the real guest kernel with the Nexus device, the guest's read-only root
+# image and the test disk (guest-chan, guest-hostile), with guest-realhost (nexusd's real
+# chan.c + an in-memory S3) as the host peer that hands its region and eventfds to
+# nexus-vmm (--nexus 3,4,5).  Prints "RESULT pass|fail NAME detail" lines.
+set -u
+D=$1 ROOT=$2 DISK=$3
+T=${VMTEST_TIMEOUT:-240}
+BASE="console=ttyS0 quiet root=/dev/vda ro rootfstype=ext4 init=/sbin/nexus-init panic=-1 reboot=k"
+result() { echo "RESULT $1 $2 $3"; }
+show() { echo "---- $1 ----"; tail -n "${2:-40}" "$1" | tr -d '\r' | sed 's/^/  | /'; echo "----"; }
+
+# guest_cmd PROG ARGS...: nexus.cmd mounting the test disk at /mnt, percent-encoded.
+guest_cmd() {
+  c="mount -o ro /dev/vdb /mnt && exec /mnt/$*"
+  echo "nexus.cmd=\"/bin/sh -c $(echo "$c" | sed 's/%/%25/g; s/ /%20/g')\""
+}
+
+# vm LOG ARGS-FOR-REALHOST -- GUEST-PROGRAM...: one instance; returns realhost's status.
+vm() {
+  log=$1; shift
+  rh=""
+  while [ "$1" != "--" ]; do rh="$rh $1"; shift; done
+  shift
+  # shellcheck disable=SC2086
+  timeout "$T" "$D/guest-realhost" $rh -- "$D/nexus-vmm" --kernel "$D/vmlinux" --mem 256 \
+      --disk "$ROOT,ro" --disk "$DISK,ro" --nexus 3,4,5 --serial stdout \
+      --cmdline "$BASE $(guest_cmd "$@")" </dev/null >"$log" 2>&1
+}
+
+# 1. The channel from a C guest program over /dev/nexus: device, null round trips, PUT/GET
+#    1 MiB and 10 MiB, allow-list, no network interface.
+t0=$(date +%s)
+vm /tmp/chan.log --buckets vmtest -- guest-chan 2000
+rc=$?
+echo "INFO chan case: realhost exit $rc after $(( $(date +%s) - t0 ))s"
+grep -a '^vmtest: \(ok\|FAIL\) ' /tmp/chan.log | tr -d '\r' | while read -r _ st name rest; do
+  [ "$st" = ok ] && result pass "chan:$name" "$rest" || result fail "chan:$name" "$rest"
+done
+grep -aq '^vmtest: ok null-roundtrip' /tmp/chan.log || result fail chan:null-roundtrip "no result line from the guest"
+if [ $rc -eq 0 ] && grep -aq '^vmtest: done, 0 failures' /tmp/chan.log; then
+  result pass chan:exit "guest program and host peer exited 0"
+else
+  result fail chan:exit "realhost exit $rc"; show /tmp/chan.log 60
+fi
+
+# 2. A hostile guest: the host peer must report a protocol violation and stop the VM
+#    (realhost SIGKILLs nexus-vmm and exits 1), and must not crash itself.
+t0=$(date +%s)
+vm /tmp/hostile.log -- guest-hostile
+rc=$?
+echo "INFO hostile case: realhost exit $rc after $(( $(date +%s) - t0 ))s"
+if grep -aq 'hostile: region .* mapped; attacking' /tmp/hostile.log &&
+   grep -aq 'realhost: protocol violation' /tmp/hostile.log &&
+   ! grep -aq 'attack finished and still running' /tmp/hostile.log && [ $rc -eq 1 ]; then
+  result pass hostile:stopped "$(grep -a 'protocol violation' /tmp/hostile.log | head -1 | tr -d '\r')"
+else
+  result fail hostile:stopped "realhost exit $rc (want 1 after a reported violation)"; show /tmp/hostile.log 40
+fi

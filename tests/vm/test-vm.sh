@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# make test-vm: the Nexus device end to end in microVMs (tests/vm/README.md).
+#   tests/vm/test-vm.sh BUILD
+# Runs tests/vm/in-l1.sh directly where rig/detect-kvm says `hardware`, else in ONE boot of
+# the nested rig (rig/run-l1).  Writes $NEXUS_TEST_RESULTS/test-vm.counts.
+set -u
+cd "$(dirname "$0")/../.."
+B=${1:-build}
+results=${NEXUS_TEST_RESULTS:-$B/test-results}; mkdir -p "$results"
+passed=0 failed=0 skipped=0 skips=()
+pass() { passed=$((passed + 1)); echo "  PASS $1 — $2"; }
+fail() { failed=$((failed + 1)); echo "  FAIL $1 — $2"; }
+skip() { skipped=$((skipped + 1)); skips+=("$1: $2"); echo "  SKIP $1 — $2"; }
+finish() {
+  { echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]+"${skips[@]}"}"; do echo "skip: $s"; done; } \
+    >"$results/test-vm.counts"
+  echo "test-vm: passed=$passed failed=$failed skipped=$skipped"
+  [ "$failed" -eq 0 ]; exit
+}
+CASES="chan (device, null round trip, PUT/GET 1+10 MiB, allow-list, no network), hostile"
+
+kernel=$B/guest/vmlinux image=$B/guest/rootfs.ext4 disk=$B/vm-tests/tests.ext4
+for f in "$kernel" "$image" "$disk" "$B/bin/nexus-vmm" "$B/bin/guest-realhost"; do
+  if [ ! -e "$f" ]; then
+    skip "microvm-cases" "$f missing (make guest-kernel guest-image vm-tests vmm): not run: $CASES"; finish
+  fi
+done
+if ! grep -q '^CONFIG_NEXUS_GUEST_DEV=y' "$B/guest/kernel.config" 2>/dev/null; then
+  skip "microvm-cases" "the guest kernel has no /dev/nexus driver (make guest-kernel): not run: $CASES"; finish
+fi
+
+tier=$(rig/detect-kvm)
+out=$(mktemp); trap 'rm -f "$out"' EXIT
+echo "test-vm: rig/detect-kvm says '$tier'"
+if [ "$tier" = hardware ]; then
+  d=$(mktemp -d)
+  ln -s "$PWD/$B/bin/nexus-vmm" "$PWD/$B/bin/guest-realhost" "$d/"; ln -s "$(readlink -f "$kernel")" "$d/vmlinux"
+  tests/vm/in-l1.sh "$d" "$(readlink -f "$image")" "$PWD/$disk" | tee "$out"
+  rc=${PIPESTATUS[0]}; rm -rf "$d"
+else
+  echo "test-vm: no hardware KVM here: running the cases inside the nested rig (rig/run-l1), ~1-3 min"
+  rig/run-l1 --timeout "${TEST_VM_TIMEOUT:-900}" --mem 2048 \
+    --file "$B/bin/nexus-vmm:/rig/nexus-vmm" --file "$B/bin/guest-realhost:/rig/guest-realhost" \
+    --file "$(readlink -f "$kernel"):/rig/vmlinux" --file tests/vm/in-l1.sh:/rig/in-l1.sh \
+    --disk "$(readlink -f "$image"),ro" --disk "$disk,ro" -- /rig/in-l1.sh /rig /dev/vda /dev/vdb | tee "$out"
+  rc=${PIPESTATUS[0]}
+  case $rc in
+    124) fail "rig" "rig/run-l1 timed out" ;;
+    125) fail "rig" "rig/run-l1 failed (see its message above)" ;;
+  esac
+fi
+n=0
+while read -r _ st name detail; do
+  n=$((n + 1))
+  case $st in pass) pass "$name" "$detail" ;; *) fail "$name" "$detail" ;; esac
+done < <(grep -a '^RESULT ' "$out" | tr -d '\r')
+[ $n -gt 0 ] || fail "microvm-cases" "no RESULT lines came back (exit $rc)"
+finish
