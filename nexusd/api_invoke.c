@@ -15,6 +15,7 @@
 #include "http.h"
 #include "instance.h"
 #include "invocation.h"
+#include "aio.h"
 #include "loop.h"
 #include "registry.h"
 
@@ -105,6 +106,15 @@ static enum MHD_Result validate_work(struct MHD_Connection *c, struct nxd_req *r
 	                       je.column);
 }
 
+/* X-Nexus-Prefetch: s3://bucket/key (several allowed): prefetch hints (aio.h). */
+static enum MHD_Result prefetch_hint(void *cls, enum MHD_ValueKind kind, const char *name, const char *value)
+{
+	(void)kind;
+	if (name && value && !strcasecmp(name, "X-Nexus-Prefetch"))
+		nx_aio_hint_header(cls, value);
+	return MHD_YES;
+}
+
 /* Loop thread, payload valid: hand the invocation to the instance manager.
  * Either a reply is stored in r now (Event, DryRun, 429, ...) or
  * invoke_done stores it later; a suspended request is resumed either way. */
@@ -144,6 +154,7 @@ static void start_invocation(struct nxd_req *r)
 	}
 	inv->event = r->body;
 	inv->event_len = r->len;
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, prefetch_hint, inv);
 	inv->on_done = invoke_done;
 	inv->ctx = r;
 	nxd_im_invoke(inv);

@@ -28,6 +28,9 @@
 #include "chan_internal.h"
 #include "loop.h"
 #include "s3.h"
+#include "aio.h"
+
+#pragma weak nx_aio_cancel   /* aio.c: write-back and prefetch, when linked in */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -562,7 +565,7 @@ static void cancel_all(struct nx_chan *c)
 		struct op *o = c->ops_list;
 		chan_op_unlink(c, o);
 		if (o->x)
-			nx_s3_cancel(c->s3, o->x);
+			nx_aio_cancel ? nx_aio_cancel(c->s3, o->x) : nx_s3_cancel(c->s3, o->x);
 		chan_op_free(o);
 	}
 }

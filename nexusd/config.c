@@ -25,6 +25,8 @@ static void usage(FILE *f)
 	        "  --max-instances N      default per-function instance limit (default 8)\n"
 	        "  --queue-depth N        per-function queued invocations before 429 (default 64)\n"
 	        "  --log-level LEVEL      error|warn|info|debug (default info)\n"
+	        "  --journal-max-mb N     write-back journal bound; async PUTs beyond it get SlowDown\n"
+	        "                         (default 1024; env NEXUS_JOURNAL_MAX_MB)\n"
 	        "S3 credentials come only from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.\n");
 }
 
@@ -63,15 +65,20 @@ int nxd_config_parse(int argc, char **argv)
 	if (env_ka && *env_ka && parse_uint("NEXUS_KEEP_ALIVE", env_ka, 0, 86400 * 7, &c->keep_alive_s) < 0)
 		return -1;
 	char listen[128] = "";
+	c->journal_max_mb = 1024;
+	const char *env_jm = getenv("NEXUS_JOURNAL_MAX_MB");
+	if (env_jm && *env_jm && parse_uint("NEXUS_JOURNAL_MAX_MB", env_jm, 1, 1u << 20, &c->journal_max_mb) < 0)
+		return -1;
 
-	enum { O_LISTEN = 256, O_STATE, O_RUNTIME, O_ROOTFS, O_S3EP, O_S3REG, O_KA, O_MAXI, O_QD, O_LOG, O_HELP };
+	enum { O_LISTEN = 256, O_STATE, O_RUNTIME, O_ROOTFS, O_S3EP, O_S3REG, O_KA, O_MAXI, O_QD, O_LOG, O_HELP, O_JMAX };
 	static const struct option opts[] = {
 		{"listen", required_argument, 0, O_LISTEN},     {"state-dir", required_argument, 0, O_STATE},
 		{"runtime-dir", required_argument, 0, O_RUNTIME}, {"rootfs", required_argument, 0, O_ROOTFS},
 		{"s3-endpoint", required_argument, 0, O_S3EP},   {"s3-region", required_argument, 0, O_S3REG},
 		{"keep-alive", required_argument, 0, O_KA},      {"max-instances", required_argument, 0, O_MAXI},
 		{"queue-depth", required_argument, 0, O_QD},     {"log-level", required_argument, 0, O_LOG},
-		{"help", no_argument, 0, O_HELP},                {0, 0, 0, 0},
+		{"help", no_argument, 0, O_HELP},                {"journal-max-mb", required_argument, 0, O_JMAX},
+		{0, 0, 0, 0},
 	};
 	int o;
 	opterr = 0;
@@ -97,6 +104,7 @@ int nxd_config_parse(int argc, char **argv)
 				r = -1;
 			}
 			break;
+		case O_JMAX: r = parse_uint("--journal-max-mb", optarg, 1, 1u << 20, &c->journal_max_mb); break;
 		case O_HELP: usage(stdout); return 1;
 		default:
 			fprintf(stderr, "nexusd: unknown or incomplete option '%s'\n", argv[optind - 1]);

@@ -19,6 +19,7 @@ struct nxd_config {
 	unsigned keep_alive_s;        /* idle instance lifetime */
 	unsigned max_instances;       /* default per-function limit */
 	unsigned queue_depth;         /* per-function pending invocations */
+	unsigned journal_max_mb;      /* write-back journal bound (aio.h) */
 	char account_id[16];          /* for ARNs */
 	char ingress_url[128];        /* http://host:port, once listening */
 };

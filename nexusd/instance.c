@@ -26,6 +26,7 @@
 
 #include <nexus/channel.h>
 #include "instance_priv.h"
+#include "aio.h"
 #include "baseline_forward.h"
 #include "config.h"
 #include "funclog.h"
@@ -393,6 +394,8 @@ static void inst_assign(struct nxd_instance *in, struct nxd_invocation *inv)
 	size_t evlen = inv->event_len ? inv->event_len : 2;
 	/* Baseline mode: over HTTP to the guest's own server (baseline_forward.c),
 	 * answered through the same channel callbacks. */
+	if (in->fn->mode != NX_MODE_BASELINE)
+		nx_aio_deliver(in->chan, inv);   /* prefetch: which invocation the channel runs */
 	int r = in->fn->mode == NX_MODE_BASELINE
 	                ? nxd_baseline_invoke(im_loop, in->id, &im_chan_ops, in, inv->id, ev, evlen, ctx)
 	                : nx_chan_invoke(in->chan, inv->id, ev, evlen, ctx);
@@ -467,6 +470,8 @@ void nxd_im_invoke(void *arg)
 		return;
 	}
 	q_push(p, inv);
+	if (p->qlen > p->n_starting && p->n_live < p->fn->max_instances)
+		nx_aio_cold_start(inv);          /* prefetch its input while the sandbox starts */
 	/* Stale idle instances (an older snapshot) make room for new ones. */
 	for (struct nxd_instance *in = p->idle, *nx; in; in = nx) {
 		nx = in->inext;
@@ -669,8 +674,10 @@ void nxd_im_destroy(void)
 			p->all = in->next;
 			if (in->sb)
 				in->driver->destroy(in->sb);
-			if (in->chan)
+			if (in->chan) {
+				nx_aio_chan_detach(in->chan);
 				nx_chan_destroy(in->chan);
+			}
 			nxd_fn_unref(in->fn);
 			free(in);
 		}

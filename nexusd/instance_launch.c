@@ -23,6 +23,7 @@
 #include "config.h"
 #include "funclog.h"
 #include "instance_priv.h"
+#include "aio.h"
 #include "metrics.h"
 #include "util.h"
 
@@ -89,6 +90,7 @@ static void im_inst_teardown(struct nxd_instance *in)
 	if (in->sb)
 		in->driver->destroy(in->sb);
 	in->sb = NULL;
+	nx_aio_chan_detach(in->chan);
 	nx_chan_destroy(in->chan);
 	in->chan = NULL;
 	if (in->prev)
@@ -295,6 +297,7 @@ int im_inst_start(struct pool *p, char *err, size_t errlen)
 	}
 	nxd_fn_ref(fn);
 	in->fn = fn;
+	nx_aio_chan_attach(in->chan, fn);   /* write-back policy, prefetch (aio.c) */
 	in->driver = fn->driver;
 	in->spec = (struct nx_sandbox_spec){
 		.instance_id = in->id,

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 #include "registry.h"
+#include "aio.h"
 
 void nxd_inv_init(struct nxd_invocation *inv)
 {
@@ -22,6 +23,7 @@ void nxd_inv_fini(struct nxd_invocation *inv)
 
 void nxd_inv_complete(struct nxd_invocation *inv, enum nxd_inv_result r, char *body, size_t len)
 {
+	nx_aio_inv_end(inv);   /* drop its unclaimed prefetches */
 	inv->result = r;
 	free(inv->body);
 	inv->body = body;

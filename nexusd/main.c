@@ -21,6 +21,7 @@
 #include "config.h"
 #include "http.h"
 #include "instance.h"
+#include "aio.h"
 #include "loop.h"
 #include "metrics.h"
 #include "registry.h"
@@ -183,6 +184,11 @@ int main(int argc, char **argv)
 	}
 	nxd_metrics_init(s3);
 	nxd_im_init(nxd_loop, s3);
+	/* write-back journal replay (uploads what a crash left) and prefetch */
+	if (nx_aio_init(nxd_loop, s3, nxd_cfg.state_dir, (uint64_t)nxd_cfg.journal_max_mb << 20) < 0) {
+		fprintf(stderr, "nexusd: cannot start the write-back journal\n");
+		return 1;
+	}
 	char err[512];
 	if (nxd_http_start(err, sizeof err) < 0) {
 		fprintf(stderr, "nexusd: %s\n", err);
@@ -200,6 +206,7 @@ int main(int argc, char **argv)
 	nxd_stopping = 1;
 	nxd_http_stop();
 	nxd_im_destroy();
+	nx_aio_shutdown();
 	nx_s3_destroy(s3);
 	nxd_metrics_destroy();
 	nxd_registry_shutdown();

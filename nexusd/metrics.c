@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "instance.h"
+#include "aio.h"
 #include "s3.h"
 
 static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -146,6 +147,7 @@ char *nxd_metrics_render(size_t *len)
 	           "# TYPE nexus_storage_bytes_total counter\n"
 	           "nexus_storage_bytes_total{direction=\"in\"} %llu\nnexus_storage_bytes_total{direction=\"out\"} %llu\n",
 	        (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out);
+	nx_aio_metrics(f);   /* write-back journal and prefetch */
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "aio.h"
 #include "registry_priv.h"
 #include "util.h"
 
@@ -221,6 +222,10 @@ static int derive_tags(struct nxd_function *f, struct nxd_error *e)
 			return BAD(e, "tag nexus:max-instances must be an integer 1..1024, not '%.64s'", mi);
 		f->max_instances = (unsigned)v;
 	}
+
+	const char *aio_bad = nx_aio_check_tags(nxd_fn_tag(f, "nexus:writeback"), nxd_fn_tag(f, "nexus:prefetch"));
+	if (aio_bad)
+		return BAD(e, "%s", aio_bad);
 
 	const char *bl = nxd_fn_tag(f, "nexus:buckets");
 	size_t nb = 0;

@@ -161,7 +161,12 @@ def nexusd_pid(n):
 def restart(n, *flags):
     """nexusd is dead (its S3 server is not): `nexus up` starts nexusd again."""
     args = ["up"] + (["--", *flags] if flags else [])
-    n.cli(*args, timeout=180)
+    for _ in range(60):   # the shared build/ may be mid-rebuild by another make
+        p = n.cli(*args, timeout=180, check=False)
+        if p.returncode == 0 or "is not built" not in p.stderr:
+            break
+        time.sleep(2)
+    assert p.returncode == 0, f"nexus up failed: {p.stdout}\n{p.stderr}"
     n.status = json.loads(n.cli("status", "--json").stdout)
 
 

@@ -61,3 +61,14 @@ TEST_TARGETS += test-s3
 .PHONY: test-s3
 test-s3: $(S3_TEST) $(CHAN_E2E_TEST)
 	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) tests/unit/run-cmocka.sh test-s3 $(S3_TEST) $(CHAN_E2E_TEST)
+
+# The write-back journal (nexusd/journal.c, aio.h): codec, group commit, replay, bound.
+UNIT_TESTS += test_journal
+UNIT_PROGS += $(UNIT_BIN)/test_journal
+ALL_TARGETS += $(UNIT_BIN)/test_journal
+test-unit: $(UNIT_BIN)/test_journal
+$(UNIT_BIN)/test_journal: UNIT_LIBS += -lcrypto
+$(UNIT_BIN)/test_journal: $(OBJ)/tests/unit/test_journal.o $(OBJ)/nexusd/journal.o $(OBJ)/nexusd/util.o \
+                          $(OBJ)/tests/unit/mini_loop.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(UNIT_LIBS)
