@@ -275,3 +275,24 @@ def test_address_reused_by_a_new_instance(node, lam, deploy):
             if not [i for i in st.get("instances", []) if i.get("function") == name]:
                 break
             time.sleep(0.05)
+
+
+def test_large_event_and_result_same_in_both_modes(lam, deploy):
+    """~5 MB in and out: the forwarder's partial writes and reads, and the answer size checks."""
+    blob = "x" * (5 * 1024 * 1024)
+    got = {}
+    for mode in MODES:
+        name = deploy("def handler(e, c):\n    return {'n': len(e['blob']), 'blob': e['blob'][::-1]}\n", mode=mode,
+                      memory=512, timeout=30)
+        out, err, _ = invoke(lam, name, {"blob": blob})
+        got[mode] = (err, out)
+    assert got["nexus"][0] is None and got["nexus"][1]["n"] == len(blob)
+    assert got["baseline"] == got["nexus"]
+    # A result over 6 MB fails the same way in both modes.
+    errs = {}
+    for mode in MODES:
+        name = deploy("def handler(e, c):\n    return 'y' * (7 * 1024 * 1024)\n", mode=mode, memory=512, timeout=30)
+        out, err, _ = invoke(lam, name, {})
+        errs[mode] = (err, out)
+    assert errs["baseline"] == errs["nexus"]
+    assert errs["nexus"][1]["errorType"] == "Function.ResponseSizeTooLarge"
