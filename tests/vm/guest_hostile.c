@@ -43,7 +43,7 @@ int main(void)
 	fflush(stdout);
 	struct nx_ring *th = (struct nx_ring *)(r + NX_TO_HOST_RING_OFF);
 	uint64_t one = 1;
-	for (int round = 0; round < 200; round++) {
+	for (int round = 0; round < 100; round++) {
 		/* Out-of-range, overflowing and unknown-opcode descriptors. */
 		for (unsigned i = 0; i < NX_RING_ENTRIES; i++) {
 			struct nx_desc *d = &th->desc[i];
@@ -60,7 +60,7 @@ int main(void)
 		/* Garbage over the header and the arenas. */
 		for (uint64_t off = 0; off < info.region_size; off += 4096)
 			*(uint64_t *)(r + off + (next_rand() & 4088)) = next_rand();
-		for (int k = 0; k < 5000; k++)
+		for (int k = 0; k < 1000; k++)
 			if (write(fd, &one, sizeof one) != sizeof one)
 				perror("hostile: doorbell");
 	}
