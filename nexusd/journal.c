@@ -502,7 +502,8 @@ size_t nx_journal_replay(struct nx_journal *j, void (*fn)(void *arg, const struc
 		ids[n++] = id;
 	}
 	closedir(d);
-	qsort(ids, n, sizeof *ids, cmp_u64);
+	if (n)
+		qsort(ids, n, sizeof *ids, cmp_u64);
 	size_t records = 0;
 	for (size_t i = 0; i < n; i++) {
 		char p[600];
