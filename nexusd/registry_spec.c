@@ -14,6 +14,7 @@
 #include "config.h"
 #include "aio.h"
 #include "registry_priv.h"
+#include "sandbox_zygote.h"
 #include "util.h"
 
 static atomic_uint_fast64_t next_gen = 1;
@@ -318,6 +319,23 @@ static int derive_env(struct nxd_function *f, struct nxd_error *e)
 	return 0;
 }
 
+/* "nexus:snapshot": how cold starts are served (nexusd/README-sandbox.md,
+ * "Zygote cold starts").  "zygote": Python functions in nexus mode on the
+ * process driver fork from a per-function zygote; "none" (the default): every
+ * instance starts fresh. */
+static int derive_snapshot(struct nxd_function *f, struct nxd_error *e)
+{
+	const char *snap = nxd_fn_tag(f, "nexus:snapshot");
+	if (!snap || !strcmp(snap, "none"))
+		return 0;
+	if (strcmp(snap, "zygote"))
+		return BAD(e, "tag nexus:snapshot must be 'zygote' or 'none', not '%.64s'", snap);
+	if (f->driver != &nx_sandbox_process || f->mode != NX_MODE_NEXUS || strncmp(f->runtime, "python3", 7))
+		return BAD(e, "tag nexus:snapshot 'zygote' needs a python3 function in nexus mode on the process sandbox");
+	f->driver = &nx_sandbox_zygote;
+	return 0;
+}
+
 /* Build a function snapshot from its spec. */
 struct nxd_function *reg_fn_from_spec(json_t *spec, struct nxd_error *e)
 {
@@ -370,7 +388,7 @@ struct nxd_function *reg_fn_from_spec(json_t *spec, struct nxd_error *e)
 		reg_fail(e, 500, "ServiceException", "path or ARN too long");
 		goto bad;
 	}
-	if (derive_tags(f, e) < 0 || derive_runtime(f, e) < 0 || derive_env(f, e) < 0)
+	if (derive_tags(f, e) < 0 || derive_runtime(f, e) < 0 || derive_snapshot(f, e) < 0 || derive_env(f, e) < 0)
 		goto bad;
 	f->ready_meta = xasprintf("{\"function_name\":\"%s\",\"handler\":\"%s\",\"memory_mb\":%u,\"timeout_s\":%u,"
 	                          "\"mode\":\"%s\",\"version\":\"$LATEST\"}",

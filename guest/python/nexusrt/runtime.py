@@ -192,13 +192,13 @@ def invoke_one(ch, config, handler, init_error, tag, event_bytes, ctx_bytes):
     ch.invoke_done(tag, channel.S_HANDLER_ERROR, json.dumps(err).encode())
 
 
-def main():
-    ch = channel.attach()
-    if os.environ.get("NEXUS_MODE") == "baseline":
-        from . import baseline
-        baseline.listen()   # before READY: the instance is ready when its HTTP server answers
-    config = ch.ready("python3")
+def prepare(config):
+    """Everything between READY and the first invocation: sys.path (shim
+    first in nexus mode), the Lambda environment, the working directory,
+    logging, the handler import.  Returns (config, handler, init_error).
+    Also what a zygote (zygote.py) runs before it forks instances."""
     mode = config.get("mode") or os.environ.get("NEXUS_MODE", "nexus")
+    config["mode"] = mode
     task_root = os.path.abspath(os.environ.get("NEXUS_TASK_ROOT", "/var/task"))
     config["task_root"] = task_root
     # Order matters: the shim must shadow any installed boto3/botocore.
@@ -214,9 +214,11 @@ def main():
     handler, init_error = load_handler(str(config.get("handler", "app.handler")))
     if init_error is not None:
         log_error(init_error)
-    if mode == "baseline":   # the conventional stack: invocations over HTTP (docs/baseline.md)
-        from . import baseline
-        return baseline.serve(config, handler, init_error, invoke_one)
+    return config, handler, init_error
+
+
+def serve(ch, config, handler, init_error):
+    """The nexus-mode invocation loop; never returns."""
     while True:
         tag, event, ctx = ch.next_invocation()
         try:
@@ -226,3 +228,18 @@ def main():
             # (Runtime.ExitError) and replaces this instance.
             print(f"[ERROR] Runtime.ChannelError: {e}", file=sys.stderr, flush=True)
             sys.exit(70)
+
+
+def main():
+    if os.environ.get("NEXUS_ZYGOTE_FD"):   # started as a function's zygote (nexusd/sandbox_zygote.c)
+        from . import zygote
+        return zygote.main()
+    ch = channel.attach()
+    if os.environ.get("NEXUS_MODE") == "baseline":
+        from . import baseline
+        baseline.listen()   # before READY: the instance is ready when its HTTP server answers
+    config, handler, init_error = prepare(ch.ready("python3"))
+    if config.get("mode") == "baseline":   # the conventional stack: invocations over HTTP (docs/baseline.md)
+        from . import baseline
+        return baseline.serve(config, handler, init_error, invoke_one)
+    serve(ch, config, handler, init_error)
