@@ -116,7 +116,7 @@ int nx_jrec_decode(const uint8_t *buf, size_t len, struct nx_jrec *r, size_t *us
 	uint32_t type = get32(buf + 8);
 	uint64_t blen = get64(buf + 24);
 	size_t bl = get16(buf + 32), kl = get16(buf + 34), cl = get16(buf + 36);
-	if ((type != NX_JREC_PUT && type != NX_JREC_TOMBSTONE) || blen > NX_JREC_BODY_MAX || bl == 0 ||
+	if ((type != NX_JREC_PUT && type != NX_JREC_TOMBSTONE && type != NX_JREC_DONE) || blen > NX_JREC_BODY_MAX || bl == 0 ||
 	    bl > NX_JREC_NAME_MAX || kl == 0 || kl > NX_JREC_NAME_MAX || cl > NX_JREC_CTYPE_MAX)
 		return NX_JREC_CORRUPT;
 	size_t names = bl + kl + cl + 3;

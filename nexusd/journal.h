@@ -28,6 +28,7 @@
 #define NX_JREC_HDR_SIZE  40u
 #define NX_JREC_PUT       1u
 #define NX_JREC_TOMBSTONE 2u            /* a later sync write/delete of the key: older records are void */
+#define NX_JREC_DONE      3u            /* body = u64 LE seq of a PUT of the key that S3 has taken */
 #define NX_JREC_NAME_MAX  1024u         /* bucket, key */
 #define NX_JREC_CTYPE_MAX 255u
 #define NX_JREC_BODY_MAX  (5ull << 30)

@@ -133,6 +133,31 @@ static void rec_done(struct wrec *r)
 static void upload_next(void);
 static void key_drained(struct wkey *k);
 
+static void done_freed(void *arg, int err, uint64_t seq, uint64_t seg, const char *etag)
+{
+	(void)seq;
+	(void)etag;
+	free(arg);
+	if (!err)
+		nx_journal_done(W.j, seg, 0);
+}
+
+/* S3 has record seq of k: a DONE record tells a replay not to upload it
+ * again (which could overwrite a newer write made since by someone else).
+ * Best effort: without it (journal full, crash before its fsync) the replay
+ * uploads the same bytes once more. */
+static void mark_uploaded(struct wkey *k, uint64_t seq)
+{
+	uint8_t *b = malloc(8);
+	if (!b)
+		return;
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(seq >> (8 * i));
+	/* b must stay valid until the callback, which frees it */
+	if (nx_journal_append(W.j, NX_JREC_DONE, k->bucket, k->key, "", b, 8, done_freed, b, NULL) < 0)
+		free(b);
+}
+
 static void enqueue(struct wkey *k)
 {
 	if (k->queued || k->uploading || k->retry || !k->latest)
@@ -173,6 +198,7 @@ static void on_uploaded(void *arg, struct nx_s3_result *res)
 	if (res->status == NX_S_OK || permanent(res)) {
 		if (res->status == NX_S_OK) {
 			W.uploaded++;
+			mark_uploaded(k, r->seq);
 		} else {
 			W.failed++;
 			nxd_err("write-back: upload of s3://%s/%s (journal seq %" PRIu64 ") failed for good: %s %ld %s; "
@@ -570,6 +596,17 @@ static void replay_rec(void *arg, const struct nx_jrec *jr, uint64_t seg)
 	(void)arg;
 	struct wkey *k = key_get(jr->bucket, jr->key, true);
 	if (!k) {
+		nx_journal_done(W.j, seg, 0);
+		return;
+	}
+	if (jr->type == NX_JREC_DONE) {
+		uint64_t seq = 0;
+		for (int i = 7; jr->body_len == 8 && i >= 0; i--)
+			seq = seq << 8 | ((const uint8_t *)jr->body)[i];
+		if (k->latest && k->latest->seq == seq) {   /* uploaded before the crash */
+			rec_done(k->latest);
+			k->latest = NULL;
+		}
 		nx_journal_done(W.j, seg, 0);
 		return;
 	}
