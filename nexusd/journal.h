@@ -5,7 +5,11 @@
  *
  * On disk: STATE/journal/seg-NNNNNNNNNNNNNNNN.log, each a sequence of records
  *
- *   struct nx_jrec_hdr (40 bytes, little-endian) | bucket | key | content type | body | pad to 8
+ *   header (40 bytes, little-endian: magic, crc, type, seq, body length, name
+ *   lengths) | bucket NUL | key NUL | content type NUL | body | zero pad to 8
+ *
+ * Types: PUT (an object), TOMBSTONE (a later sync write or delete of the key:
+ * older PUTs of it are void), DONE (S3 has taken PUT seq N of the key).
  *
  * with a CRC32C over the header (crc field zero) and everything after it, so
  * a torn tail (a crash in the middle of an append) is detected and ignored:

@@ -13,9 +13,13 @@
  * such a key wait until its records are uploaded, and append a tombstone so
  * that a replay after a crash cannot resurrect the older value.
  *
+ * After each upload a DONE record (the uploaded record's seq) is appended.
+ *
  * Replay: records of the surviving segments are fed through the same path
  * as new ones, oldest first: per key the latest wins, tombstones void what
- * came before, and what is left is uploaded.
+ * came before, DONE records drop what S3 already took, and what is left is
+ * uploaded.  Segments are deleted oldest first only (journal.c), so a
+ * surviving record always has every later record of its key with it.
  */
 #include "aio.h"
 #include "journal.h"
