@@ -20,9 +20,10 @@
 static const char deploy_usage[] =
     "usage: nexus deploy DIR [--name N] [--handler module.function] [--memory MB] [--timeout S]\n"
     "                        [--mode nexus|baseline] [--buckets b1,b2] [--sandbox process|vm]\n"
-    "                        [--max-instances N] [--env K=V]...\n"
+    "                        [--max-instances N] [--env K=V]... [--runtime R]\n"
     "\n"
-    "Zips DIR and deploys it as a Python function (CreateFunction on nexusd).  A function\n"
+    "Zips DIR and deploys it (CreateFunction on nexusd): a Python function, or a custom\n"
+    "runtime (e.g. C with libnexus) when DIR has an executable `bootstrap`.  A function\n"
     "of the same name is replaced, with all its settings.\n"
     "\n"
     "  --name N          function name (default: DIR's base name)\n"
@@ -34,7 +35,9 @@ static const char deploy_usage[] =
     "                    created in the node's S3 if they do not exist\n"
     "  --sandbox S       process (default) or vm\n"
     "  --max-instances N at most N concurrent instances\n"
-    "  --env K=V         an environment variable for the function (repeatable)\n";
+    "  --env K=V         an environment variable for the function (repeatable)\n"
+    "  --runtime R       python3.11 or provided.al2 (default: provided.al2 if DIR/bootstrap\n"
+    "                    is executable, else python3.11)\n";
 
 static const char delete_usage[] =
     "usage: nexus delete NAME\n"
@@ -91,7 +94,7 @@ static void check_handler(const char *dir, const char *handler)
 }
 
 struct deploy_opts {
-    const char *dir, *name, *handler, *mode, *buckets, *sandbox;
+    const char *dir, *name, *handler, *mode, *buckets, *sandbox, *runtime;
     long memory, timeout, max_instances;
     json_t *env;
 };
@@ -108,6 +111,7 @@ static int parse_deploy(int argc, char **argv, struct deploy_opts *d)
         {"sandbox", required_argument, NULL, 's'},
         {"max-instances", required_argument, NULL, 'x'},
         {"env", required_argument, NULL, 'e'},
+        {"runtime", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -121,6 +125,7 @@ static int parse_deploy(int argc, char **argv, struct deploy_opts *d)
         case 'M': d->mode = optarg; break;
         case 'b': d->buckets = optarg; break;
         case 's': d->sandbox = optarg; break;
+        case 'r': d->runtime = optarg; break;
         case 'm':
             if ((d->memory = parse_long(optarg, 128, 10240)) < 0) {
                 nx_err("deploy: --memory %s: give megabytes between 128 and 10240", optarg);
@@ -169,6 +174,13 @@ static int parse_deploy(int argc, char **argv, struct deploy_opts *d)
         return NX_EXIT_USAGE;
     }
     d->dir = argv[optind];
+    if (!d->runtime) {
+        /* A directory with an executable `bootstrap` is a custom-runtime (e.g. C)
+         * function, as on Lambda; everything else is Python. */
+        char *boot = xasprintf("%s/bootstrap", d->dir);
+        d->runtime = access(boot, X_OK) == 0 ? "provided.al2" : "python3.11";
+        free(boot);
+    }
     if (strcmp(d->mode, "nexus") != 0 && strcmp(d->mode, "baseline") != 0) {
         nx_err("deploy: --mode %s: use nexus or baseline", d->mode);
         return NX_EXIT_USAGE;
@@ -224,7 +236,7 @@ static char *create_request(const struct deploy_opts *d, const char *name, const
         json_object_set_new(tags, "nexus:max-instances", json_string(buf));
     }
     json_t *req = json_pack("{s:s, s:s, s:s, s:s, s:{s:s}, s:I, s:I, s:{s:O}, s:o}",
-                            "FunctionName", name, "Runtime", "python3.11", "Handler", d->handler,
+                            "FunctionName", name, "Runtime", d->runtime, "Handler", d->handler,
                             "Role", "arn:aws:iam::000000000000:role/nexus-local",
                             "Code", "ZipFile", b64, "MemorySize", (json_int_t)d->memory,
                             "Timeout", (json_int_t)d->timeout, "Environment", "Variables", d->env, "Tags", tags);
@@ -298,7 +310,8 @@ int cmd_deploy(int argc, char **argv)
                d.name ? "" : ": choose one with --name");
         return NX_EXIT_USAGE;
     }
-    check_handler(d.dir, d.handler);
+    if (!strncmp(d.runtime, "python", 6))
+        check_handler(d.dir, d.handler);
     if (paths_init(&p) < 0)
         return NX_EXIT_FAIL;
     config_load(&p, &c);

@@ -68,3 +68,22 @@ def test_pyaes(s3, lam, deploy, bucket):
     key = hashlib.sha256(b"nexus pyaes example key").digest()
     dec = pyaes.AESModeOfOperationCTR(key, counter=pyaes.Counter(initial_value=0)).decrypt(cipher)
     assert dec == plain
+
+
+def test_c_linecount_via_cli(node, s3, bucket):
+    """The C example, deployed with `nexus deploy`: an executable bootstrap selects the custom runtime."""
+    import subprocess
+    from conftest import ROOT, BUILD, unique
+    d = os.path.join(ROOT, BUILD, "functions", "c-linecount")
+    assert os.access(os.path.join(d, "bootstrap"), os.X_OK), "c-linecount is not built (make all)"
+    name = unique("clc")
+    node.cli("deploy", d, "--name", name, "--buckets", bucket)
+    try:
+        ev = json.load(open(os.path.join(fn_dir("c-linecount"), "event.json")))
+        ev["bucket"] = bucket
+        out = json.loads(node.cli("invoke", name, "--payload", json.dumps(ev)).stdout)
+        assert (out["lines"], out["words"], out["bytes"]) == (3, 6, 28)
+        counts = json.loads(s3.get_object(Bucket=bucket, Key=ev["output_key"])["Body"].read())
+        assert counts["lines"] == 3 and counts["words"] == 6
+    finally:
+        node.cli("delete", name, check=False)
