@@ -428,6 +428,7 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	char why[512] = "";
 	pid_t pid = 0;
 	int r = -1;
+	uint64_t t_fork = now_ns();
 	for (int attempt = 0; attempt < 2 && r < 0; attempt++) {
 		if (!z) {
 			z = zygote_spawn(spec, why, sizeof why);
@@ -449,6 +450,8 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		} else {
 			z->forks++;
 		}
+		if (r < 0)
+			t_fork = now_ns();
 	}
 	pthread_mutex_unlock(&zmu);
 	if (r < 0) {
@@ -459,6 +462,7 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 			*out = (struct nx_sandbox *)zi;
 		return r;
 	}
+	uint64_t t_forked = now_ns();
 	zi->pid = pid;
 	zi->pidfd = pidfd_open_(pid);
 	if (zi->pidfd < 0) {
@@ -477,7 +481,9 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	}
 	zi->start_ns = now_ns() - t0;
 	stats.forked++;
-	sbp_log(3, "zygote child for %s: pid %d in %.2f ms", spec->function_name, (int)pid, (double)zi->start_ns / 1e6);
+	sbp_log(3, "zygote child for %s: pid %d in %.2f ms (fork request..child report %.2f, own cgroup %.2f)",
+	        spec->function_name, (int)pid, (double)zi->start_ns / 1e6, (double)(t_forked - t_fork) / 1e6,
+	        (double)(now_ns() - t_forked) / 1e6);
 	*out = (struct nx_sandbox *)zi;
 	return 0;
 }

@@ -23,6 +23,7 @@ import threading
 from . import channel, runtime
 
 PR_SET_DUMPABLE = 4
+_libc = ctypes.CDLL(None, use_errno=True)
 IDLE_EXIT_S = 600          # no fork request and no children for this long: exit (nexusd starts a new one)
 
 
@@ -52,13 +53,14 @@ def child(sock, fds, config, handler, init_error):
     siblings, fresh random state, then attach the channel nexusd sent and serve."""
     code = 70
     try:
-        os.setsid()     # its own process group: nexusd kills the group with it
-        ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # siblings share the uid: no /proc/<pid>/mem, fd, environ
-        if "random" in sys.modules:
-            sys.modules["random"].seed()    # else every instance draws the zygote's sequence
+        # First tell nexusd (it moves us into our own cgroup meanwhile).
         sock.sendmsg([b"C"], [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS,
                                struct.pack("iII", os.getpid(), os.getuid(), os.getgid()))])
         sock.close()
+        os.setsid()     # its own session and process group, apart from the zygote's
+        _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # siblings share the uid: no /proc/<pid>/mem, fd, environ
+        if "random" in sys.modules:
+            sys.modules["random"].seed()    # else every instance draws the zygote's sequence
         os.environ["NEXUS_REGION_FD"], os.environ["NEXUS_KICK_HOST_FD"], os.environ["NEXUS_KICK_GUEST_FD"] = \
             (str(f) for f in fds)
         ch = channel.attach(fds=fds)       # duplicates them
