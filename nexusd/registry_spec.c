@@ -259,6 +259,10 @@ static int derive_runtime(struct nxd_function *f, struct nxd_error *e)
 		 * (e.g. a C function linked against libnexus). */
 		f->argv[0] = "/var/task/bootstrap";
 		f->argv[1] = NULL;
+		/* A libnexus C function has no conventional-stack twin to compare with. */
+		if (f->mode == NX_MODE_BASELINE)
+			return BAD(e, "tag nexus:mode=baseline needs a python3.x runtime: a '%.64s' function talks "
+			           "to storage through libnexus, which only nexus mode provides", f->runtime);
 	} else {
 		return BAD(e, "Runtime '%.64s' is not supported (use python3.x, or provided for a /var/task/bootstrap executable)",
 		           f->runtime);

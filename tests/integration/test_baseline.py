@@ -96,21 +96,21 @@ def test_example_same_in_both_modes(s3, lam, deploy, bucket_pair, example):
 @pytest.mark.parametrize("example", C_EXAMPLES)
 def test_c_example_refused_in_baseline(node, lam, example):
     """A libnexus C function has no conventional-stack counterpart (the channel is its only
-    storage API, it serves no HTTP): in baseline mode its invocation fails at once, saying so."""
+    storage API, it serves no HTTP): CreateFunction in baseline mode is refused, saying why."""
+    from botocore.exceptions import ClientError
     from conftest import ROOT, BUILD, zip_dir
     built = os.path.join(ROOT, BUILD, "functions", example)
     if not os.path.exists(os.path.join(built, "bootstrap")):
         pytest.fail(f"{built}/bootstrap is not built: run make all")
     name = unique("blc")
-    lam.create_function(FunctionName=name, Runtime="provided.al2", Role="arn:aws:iam::000000000000:role/nexus",
-                        Handler="bootstrap", Code={"ZipFile": zip_dir(built)}, Timeout=10,
-                        Tags={"nexus:mode": "baseline"})
-    try:
-        with pytest.raises(lam.exceptions.ServiceException) as e:
-            lam.invoke(FunctionName=name, Payload=b"{}")
-        assert "Protocol not supported" in str(e.value), str(e.value)
-    finally:
-        lam.delete_function(FunctionName=name)
+    with pytest.raises(ClientError) as e:
+        lam.create_function(FunctionName=name, Runtime="provided.al2", Role="arn:aws:iam::000000000000:role/nexus",
+                            Handler="bootstrap", Code={"ZipFile": zip_dir(built)}, Timeout=10,
+                            Tags={"nexus:mode": "baseline"})
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValueException", e.value.response
+    assert "baseline needs a python3.x runtime" in str(e.value)
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.get_function(FunctionName=name)
 
 
 ERRORS = """
