@@ -618,6 +618,11 @@ void nx_journal_done(struct nx_journal *j, uint64_t seg, uint64_t bytes)
 	seg_gc(j);
 }
 
+int nx_journal_seg_live(struct nx_journal *j, uint64_t seg)
+{
+	return seg_get(j, seg, false) != NULL || seg >= __atomic_load_n(&j->active_id, __ATOMIC_ACQUIRE);
+}
+
 void nx_journal_stats(const struct nx_journal *j, struct nx_journal_stats *out)
 {
 	*out = j->st;

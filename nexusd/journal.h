@@ -91,6 +91,8 @@ int nx_journal_append(struct nx_journal *j, uint32_t type, const char *bucket, c
                       uint64_t *seq_out);
 /* Loop thread: one record of segment seg (of encoded size bytes) is done. */
 void nx_journal_done(struct nx_journal *j, uint64_t seg, uint64_t bytes);
+/* Loop thread: does segment seg still exist (not yet deleted)? */
+int nx_journal_seg_live(struct nx_journal *j, uint64_t seg);
 /* Encoded size of a PUT record, for nx_journal_done. */
 uint64_t nx_journal_rec_bytes(const char *bucket, const char *key, const char *ctype, uint64_t len);
 

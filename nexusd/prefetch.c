@@ -50,6 +50,7 @@ struct pfe {                      /* one prefetched object */
 	struct nx_s3_xfer *x;
 	struct nx_s3_result res;      /* etag, content type, ... of the fetch */
 	struct aio_op *op;            /* the claiming GET, once claimed */
+	uint64_t t_start, t_fetched, t_claimed;
 };
 
 struct hdr_hint {
@@ -187,6 +188,7 @@ static void on_fetched(void *arg, struct nx_s3_result *res)
 	e->res = *res;
 	e->res.list = NULL;
 	e->failed = res->status != NX_S_OK;
+	e->t_fetched = nx_now_ns();
 	if (!e->failed)
 		P.fetched_bytes += res->body_len;
 	if (e->op)
@@ -207,6 +209,7 @@ static void start_fetch(struct nxd_invocation *inv, const char *bucket, const ch
 	if (!e)
 		return;
 	e->inv = inv;
+	e->t_start = nx_now_ns();
 	snprintf(e->bucket, sizeof e->bucket, "%s", bucket);
 	snprintf(e->key, sizeof e->key, "%s", key);
 	struct nx_s3_req req = { .op = NX_S3_GET, .bucket = e->bucket, .key = e->key, .sink_alloc = pf_sink, .sink_arg = e };
@@ -307,6 +310,12 @@ static void claim_try(struct pfe *e)
 		return;
 	}
 	P.hit++;
+	uint64_t now = nx_now_ns();
+	nxd_debug("prefetch hit s3://%s/%s (%zu bytes): fetched %.1f ms after the invocation arrived, claimed at "
+	          "%.1f ms, served at %.1f ms (the guest waited %.1f ms)",
+	          e->bucket, e->key, e->len, (double)(e->t_fetched - e->t_start) / 1e6,
+	          (double)(e->t_claimed - e->t_start) / 1e6, (double)(now - e->t_start) / 1e6,
+	          (double)(now - e->t_claimed) / 1e6);
 	struct nx_s3_result res = e->res;
 	void *dst = op->req.sink_alloc ? op->req.sink_alloc(op->req.sink_arg, e->len) : NULL;
 	if (!dst) {
@@ -343,6 +352,7 @@ bool pf_get(struct nx_chan *c, struct nx_s3 *s3, const struct nx_s3_req *req, nx
 	*pp = e->next;          /* the op owns the entry now */
 	e->next = NULL;
 	e->op = op;
+	e->t_claimed = nx_now_ns();
 	op->on = e;
 	op->detach = claim_detach;
 	*x = (struct nx_s3_xfer *)op;

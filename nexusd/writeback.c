@@ -36,6 +36,7 @@
 #define MAX_UPLOADS   8
 #define BACKOFF_MIN   100u
 #define BACKOFF_MAX   30000u
+#define SWEEP_MS      10000u   /* forget idle keys whose journal records are all deleted */
 
 struct wrec {
 	struct wkey *k;
@@ -72,6 +73,7 @@ static struct {
 	struct wkey *qhead, *qtail;
 	unsigned uploading;
 	bool replaying, stopping;
+	struct nx_timer *sweep;
 	uint64_t acked, uploaded, superseded, failed, retries, rejected_full, rejected_io, served_reads,
 	         replayed, pending, pending_bytes;
 } W;
@@ -593,6 +595,31 @@ bool wb_barrier(struct nx_chan *c, struct nx_s3 *s3, const struct nx_s3_req *req
 	return true;
 }
 
+/* ------------------------------------------------------------ sweep */
+
+/* A key entry is only needed while it has work, waiters, or records in a
+ * live segment (a sync write must then void them with a tombstone). */
+static void sweep(void *arg)
+{
+	(void)arg;
+	W.sweep = NULL;
+	for (size_t i = 0; i < NBUCKETS; i++)
+		for (struct wkey **pp = &W.tab[i]; *pp;) {
+			struct wkey *k = *pp;
+			if (key_busy(k) || k->waiters || k->queued ||
+			    (k->has_records && nx_journal_seg_live(W.j, k->last_seg))) {
+				pp = &k->hnext;
+				continue;
+			}
+			*pp = k->hnext;
+			free(k->bucket);
+			free(k->key);
+			free(k);
+		}
+	if (!W.stopping)
+		W.sweep = nx_loop_timer(W.loop, SWEEP_MS, sweep, NULL);
+}
+
 /* ------------------------------------------------------------ replay */
 
 static void replay_rec(void *arg, const struct nx_jrec *jr, uint64_t seg)
@@ -664,12 +691,16 @@ int wb_init(struct nx_loop *loop, struct nx_s3 *s3, const char *dir, uint64_t ma
 	for (size_t i = 0; i < NBUCKETS; i++)
 		for (struct wkey *k = W.tab[i]; k; k = k->hnext)
 			enqueue(k);
+	W.sweep = nx_loop_timer(loop, SWEEP_MS, sweep, NULL);
 	return 0;
 }
 
 void wb_shutdown(void)
 {
 	W.stopping = true;
+	if (W.sweep)
+		nx_timer_cancel(W.loop, W.sweep);
+	W.sweep = NULL;
 	for (size_t i = 0; i < NBUCKETS; i++)
 		for (struct wkey *k = W.tab[i], *nx; k; k = nx) {
 			nx = k->hnext;
