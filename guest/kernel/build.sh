@@ -6,7 +6,11 @@
 # The result is cached in $NEXUS_CACHE/kernel-<hash>, the hash covering the fragment,
 # the source package version and RECIPE below, so an unchanged fragment never rebuilds.
 # OUTDIR/bzImage, OUTDIR/vmlinux and OUTDIR/kernel.config become symlinks into the cache.
+#
+# The whole script is one function called on the last line, so bash has read all of it
+# before running anything: editing this file during a (long) build cannot derail it.
 set -euo pipefail
+main() {
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build.sh OUTDIR}
 cache=${NEXUS_CACHE:-/var/cache/nexus}
@@ -85,9 +89,9 @@ while IFS= read -r line; do
 done <"$fragment"
 [ $bad -eq 0 ] || die "config fragment not satisfied (missing dependency or misspelt symbol)"
 
-# 3. Build, with a progress line every 15 s (a full build is ~1000 objects).
+# 3. Build, with a progress line every 15 s (a full build is ~1100-1400 steps).
 jobs=${JOBS:-$(nproc)}
-say "building bzImage + vmlinux with -j$jobs (takes ~5-8 min on 2 cores; log: $log)"
+say "building bzImage + vmlinux with -j$jobs (~10-12 min on 2 idle cores, much longer on a busy machine; log: $log)"
 make -C "$src" O="$dir/obj" -j"$jobs" bzImage >>"$log" 2>&1 &
 mk=$!
 while kill -0 $mk 2>/dev/null; do
@@ -109,3 +113,5 @@ rm -rf "$dir/obj"
 touch "$dir/done"
 say "built in ${secs}s: bzImage $(stat -c %s "$dir/bzImage") bytes -> $dir"
 link_outputs
+}
+main "$@"; exit
