@@ -46,9 +46,9 @@ PROFILES = {
     "quick": dict(sizes=["1KiB", "100KiB", "1MiB"], warm_s=1.5, warm_min=3, warm_max=300, rounds=2,
                   cold=3, floor_max=200, floor_sizes=["1KiB", "100KiB"], density_ladder=[1, 4, 8, 16, 32],
                   density_s=3.0, density_cal_s=10.0, spine_reps=3),
-    "full": dict(sizes=["1KiB", "100KiB", "1MiB", "10MiB"], warm_s=10.0, warm_min=10, warm_max=2000, rounds=4,
-                 cold=10, floor_max=2000, floor_sizes=["1KiB", "100KiB", "1MiB", "10MiB"],
-                 density_ladder=[1, 4, 8, 16, 24, 32, 48, 64, 96], density_s=10.0,
+    "full": dict(sizes=["1KiB", "100KiB", "1MiB", "10MiB"], warm_s=8.0, warm_min=10, warm_max=2000, rounds=4,
+                 cold=8, floor_max=2000, floor_sizes=["1KiB", "100KiB", "1MiB", "10MiB"],
+                 density_ladder=[1, 4, 8, 16, 24, 32, 48, 64], density_s=8.0,
                  density_cal_s=30.0, spine_reps=5),
 }
 
@@ -102,7 +102,10 @@ def run_closed(node, fn, payload_path, n, warm, out):
                         str(n), str(warm), out], capture_output=True, text=True)
     if p.returncode != 0:
         raise RuntimeError(f"load generator on {fn}: {p.stderr.strip()[-800:]}")
-    return [int(x) / 1e6 for x in open(out).read().split()]   # ms
+    failed = json.loads(p.stdout)["failed"]
+    if failed:
+        log(f"  {fn}: {failed} failed request(s): {p.stderr.strip().splitlines()[0][:400]}")
+    return [int(x) / 1e6 for x in open(out).read().split()], failed, p.stderr.strip()[:400]   # ms
 
 
 def warm_combo(node, prof, func, label, workdir):
@@ -118,7 +121,8 @@ def warm_combo(node, prof, func, label, workdir):
         est.append(node.invoke(fname(func, mode), ev)[0])
     n_total = int(min(prof["warm_max"], max(prof["warm_min"], prof["warm_s"] / max(est))))
     per_round = max(1, math.ceil(n_total / prof["rounds"]))
-    res = {m: {"lat": [], "cpu": {"nexusd": 0, "relay": 0, "sandboxes": 0, "s3": 0}, "count": 0, "loadgen": 0.0}
+    res = {m: {"lat": [], "cpu": {"nexusd": 0, "relay": 0, "sandboxes": 0, "s3": 0}, "count": 0, "loadgen": 0.0,
+                "errors": 0, "error_text": ""}
            for m in MODES}
     pids = node.pids()
     for r in range(prof["rounds"]):
@@ -126,12 +130,15 @@ def warm_combo(node, prof, func, label, workdir):
             warm = 1
             ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             s0 = measure.CpuSnapshot(pids)
-            lat = run_closed(node, fname(func, mode), payload, per_round, warm,
-                             os.path.join(workdir, "lat.txt"))
+            lat, failed, err = run_closed(node, fname(func, mode), payload, per_round, warm,
+                                          os.path.join(workdir, "lat.txt"))
             s1 = measure.CpuSnapshot(pids)
             ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
             d = res[mode]
             d["lat"] += lat
+            d["errors"] += failed
+            if err and not d["error_text"]:
+                d["error_text"] = err
             for k, v in s1.delta(s0).items():
                 d["cpu"][k] += v
             d["count"] += per_round + warm

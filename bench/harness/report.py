@@ -43,6 +43,8 @@ def rows_of(results):
         fl = results["floor"].get(key)
         nx, bl = d["nexus"], d["baseline"]
         n = f"{len(nx['lat'])}/{len(bl['lat'])}"
+        if nx.get("errors") or bl.get("errors"):
+            n += f" (failed {nx.get('errors', 0)}/{bl.get('errors', 0)})"
         add(func, size, "warm_p50_ms", "ms", pct(nx["lat"], 50), pct(bl["lat"], 50), fl and fl["p50"], n)
         add(func, size, "warm_p99_ms", "ms", pct(nx["lat"], 99), pct(bl["lat"], 99), fl and fl["p99"], n)
         cpu = {m: {k: v / 1e6 / d[m]["count"] for k, v in d[m]["cpu"].items()} for m in ("nexus", "baseline")}
@@ -173,6 +175,11 @@ def page(results, rows, pngs, reldir):
         L.append(f"| {r['function']} | {r['size']} | {r['metric']} | {_fmt(r['nexus'])} | {_fmt(r['baseline'])} | "
                  f"{_fmt(r['ratio'])} | {_fmt(r['floor'])} | {_fmt(r['nexus_over_floor'])} | "
                  f"{r['samples'] or ''} |")
+    errs = [(k, m, d[m]["errors"], d[m]["error_text"]) for k, d in results["warm"].items()
+            for m in ("nexus", "baseline") if d[m].get("errors")]
+    if errs:
+        L += ["", "Failed requests (left out of the latencies, counted in the CPU denominator):", ""]
+        L += [f"- {k} {m}: {n} failed; first: `{t.replace('`', '')[:300]}`" for k, m, n, t in errs]
     L += ["", "### CPU per invocation, by account (ms)", "",
           "node = nexusd (all threads but the relay) + the instance cgroups (cpuacct). "
           "The baseline's S3 relay thread (nx-relay), the S3 server and the load generator are not in the node "
