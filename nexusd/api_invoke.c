@@ -147,6 +147,7 @@ static void start_invocation(struct nxd_req *r)
 		inv->event_len = r->len;
 		r->body = NULL;
 		r->len = 0;
+		MHD_get_connection_values(r->conn, MHD_HEADER_KIND, prefetch_hint, inv);
 		nxd_im_invoke(inv);
 		nxd_reply(r->conn, r, 202, NULL, NULL, 0);
 		nxd_req_resume(r);

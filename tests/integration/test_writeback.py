@@ -137,6 +137,37 @@ def test_sync_is_default(node, lam, s3, bucket):
         lam.delete_function(FunctionName=name)
 
 
+CRASHER_FN = r"""
+import os, threading, time
+import boto3
+
+def handler(event, context):
+    s3 = boto3.client("s3")
+    def puts():
+        for i in range(50):
+            s3.put_object(Bucket=event["bucket"], Key="c/%d" % i, Body=b"y" * (1 << 20))
+    for _ in range(4):
+        threading.Thread(target=puts, daemon=True).start()
+    time.sleep(event["after"])
+    os._exit(3)   # dies with async puts waiting for their fsync
+"""
+
+
+def test_instance_dying_with_puts_in_flight(node, lam, s3, bucket):
+    name = create(lam, CRASHER_FN, [bucket])
+    try:
+        for after in (0.0, 0.01, 0.05):
+            res, err, _ = invoke(lam, name, {"bucket": bucket, "after": after})
+            assert err == "Unhandled" and res["errorType"] == "Runtime.ExitError", res
+        # nexusd is fine and the function still works
+        name2 = create(lam, ASYNC_FN, [bucket])
+        res, err, _ = invoke(lam, name2, {"bucket": bucket, "key": "after-crash", "text": "ok", "size": 10})
+        assert err is None and res["get_sha"] == res["put_sha"], res
+        lam.delete_function(FunctionName=name2)
+    finally:
+        lam.delete_function(FunctionName=name)
+
+
 # ---------------------------------------------------------------- a private node
 
 
