@@ -19,6 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 else
   echo "deps: all ${#pkgs[@]} Debian packages present"
 fi
+# Node.js for the local S3 server: any node >= 18 with npm will do (some machines ship
+# NodeSource's nodejs, whose bundled npm conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  echo "deps: installing Node.js and npm from Debian (for the local S3 server)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+fi
 if [ -f scripts/s3/package-lock.json ] && [ ! -d scripts/s3/node_modules ]; then
   echo "deps: installing the local S3 server from npm (pinned in scripts/s3/package-lock.json)"
   (cd scripts/s3 && npm ci --no-audit --no-fund --loglevel=error)
