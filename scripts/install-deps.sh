@@ -23,7 +23,8 @@ fi
 # NodeSource's nodejs, whose bundled npm conflicts with Debian's npm package).
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "deps: installing Node.js and npm from Debian (for the local S3 server)"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q && apt-get install -y -q --no-install-recommends nodejs npm
 fi
 if [ -f scripts/s3/package-lock.json ] && [ ! -d scripts/s3/node_modules ]; then
   echo "deps: installing the local S3 server from npm (pinned in scripts/s3/package-lock.json)"
