@@ -37,7 +37,8 @@
 #include <string.h>
 
 #define LEARN_N       3
-#define PF_MAX_BYTES  (64u << 20)
+#define PF_MAX_BYTES  (64u << 20)    /* one prefetched object */
+#define PF_MAX_HELD   (256u << 20)   /* all prefetch buffers together */
 #define PF_MAX_HINTS  4
 
 struct pfe {                      /* one prefetched object */
@@ -81,6 +82,7 @@ static struct {
 	struct pfc *chans;
 	struct learn *learned;
 	uint64_t hit, miss, stale, denied, wasted_bytes, fetched_bytes, learned_used;
+	uint64_t held;                /* bytes of prefetch buffers alive */
 } P;
 
 /* ---------------------------------------------------------- helpers */
@@ -158,6 +160,8 @@ static void pfe_free(struct pfe *e)
 {
 	if (e->x)
 		nx_s3_cancel(P.s3, e->x);
+	if (e->buf)
+		P.held -= e->len;
 	free(e->buf);
 	free(e);
 }
@@ -167,14 +171,20 @@ static void pfe_free(struct pfe *e)
 static void *pf_sink(void *arg, size_t len)
 {
 	struct pfe *e = arg;
-	free(e->buf);
-	e->buf = NULL;
-	if (len > PF_MAX_BYTES) {
-		e->too_big = true;
+	if (e->buf) {   /* a retry starts over */
+		P.held -= e->len;
+		free(e->buf);
+		e->buf = NULL;
+	}
+	if (len > PF_MAX_BYTES || P.held + len > PF_MAX_HELD) {
+		e->too_big = true;   /* the guest's own GET will read it */
 		return NULL;
 	}
 	e->buf = malloc(len ? len : 1);
-	e->len = len;
+	if (e->buf) {
+		e->len = len;
+		P.held += len;
+	}
 	return e->buf;
 }
 
