@@ -186,6 +186,7 @@ struct nx_journal {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct job *qhead, *qtail;
+	struct batch *posted;
 	bool quit;
 	int fd;
 	uint64_t active_id, next_id, active_size;
@@ -340,6 +341,7 @@ struct batch {
 	struct nx_journal *j;
 	struct job *head;
 	uint64_t fsyncs;
+	struct batch *pnext;          /* j->posted: written, not yet delivered on the loop */
 };
 
 static void *writer_main(void *arg)
@@ -369,20 +371,23 @@ static void *writer_main(void *arg)
 				if (!jb->err)
 					jb->err = e;
 		}
-		if (b) {
-			b->j = j;
-			b->head = list;
-			b->fsyncs = wrote;
-		}
-		if (!b || nx_loop_post(j->loop, deliver, b) < 0) {
-			/* shutting down: nobody will hear of these; free them */
+		if (!b) {   /* out of memory: these can never be answered; the records are on disk */
 			for (struct job *jb = list, *nx; jb; jb = nx) {
 				nx = jb->next;
 				free(jb->bucket);
 				free(jb);
 			}
-			free(b);
+			pthread_mutex_lock(&j->mu);
+			continue;
 		}
+		b->j = j;
+		b->head = list;
+		b->fsyncs = wrote;
+		pthread_mutex_lock(&j->mu);
+		b->pnext = j->posted;   /* a batch the loop never runs is answered by nx_journal_close */
+		j->posted = b;
+		pthread_mutex_unlock(&j->mu);
+		nx_loop_post(j->loop, deliver, b);
 		pthread_mutex_lock(&j->mu);
 	}
 	pthread_mutex_unlock(&j->mu);
@@ -399,6 +404,13 @@ static void deliver(void *arg)
 {
 	struct batch *b = arg;
 	struct nx_journal *j = b->j;
+	pthread_mutex_lock(&j->mu);
+	for (struct batch **pp = &j->posted; *pp; pp = &(*pp)->pnext)
+		if (*pp == b) {
+			*pp = b->pnext;
+			break;
+		}
+	pthread_mutex_unlock(&j->mu);
 	j->st.fsyncs += b->fsyncs;
 	for (struct job *jb = b->head, *nx; jb; jb = nx) {
 		nx = jb->next;
@@ -462,6 +474,20 @@ void nx_journal_close(struct nx_journal *j)
 		pthread_cond_signal(&j->cv);
 		pthread_mutex_unlock(&j->mu);
 		pthread_join(j->thr, NULL);
+	}
+	/* Batches posted to a loop that has stopped: answer them (not
+	 * acknowledged; their records are on disk and the next start replays them). */
+	while (j->posted) {
+		struct batch *b = j->posted;
+		j->posted = b->pnext;
+		for (struct job *jb = b->head, *nx; jb; jb = nx) {
+			nx = jb->next;
+			if (jb->cb)
+				jb->cb(jb->arg, -ESHUTDOWN, jb->seq, jb->seg, jb->etag);
+			free(jb->bucket);
+			free(jb);
+		}
+		free(b);
 	}
 	for (struct job *jb = j->qhead, *nx; jb; jb = nx) {
 		nx = jb->next;

@@ -310,8 +310,9 @@ static void on_durable(void *arg, int err, uint64_t seq, uint64_t seg, const cha
 	struct aio_op *op = r->ack;
 	r->ack = NULL;
 	if (err) {
-		W.rejected_io++;
-		nxd_err("write-back: journal append for s3://%s/%s failed: %s", k->bucket, k->key, strerror(-err));
+		W.rejected_io += err != -ESHUTDOWN;
+		if (err != -ESHUTDOWN)
+			nxd_err("write-back: journal append for s3://%s/%s failed: %s", k->bucket, k->key, strerror(-err));
 		rec_free(r);
 		if (op) {
 			struct nx_s3_result res;
@@ -319,8 +320,12 @@ static void on_durable(void *arg, int err, uint64_t seq, uint64_t seg, const cha
 			                 "nexusd could not write the object to its write-back journal: %s", strerror(-err));
 			aio_op_finish(op, &res);
 		}
-		if (!key_busy(k))
+		if (!key_busy(k) && !W.stopping)
 			key_drained(k);
+		return;
+	}
+	if (W.stopping) {   /* durable, but nobody can be told: the next start uploads it */
+		rec_free(r);
 		return;
 	}
 	r->seg = seg;
@@ -672,7 +677,6 @@ static void replay_rec(void *arg, const struct nx_jrec *jr, uint64_t seg)
 	r->size = nx_journal_rec_bytes(jr->bucket, jr->key, ct, r->len);
 	iso_now(r->last_modified, sizeof r->last_modified);
 	nx_journal_md5_etag(body, r->len, r->etag);
-	W.replayed++;
 	rec_durable(r);
 }
 
@@ -686,6 +690,7 @@ int wb_init(struct nx_loop *loop, struct nx_s3 *s3, const char *dir, uint64_t ma
 	W.replaying = true;
 	size_t n = nx_journal_replay(W.j, replay_rec, NULL);
 	W.replaying = false;
+	W.replayed = W.pending;   /* acknowledged before the restart and still to upload */
 	if (n)
 		nxd_info("write-back: replayed %zu journal records from %s, %" PRIu64 " to upload", n, dir, W.pending);
 	for (size_t i = 0; i < NBUCKETS; i++)
@@ -698,6 +703,9 @@ int wb_init(struct nx_loop *loop, struct nx_s3 *s3, const char *dir, uint64_t ma
 void wb_shutdown(void)
 {
 	W.stopping = true;
+	/* first: answer appends still in the writer (their callbacks touch the keys);
+	 * records not yet uploaded stay in the journal and the next start uploads them */
+	nx_journal_close(W.j);
 	if (W.sweep)
 		nx_timer_cancel(W.loop, W.sweep);
 	W.sweep = NULL;
@@ -723,8 +731,6 @@ void wb_shutdown(void)
 			free(k);
 		}
 	memset(W.tab, 0, sizeof W.tab);
-	/* records not yet uploaded stay in the journal: the next start uploads them */
-	nx_journal_close(W.j);
 	W.j = NULL;
 }
 

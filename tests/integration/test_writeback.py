@@ -204,14 +204,15 @@ def restart(n, *flags):
 def kill_nexusd(n, sig=signal.SIGKILL):
     pid = nexusd_pid(n)
     os.kill(pid, sig)
-    for _ in range(200):
+    for _ in range(600):
         try:
             os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+            if open(f"/proc/{pid}/stat").read().split()[2] == "Z":
+                return
+        except (ProcessLookupError, FileNotFoundError):
             return
         time.sleep(0.05)
+    raise AssertionError(f"nexusd (pid {pid}) did not exit after {sig.name}")
 
 
 def post_invoke(n, name, payload, timeout=120):
@@ -229,8 +230,9 @@ def test_crash_safety_sigkill_during_put_storm(pnode):
     log = os.path.join(n.home, "state", "logs", f"{name}.log")
     rng = random.Random(20261127)
     total_acked = 0
-    for rnd in range(3):
+    for rnd in range(4):   # 3 x SIGKILL, then SIGTERM (a clean stop in the middle of the storm)
         prefix = f"r{rnd}"
+        sig = signal.SIGKILL if rnd < 3 else signal.SIGTERM
         threads = [threading.Thread(target=lambda p=f"{prefix}/t{t}": _quiet(post_invoke, n, name,
                                     {"bucket": bkt, "prefix": p, "n": 250, "size": 2048}))
                    for t in range(4)]   # 4 x 250 = 1000 puts per round
@@ -242,7 +244,7 @@ def test_crash_safety_sigkill_during_put_storm(pnode):
             time.sleep(0.05)
         delay = rng.uniform(0.1, 2.0)
         time.sleep(delay)
-        kill_nexusd(n)
+        kill_nexusd(n, sig)
         for t in threads:
             t.join(timeout=30)
         acks = {}
@@ -250,6 +252,8 @@ def test_crash_safety_sigkill_during_put_storm(pnode):
             m = re.match(r"ACK (" + re.escape(prefix) + r"/\S+) ([0-9a-f]{64})$", line.strip())
             if m:
                 acks[m.group(1)] = m.group(2)
+        text = open(os.path.join(n.home, "logs", "nexusd.log"), errors="replace").read()
+        assert "Sanitizer" not in text and "runtime error:" not in text, text[-3000:]
         restart(n)
         replayed = metric(n, 'nexus_writeback_total{result="replayed"}')
         assert acks, f"round {rnd}: no put was acknowledged within {delay:.2f} s"
@@ -261,8 +265,8 @@ def test_crash_safety_sigkill_during_put_storm(pnode):
             missing = [k for k in missing if not wait_object(s3, bkt, k, acks[k], timeout=0.01)]
         assert not missing, (f"round {rnd} (killed after {delay:.2f} s): {len(missing)} of {len(acks)} "
                              f"acknowledged puts are not in S3 with the right bytes, e.g. {missing[:5]}")
-        print(f"round {rnd}: killed {delay:.2f} s into the storm, {len(acks)} acknowledged puts all in S3 "
-              f"({replayed} journal records replayed at restart)")
+        print(f"round {rnd}: {sig.name} {delay:.2f} s into the storm, {len(acks)} acknowledged puts all in S3 "
+              f"({replayed} journal records were still to upload at the restart)")
     assert total_acked >= 100
 
 
