@@ -23,5 +23,5 @@ $(VMTEST_DIR)/tests.ext4: $(VMTEST_DIR)/disk/guest-chan $(VMTEST_DIR)/disk/guest
 vm-tests: $(VMTEST_DIR)/tests.ext4
 TEST_TARGETS += test-vm
 
-test-vm: vm-tests vmm guest-libnexus $(BIN)/guest-realhost
+test-vm: vm-tests vmm runtime $(BIN)/guest-realhost $(BIN)/nexusd $(BIN)/nexus
 	@tests/vm/test-vm.sh $(BUILD)
