@@ -61,7 +61,7 @@ if [ "$kvm" = hardware ]; then
 elif [ -x rig/run-l1 ]; then
   echo "test-vmm: tier 1 runs in the nested rig (local KVM: $kvm)"
   # Not through a pipe: a process the rig leaves behind could hold the pipe open.
-  rig/run-l1 --timeout 900 --file "$vmm:/rig/nexus-vmm" --file "$guest:/rig/testguest.elf" \
+  rig/run-l1 --timeout 600 --file "$vmm:/rig/nexus-vmm" --file "$guest:/rig/testguest.elf" \
      --file "$runner:/rig/vmm-tier1" -- /rig/vmm-tier1 /rig/nexus-vmm /rig/testguest.elf /vmm-tier1-work \
      >"$tier1_out" 2>&1 &
   rig_pid=$!
