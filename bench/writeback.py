@@ -5,10 +5,17 @@ async puts (several concurrent invocations putting for a while).
 
 Starts its own node (`nexus up` in a private NEXUS_HOME, local S3 server) and stops it at the end.
 
-    /usr/bin/python3 bench/writeback.py [--size BYTES] [--reps N] [--seconds S] [--streams N]
+    /usr/bin/python3 bench/writeback.py [--size BYTES] [--reps N] [--seconds S] [--streams N] [--s3-delay-ms MS]
+
+--s3-delay-ms MS puts a delay line between nexusd and the S3 server (every byte from S3 arrives MS later),
+a stand-in for an S3 that is not on the same machine: nexusd then runs outside the CLI, started by this
+script with --s3-endpoint pointing at the delay line.
 """
 import argparse
+import asyncio
 import json
+import socket
+import subprocess
 import os
 import shutil
 import statistics
@@ -39,6 +46,57 @@ def handler(event, context):
 """
 
 
+def delay_line(target_port, delay_s):
+    """A TCP proxy on a free port; bytes from the server reach the client delay_s later (pipelined)."""
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    port = []
+
+    async def pump(reader, writer, delay):
+        q = asyncio.Queue()
+
+        async def out():
+            while True:
+                t, data = await q.get()
+                if data is None:
+                    break
+                wait = t + delay - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+        task = loop.create_task(out())
+        try:
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                q.put_nowait((loop.time(), data))
+        finally:
+            q.put_nowait((loop.time(), None))
+            await task
+
+    async def handle(cr, cw):
+        sr, sw = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pump(cr, sw, 0), pump(sr, cw, delay_s), return_exceptions=True)
+
+    async def main():
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port.append(srv.sockets[0].getsockname()[1])
+        ready.set()
+        await srv.serve_forever()
+    threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True).start()
+    ready.wait()
+    return port[0]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def stats(xs):
     xs = sorted(xs)
     return {"median_ms": statistics.median(xs) * 1e3, "min_ms": xs[0] * 1e3, "max_ms": xs[-1] * 1e3, "n": len(xs)}
@@ -50,12 +108,37 @@ def main():
     ap.add_argument("--reps", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--streams", type=int, default=2)
+    ap.add_argument("--s3-delay-ms", type=float, default=0)
     a = ap.parse_args()
     home = tempfile.mkdtemp(prefix="nexus-bench-wb-")
     n = Node(home)
+    extra = None
     try:
         n.up()
-        lam, s3 = n.boto("lambda"), n.boto("s3")
+        s3 = n.boto("s3")
+        if a.s3_delay_ms:
+            # a second nexusd, started here, whose S3 is behind the delay line
+            st = n.status["s3"]
+            s3port = int(st["endpoint"].rsplit(":", 1)[1].strip("/"))
+            dport = delay_line(s3port, a.s3_delay_ms / 1e3)
+            root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+            build = os.path.join(root, os.environ.get("BUILD", "build"))
+            port = free_port()
+            env = dict(os.environ, AWS_ACCESS_KEY_ID=st["access_key"], AWS_SECRET_ACCESS_KEY=st["secret_key"])
+            extra = subprocess.Popen([os.path.join(build, "bin", "nexusd"), "--listen", f"127.0.0.1:{port}",
+                                      "--state-dir", os.path.join(home, "state2"), "--runtime-dir",
+                                      os.path.join(build, "runtime"), "--rootfs", os.path.join(build, "rootfs"),
+                                      "--s3-endpoint", f"http://127.0.0.1:{dport}", "--s3-region", st["region"]],
+                                     env=env, stderr=open(os.path.join(home, "nexusd2.log"), "w"))
+            for _ in range(100):
+                try:
+                    __import__("urllib.request").request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            n.status = dict(n.status, ingress=f"http://127.0.0.1:{port}")
+            print(f"S3 behind a {a.s3_delay_ms:.0f} ms delay line (nexusd on :{port})")
+        lam = n.boto("lambda")
         bkt = unique("wbbench")
         s3.create_bucket(Bucket=bkt)
         fns = {}
@@ -107,6 +190,9 @@ def main():
             if line.startswith(("nexus_journal_fsyncs_total", "nexus_journal_appends_total")):
                 print("  " + line)
     finally:
+        if extra:
+            extra.terminate()
+            extra.wait(timeout=30)
         n.cli("down", check=False)
         shutil.rmtree(home, ignore_errors=True)
 
