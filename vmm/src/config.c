@@ -86,14 +86,16 @@ static int add_disk(struct vmm_config *c, const char *spec, bool ro, char *err, 
     char *comma = strchr(path, ',');
     if (comma) {
         *comma = 0;
-        for (char *opt = strtok(comma + 1, ","); opt; opt = strtok(NULL, ",")) {
+        char *save = NULL;
+        for (char *opt = strtok_r(comma + 1, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
             if (strcmp(opt, "ro") == 0)
                 ro = true;
             else if (strcmp(opt, "rw") == 0)
                 ro = false;
             else {
+                fail(err, n, "--disk: unknown option '%s' (ro or rw)", opt);   /* opt points into path */
                 free(path);
-                return fail(err, n, "--disk: unknown option '%s' (ro or rw)", opt);
+                return -1;
             }
         }
     }

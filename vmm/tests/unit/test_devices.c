@@ -218,6 +218,15 @@ static void test_config_flags(void **st)
     config_free(&c);
     assert_int_equal(parse(&c, (const char *const[]){ "--kernel", "k", "--net", "tap0,mac=01:00:00:00:00:00", NULL }), -1);
     config_free(&c);
+    {
+        /* The error names the bad option (and, under SAN=1, must not read freed memory). */
+        char *argv[] = { "nexus-vmm", "--kernel", "k", "--disk", "a.img,bogus", NULL };
+        char err[256] = "";
+        config_defaults(&c);
+        assert_int_equal(config_parse_args(&c, 5, argv, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "'bogus'"));
+        config_free(&c);
+    }
     assert_int_equal(parse(&c, (const char *const[]){ "--mem", "64", NULL }), -1);   /* no kernel */
     config_free(&c);
     assert_int_equal(parse(&c, (const char *const[]){ "--help", NULL }), 1);
