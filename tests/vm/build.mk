@@ -14,8 +14,12 @@ $(VMTEST_DIR)/disk/guest-hostile: tests/vm/guest_hostile.c include/nexus/nexus_d
 	@mkdir -p $(dir $@)
 	$(CC) $(VMTEST_GUEST_CFLAGS) -o $@ $<
 
+$(VMTEST_DIR)/disk/guest-isolation: tests/vm/guest_isolation.c include/nexus/nexus_dev.h include/nexus/channel.h
+	@mkdir -p $(dir $@)
+	$(CC) $(VMTEST_GUEST_CFLAGS) -o $@ $<
+
 # The guest's test disk: an ext4 image of $(VMTEST_DIR)/disk (no root needed).
-$(VMTEST_DIR)/tests.ext4: $(VMTEST_DIR)/disk/guest-chan $(VMTEST_DIR)/disk/guest-hostile
+$(VMTEST_DIR)/tests.ext4: $(VMTEST_DIR)/disk/guest-chan $(VMTEST_DIR)/disk/guest-hostile $(VMTEST_DIR)/disk/guest-isolation
 	rm -f $@
 	mkfs.ext4 -q -F -L nexus-vmtest -O ^has_journal -m 0 -d $(VMTEST_DIR)/disk $@ 16M
 

@@ -63,7 +63,20 @@ else
   result fail hostile:stopped "realhost exit $rc (want 1 after a reported violation)"; show /tmp/hostile.log 40
 fi
 
-# 3. Through nexusd: the `vm` sandbox driver starts nexus-vmm per instance; the Python runtime
+# 3. Isolation: two instances at once, each with its own host peer and region, each fills
+#    its region with its own token and must find no trace of the other's.
+vm /tmp/iso-a.log -- guest-isolation alpha &
+a=$!
+vm /tmp/iso-b.log -- guest-isolation bravo
+rb=$?
+wait $a; ra=$?
+if [ $ra -eq 0 ] && [ $rb -eq 0 ] && grep -aq '^isolation: ok' /tmp/iso-a.log && grep -aq '^isolation: ok' /tmp/iso-b.log; then
+  result pass isolation:two-instances "$(grep -a '^isolation:' /tmp/iso-a.log | tr -d '\r')"
+else
+  result fail isolation:two-instances "exits $ra/$rb"; show /tmp/iso-a.log 15; show /tmp/iso-b.log 15
+fi
+
+# 4. Through nexusd: the `vm` sandbox driver starts nexus-vmm per instance; the Python runtime
 #    finds /dev/nexus; the example `hello` answers.  Needs nexusd, the CLI, the runtime dir and
 #    mke2fs in L1 (test-vm.sh passes them).
 if [ -x "$D/nexusd" ] && [ -x "$D/nexus" ] && [ -d "$D/runtime" ]; then

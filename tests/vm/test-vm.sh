@@ -17,7 +17,7 @@ finish() {
   echo "test-vm: passed=$passed failed=$failed skipped=$skipped"
   [ "$failed" -eq 0 ]; exit
 }
-CASES="chan (device, null round trip, PUT/GET 1+10 MiB, allow-list, no network), hostile, nexusd hello in a vm sandbox"
+CASES="chan (device, null round trip, PUT/GET 1+10 MiB, allow-list, no network), hostile, isolation, nexusd hello in a vm sandbox"
 
 kernel=$B/guest/vmlinux image=$B/guest/rootfs.ext4 disk=$B/vm-tests/tests.ext4
 for f in "$kernel" "$image" "$disk" "$B/bin/nexus-vmm" "$B/bin/guest-realhost" "$B/bin/nexusd" "$B/bin/nexus"; do
