@@ -6,10 +6,16 @@ its get_object + read.
 
 Starts its own node (`nexus up -- --keep-alive 0` in a private NEXUS_HOME) and stops it at the end.
 
-    /usr/bin/python3 bench/prefetch.py [--reps N]
+    /usr/bin/python3 bench/prefetch.py [--reps N] [--s3-delay-ms MS] [--s3-mbps MB]
+
+--s3-delay-ms / --s3-mbps put a delay line between nexusd and the S3 server (bench/s3_delay.py): every
+byte from S3 arrives MS later, paced to MB megabytes/s per connection.  nexusd then runs outside the
+CLI, started by this script with --s3-endpoint pointing at the delay line.
 """
 import argparse
 import json
+import socket
+import subprocess
 import os
 import shutil
 import statistics
@@ -19,7 +25,9 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import Node, unique, zip_code  # noqa: E402
+from s3_delay import delay_line  # noqa: E402
 
 FN = r"""
 import time
@@ -28,9 +36,15 @@ s3 = boto3.client("s3")
 
 def handler(event, context):
     t0 = time.perf_counter()
+    c0 = time.process_time()
     body = s3.get_object(Bucket=event["bucket"], Key=event["key"])["Body"]
+    t1 = time.perf_counter()
+    c1 = time.process_time()
     n = len(body.read())
-    return {"get_ms": (time.perf_counter() - t0) * 1e3, "len": n}
+    t2 = time.perf_counter()
+    c2 = time.process_time()
+    return {"get_ms": (t2 - t0) * 1e3, "call_ms": (t1 - t0) * 1e3, "read_ms": (t2 - t1) * 1e3,
+            "call_cpu_ms": (c1 - c0) * 1e3, "read_cpu_ms": (c2 - c1) * 1e3, "len": n}
 """
 
 
@@ -42,12 +56,39 @@ def st(xs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--s3-delay-ms", type=float, default=0)
+    ap.add_argument("--s3-mbps", type=float, default=0)
     a = ap.parse_args()
     home = tempfile.mkdtemp(prefix="nexus-bench-pf-")
     n = Node(home)
+    extra = None
     try:
         n.cli("up", "--", "--keep-alive", "0", timeout=180)
         n.status = json.loads(n.cli("status", "--json").stdout)
+        if a.s3_delay_ms or a.s3_mbps:
+            s3st = n.status["s3"]
+            dport = delay_line(int(s3st["endpoint"].rstrip("/").rsplit(":", 1)[1]), a.s3_delay_ms / 1e3, a.s3_mbps)
+            root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+            build = os.path.join(root, os.environ.get("BUILD", "build"))
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            env = dict(os.environ, AWS_ACCESS_KEY_ID=s3st["access_key"], AWS_SECRET_ACCESS_KEY=s3st["secret_key"])
+            extra = subprocess.Popen([os.path.join(build, "bin", "nexusd"), "--listen", f"127.0.0.1:{port}",
+                                      "--state-dir", os.path.join(home, "state2"), "--keep-alive", "0",
+                                      "--runtime-dir", os.path.join(build, "runtime"),
+                                      "--rootfs", os.path.join(build, "rootfs"),
+                                      "--s3-endpoint", f"http://127.0.0.1:{dport}", "--s3-region", s3st["region"]]
+                                     + (["--log-level", "debug"] if os.environ.get("BENCH_DEBUG") else []),
+                                     env=env, stderr=open(os.path.join(home, "nexusd2.log"), "w"))
+            for _ in range(100):
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                    break
+                except Exception:
+                    time.sleep(0.1)
+            n.status = dict(n.status, ingress=f"http://127.0.0.1:{port}")
+            print(f"S3 behind a delay line: +{a.s3_delay_ms:.0f} ms, {a.s3_mbps or 'unlimited'} MB/s per connection")
         lam, s3 = n.boto("lambda"), n.boto("s3")
         bkt = unique("pfbench")
         s3.create_bucket(Bucket=bkt)
@@ -63,6 +104,8 @@ def main():
                 req.add_header("X-Nexus-Prefetch", f"s3://{bkt}/{key}")
             t0 = time.perf_counter()
             out = json.loads(urllib.request.urlopen(req, timeout=60).read())
+            if os.environ.get("BENCH_DEBUG"):
+                print("hint" if hint else "none", {k: round(v, 1) for k, v in out.items()})
             return (time.perf_counter() - t0) * 1e3, out["get_ms"]
 
         rows = []
@@ -91,6 +134,13 @@ def main():
             if line.startswith(("nexus_prefetch_total", "nexus_cold_starts_total")):
                 print("  " + line)
     finally:
+        if extra and os.environ.get("BENCH_DEBUG"):
+            for line in open(os.path.join(home, "nexusd2.log")):
+                if "prefetch hit" in line or " ready in " in line:
+                    print(line.rstrip())
+        if extra:
+            extra.terminate()
+            extra.wait(timeout=30)
         n.cli("down", check=False)
         shutil.rmtree(home, ignore_errors=True)
 

@@ -12,7 +12,6 @@ a stand-in for an S3 that is not on the same machine: nexusd then runs outside t
 script with --s3-endpoint pointing at the delay line.
 """
 import argparse
-import asyncio
 import json
 import socket
 import subprocess
@@ -25,7 +24,9 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conftest import Node, unique, zip_code  # noqa: E402
+from s3_delay import delay_line  # noqa: E402
 
 FN = r"""
 import os, time
@@ -44,51 +45,6 @@ def handler(event, context):
         i += 1
     return {"lat": lat}
 """
-
-
-def delay_line(target_port, delay_s):
-    """A TCP proxy on a free port; bytes from the server reach the client delay_s later (pipelined)."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    port = []
-
-    async def pump(reader, writer, delay):
-        q = asyncio.Queue()
-
-        async def out():
-            while True:
-                t, data = await q.get()
-                if data is None:
-                    break
-                wait = t + delay - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                writer.write(data)
-                await writer.drain()
-            writer.close()
-        task = loop.create_task(out())
-        try:
-            while True:
-                data = await reader.read(65536)
-                if not data:
-                    break
-                q.put_nowait((loop.time(), data))
-        finally:
-            q.put_nowait((loop.time(), None))
-            await task
-
-    async def handle(cr, cw):
-        sr, sw = await asyncio.open_connection("127.0.0.1", target_port)
-        await asyncio.gather(pump(cr, sw, 0), pump(sr, cw, delay_s), return_exceptions=True)
-
-    async def main():
-        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
-        port.append(srv.sockets[0].getsockname()[1])
-        ready.set()
-        await srv.serve_forever()
-    threading.Thread(target=lambda: loop.run_until_complete(main()), daemon=True).start()
-    ready.wait()
-    return port[0]
 
 
 def free_port():

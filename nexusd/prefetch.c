@@ -35,6 +35,7 @@
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define LEARN_N       3
 #define PF_MAX_BYTES  (64u << 20)    /* one prefetched object */
@@ -320,12 +321,6 @@ static void claim_try(struct pfe *e)
 		return;
 	}
 	P.hit++;
-	uint64_t now = nx_now_ns();
-	nxd_debug("prefetch hit s3://%s/%s (%zu bytes): fetched %.1f ms after the invocation arrived, claimed at "
-	          "%.1f ms, served at %.1f ms (the guest waited %.1f ms)",
-	          e->bucket, e->key, e->len, (double)(e->t_fetched - e->t_start) / 1e6,
-	          (double)(e->t_claimed - e->t_start) / 1e6, (double)(now - e->t_start) / 1e6,
-	          (double)(now - e->t_claimed) / 1e6);
 	struct nx_s3_result res = e->res;
 	void *dst = op->req.sink_alloc ? op->req.sink_alloc(op->req.sink_arg, e->len) : NULL;
 	if (!dst) {
@@ -335,7 +330,18 @@ static void claim_try(struct pfe *e)
 		aio_op_finish(op, &er);
 		return;
 	}
+	/* Fresh region pages: fault them in with one call rather than one
+	 * fault per page during the copy (each costs a VM exit here). */
+	uintptr_t a0 = ((uintptr_t)dst + 4095) & ~(uintptr_t)4095, a1 = ((uintptr_t)dst + e->len) & ~(uintptr_t)4095;
+	if (a1 > a0)
+		madvise((void *)a0, a1 - a0, MADV_POPULATE_WRITE);   /* best effort (Linux >= 5.14) */
 	memcpy(dst, e->buf, e->len);
+	uint64_t now = nx_now_ns();
+	nxd_debug("prefetch hit s3://%s/%s (%zu bytes): fetched %.1f ms after the invocation arrived, claimed at "
+	          "%.1f ms, served at %.1f ms (the guest waited %.1f ms)",
+	          e->bucket, e->key, e->len, (double)(e->t_fetched - e->t_start) / 1e6,
+	          (double)(e->t_claimed - e->t_start) / 1e6, (double)(now - e->t_start) / 1e6,
+	          (double)(now - e->t_claimed) / 1e6);
 	res.body_len = e->len;
 	res.content_length = e->len;
 	pfe_free(e);
