@@ -139,3 +139,15 @@ int config_save(const struct nx_paths *p, const struct nx_config *c)
     free(text);
     return rc;
 }
+
+const struct nx_config *config_for_command(const struct nx_paths **paths)
+{
+    static struct nx_paths p;   /* static: reachable until exit, not a leak */
+    static struct nx_config c;
+    if (paths_init(&p) < 0)
+        return NULL;
+    config_load(&p, &c);
+    if (paths)
+        *paths = &p;
+    return &c;
+}

@@ -289,8 +289,6 @@ static int deploy_to(const struct nx_config *c, const struct deploy_opts *d, con
 int cmd_deploy(int argc, char **argv)
 {
     static struct deploy_opts d;   /* static: reachable until exit, not a leak */
-    static struct nx_paths p;
-    static struct nx_config c;
     int rc = parse_deploy(argc, argv, &d);
     if (rc != 0)
         return rc < 0 ? NX_EXIT_OK : rc;
@@ -312,9 +310,9 @@ int cmd_deploy(int argc, char **argv)
     }
     if (!strncmp(d.runtime, "python", 6))
         check_handler(d.dir, d.handler);
-    if (paths_init(&p) < 0)
+    const struct nx_config *c = config_for_command(NULL);
+    if (!c)
         return NX_EXIT_FAIL;
-    config_load(&p, &c);
 
     unsigned char *zip;
     size_t ziplen, nfiles;
@@ -323,7 +321,7 @@ int cmd_deploy(int argc, char **argv)
     char *body = create_request(&d, name, zip, ziplen);
     free(zip);
     printf("deploying %s from %s (%zu files, %zu bytes zipped)\n", name, d.dir, nfiles, ziplen);
-    rc = deploy_to(&c, &d, name, body);
+    rc = deploy_to(c, &d, name, body);
     free(body);
     if (rc == NX_EXIT_OK) {
         printf("deployed %s: handler %s, %ld MB, %ld s, mode %s, sandbox %s, buckets %s\n", name, d.handler,
@@ -355,15 +353,13 @@ int cmd_delete(int argc, char **argv)
         nx_err("delete: '%s' is not a valid function name", name);
         return NX_EXIT_USAGE;
     }
-    static struct nx_paths p;   /* static: reachable until exit, not a leak */
-    static struct nx_config c;
-    if (paths_init(&p) < 0)
+    const struct nx_config *c = config_for_command(NULL);
+    if (!c)
         return NX_EXIT_FAIL;
-    config_load(&p, &c);
     char path[128];
     snprintf(path, sizeof path, "/2015-03-31/functions/%s", name);   /* name is <= 64 safe chars */
     struct http_resp rs;
-    if (api_call(&c, "DELETE", path, NULL, 0, &rs) < 0)
+    if (api_call(c, "DELETE", path, NULL, 0, &rs) < 0)
         return NX_EXIT_FAIL;
     bool ok = rs.status == 204 || rs.status == 200;
     if (ok)

@@ -94,18 +94,16 @@ int cmd_invoke(int argc, char **argv)
     }
     json_decref(check);
 
-    static struct nx_paths p;   /* static: reachable until exit, not a leak */
-    static struct nx_config c;
-    if (paths_init(&p) < 0) {
+    const struct nx_config *c = config_for_command(NULL);
+    if (!c) {
         free(payload);
         return NX_EXIT_FAIL;
     }
-    config_load(&p, &c);
     /* A handler may run for up to 900 s (Lambda's limit); nexusd answers by then. */
     api_set_timeout(invoke_timeout);
     char *path = xasprintf("/2015-03-31/functions/%s/invocations", name);
     struct http_resp rs;
-    int rc = api_call(&c, "POST", path, payload, plen, &rs);
+    int rc = api_call(c, "POST", path, payload, plen, &rs);
     free(path);
     free(payload);
     if (rc < 0)
@@ -172,15 +170,13 @@ int cmd_logs(int argc, char **argv)
         nx_err("logs: '%s' is not a valid function name", name);
         return NX_EXIT_USAGE;
     }
-    static struct nx_paths p;   /* static: reachable until exit, not a leak */
-    static struct nx_config c;
-    if (paths_init(&p) < 0)
+    const struct nx_config *c = config_for_command(NULL);
+    if (!c)
         return NX_EXIT_FAIL;
-    config_load(&p, &c);
     char *path = tail ? xasprintf("/nexus/v1/functions/%s/logs?tail=%ld", name, tail)
                       : xasprintf("/nexus/v1/functions/%s/logs", name);
     struct http_resp rs;
-    int rc = api_call(&c, "GET", path, NULL, 0, &rs);
+    int rc = api_call(c, "GET", path, NULL, 0, &rs);
     free(path);
     if (rc < 0)
         return NX_EXIT_FAIL;

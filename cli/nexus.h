@@ -71,6 +71,10 @@ struct nx_config {
  * overrides the ingress (to point the CLI at a nexusd started some other way). */
 void config_load(const struct nx_paths *p, struct nx_config *c);
 int config_save(const struct nx_paths *p, const struct nx_config *c);
+/* For a command that talks to the node: the paths and config.json, loaded into static storage
+ * (reachable until exit, not a leak).  NULL when the paths cannot be set up (paths_init said
+ * why).  `paths`, unless NULL, receives the paths too. */
+const struct nx_config *config_for_command(const struct nx_paths **paths);
 json_t *config_s3_json(const struct nx_config *c);
 const char *config_secret(const struct nx_config *c);
 

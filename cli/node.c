@@ -535,13 +535,12 @@ int cmd_status(int argc, char **argv)
         nx_err("status: unexpected argument '%s'", argv[optind]);
         return NX_EXIT_USAGE;
     }
-    static struct nx_paths p;   /* static: reachable until exit, not a leak */
-    static struct nx_config c;
-    if (paths_init(&p) < 0)
+    const struct nx_paths *p;
+    const struct nx_config *c = config_for_command(&p);
+    if (!c)
         return NX_EXIT_FAIL;
-    config_load(&p, &c);
     struct http_resp rs;
-    if (api_call(&c, "GET", "/nexus/v1/status", NULL, 0, &rs) < 0)
+    if (api_call(c, "GET", "/nexus/v1/status", NULL, 0, &rs) < 0)
         return NX_EXIT_FAIL;
     if (rs.status != 200) {
         api_report("GET /nexus/v1/status", &rs);
@@ -553,7 +552,7 @@ int cmd_status(int argc, char **argv)
     http_resp_free(&rs);
     if (!json_is_object(st)) {
         nx_err("nexusd at %s answered /nexus/v1/status with something that is not a JSON object (%s): "
-               "check its log in %s/logs/nexusd.log", c.ingress, jerr.text, p.home);
+               "check its log in %s/logs/nexusd.log", c->ingress, jerr.text, p->home);
         json_decref(st);
         return NX_EXIT_FAIL;
     }
@@ -565,31 +564,31 @@ int cmd_status(int argc, char **argv)
     if (!json_is_array(ins))
         json_object_set_new(st, "instances", ins = json_array());
     static struct pidfiles pf;
-    pidfiles_init(&p, &pf);
+    pidfiles_init(p, &pf);
     pid_t np = pidfile_read(pf.nexusd), sp = pidfile_read(pf.s3);
     json_t *out = json_pack("{s:s, s:o, s:O, s:O, s:{s:o, s:o}, s:s}",
-                            "ingress", c.ingress, "s3", config_s3_json(&c),
+                            "ingress", c->ingress, "s3", config_s3_json(c),
                             "functions", fns, "instances", ins,
                             "pids",
                             "nexusd", proc_is(np, "nexusd") ? json_integer(np) : json_null(),
                             "s3", proc_is(sp, "s3rver") ? json_integer(sp) : json_null(),
-                            "home", p.home);
+                            "home", p->home);
     if (as_json) {
         char *text = json_dumps(out, JSON_INDENT(2));
         puts(text);
         free(text);
     } else {
-        bool s3_ok = probe_http(c.s3_endpoint, 0);
+        bool s3_ok = probe_http(c->s3_endpoint, 0);
         printf("Nexus is running.\n");
-        printf("  Lambda API (ingress)  %s\n", c.ingress);
-        printf("  S3 endpoint           %s   (%s, region %s)%s\n", c.s3_endpoint,
-               c.s3_local ? "local s3rver" : "external", c.s3_region, s3_ok ? "" : "   NOT ANSWERING");
-        if (c.secret_key)
-            printf("  S3 credentials        AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", c.access_key,
-                   c.secret_key);
+        printf("  Lambda API (ingress)  %s\n", c->ingress);
+        printf("  S3 endpoint           %s   (%s, region %s)%s\n", c->s3_endpoint,
+               c->s3_local ? "local s3rver" : "external", c->s3_region, s3_ok ? "" : "   NOT ANSWERING");
+        if (c->secret_key)
+            printf("  S3 credentials        AWS_ACCESS_KEY_ID=%s AWS_SECRET_ACCESS_KEY=%s\n", c->access_key,
+                   c->secret_key);
         else
-            printf("  S3 credentials        AWS_ACCESS_KEY_ID=%s (secret from your environment)\n", c.access_key);
-        printf("  state and logs        %s\n", p.home);
+            printf("  S3 credentials        AWS_ACCESS_KEY_ID=%s (secret from your environment)\n", c->access_key);
+        printf("  state and logs        %s\n", p->home);
         print_functions(fns);
         print_instances(ins);
     }

@@ -256,18 +256,16 @@ int cmd_s3(int argc, char **argv)
         fputs(s3_usage, stderr);
         return NX_EXIT_USAGE;
     }
-    static struct nx_paths p;   /* static: reachable until exit, not a leak */
-    static struct nx_config c;
-    if (paths_init(&p) < 0)
+    const struct nx_config *c = config_for_command(NULL);
+    if (!c)
         return NX_EXIT_FAIL;
-    config_load(&p, &c);
     const char *a1 = nargs > 0 ? argv[2] : NULL, *a2 = nargs > 1 ? argv[3] : NULL;
     switch (i) {
-    case 0: return s3_mb(&c, a1);
-    case 1: return s3_ls(&c, a1);
-    case 2: return s3_put(&c, a1, a2);
-    case 3: return s3_get(&c, a1, a2);
-    case 4: return s3_head_or_rm(&c, a1, false);
-    default: return s3_head_or_rm(&c, a1, true);
+    case 0: return s3_mb(c, a1);
+    case 1: return s3_ls(c, a1);
+    case 2: return s3_put(c, a1, a2);
+    case 3: return s3_get(c, a1, a2);
+    case 4: return s3_head_or_rm(c, a1, false);
+    default: return s3_head_or_rm(c, a1, true);
     }
 }
