@@ -119,7 +119,7 @@ def main():
             for snap in ("none", "zygote"):
                 name = f"cs-{func}-{snap}".replace("_", "-")
                 deploy(node, name, func, snap, bucket)
-                node.invoke(name, ev)   # first start of all: for zygote, this starts the zygote
+                first, _ = node.invoke(name, ev)   # the very first start: for zygote, includes starting the zygote
                 cold, warm = [], []
                 for i in range(args.rounds):
                     wait_no_instances(node, name)
@@ -127,7 +127,7 @@ def main():
                     cold.append(dt * 1000)
                     dt, _ = node.invoke(name, ev)
                     warm.append(dt * 1000)
-                r[snap] = {"cold_ms": stats(cold), "warm_ms": stats(warm)}
+                r[snap] = {"first_ms": first * 1000, "cold_ms": stats(cold), "warm_ms": stats(warm)}
                 node.delete(name)
             r["ratio_zygote_over_fresh"] = r["zygote"]["cold_ms"]["median"] / r["none"]["cold_ms"]["median"]
             if not args.no_phases:
@@ -136,7 +136,7 @@ def main():
             z, f = r["zygote"]["cold_ms"], r["none"]["cold_ms"]
             print(f"{func:13s} cold fresh {f['median']:7.1f} ms [{f['min']:.1f}..{f['max']:.1f}]  "
                   f"zygote {z['median']:7.1f} ms [{z['min']:.1f}..{z['max']:.1f}]  "
-                  f"ratio {r['ratio_zygote_over_fresh']:.2f}  warm {r['none']['warm_ms']['median']:.1f}/"
+                  f"ratio {r['ratio_zygote_over_fresh']:.2f}  first {r['none']['first_ms']:.0f}/{r['zygote']['first_ms']:.0f} ms  warm {r['none']['warm_ms']['median']:.1f}/"
                   f"{r['zygote']['warm_ms']['median']:.1f} ms  phases {r.get('fresh_phases')}", flush=True)
     finally:
         node.down()

@@ -12,6 +12,7 @@ The child never returns into the zygote's loop: it serves invocations and
 leaves with os._exit.
 """
 import ctypes
+import gc
 import json
 import os
 import select
@@ -94,6 +95,11 @@ def main():
     sock = socket.socket(fileno=fd)
     config, handler, init_error = runtime.prepare(config_from_env())
     channel._load(channel.default_lib_path())   # dlopen libnexus now, not in every instance
+    # Everything imported so far goes to the collector's permanent generation:
+    # a collection in a child then never walks (and so never copies) the
+    # zygote's pages, which stay shared copy-on-write between its instances.
+    gc.collect()
+    gc.freeze()
     sock.send(b"R" + json.dumps({"pid": os.getpid(), "threads": threading.active_count(),
                                  "init_error": init_error}).encode())
     fdsize = struct.calcsize("3i")
