@@ -27,8 +27,11 @@ def _run_step(node, names, seconds, seed, workdir):
     sched = os.path.join(workdir, "trace.txt")
     trace.write(events, sched)
     out = os.path.join(workdir, "open.txt")
-    p = subprocess.run([os.path.join(BIN, "nexus-bench-load"), "open", node.ingress, sched, out],
-                       capture_output=True, text=True)
+    try:
+        p = subprocess.run([os.path.join(BIN, "nexus-bench-load"), "open", node.ingress, sched, out],
+                           capture_output=True, text=True, timeout=seconds * 3 + 60)
+    except subprocess.TimeoutExpired:   # the node stopped answering: the step fails
+        return [], len(events), len(events)
     lat, failed = [], 0
     for line in open(out):
         _, ns, code = line.split()

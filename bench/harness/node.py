@@ -41,7 +41,7 @@ def zip_dir(path, extra=None):
 
 
 class Node:
-    def __init__(self, keep_alive=600):
+    def __init__(self, keep_alive=7200):   # no instance may stop mid-run (see results-notes.md)
         self.home = tempfile.mkdtemp(prefix="nexus-bench-")
         self.env = dict(os.environ, NEXUS_HOME=self.home, NEXUS_PORT=str(free_port()),
                         NEXUS_S3_PORT=str(free_port()), NEXUS_KEEP_ALIVE=str(keep_alive))
