@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import FUNCTIONS, invoke, unique, zip_code, zip_dir
+from conftest import FUNCTIONS, create_function, delete_functions, invoke, unique, zip_code
 from test_examples import event_for, fn_dir
 
 
@@ -24,23 +24,13 @@ def zdeploy(lam):
 
     def _deploy(code, snapshot="zygote", buckets=(), timeout=10, memory=128, max_instances=None, mode="nexus"):
         name = unique("zy")
-        tags = {"nexus:mode": mode, "nexus:snapshot": snapshot}
-        if buckets:
-            tags["nexus:buckets"] = ",".join(buckets)
-        if max_instances:
-            tags["nexus:max-instances"] = str(max_instances)
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::000000000000:role/nexus",
-                            Handler="app.handler", Timeout=timeout, MemorySize=memory, Tags=tags,
-                            Code={"ZipFile": zip_dir(code) if os.path.isdir(code) else zip_code(code)})
+        create_function(lam, name, code, buckets=buckets, timeout=timeout, memory=memory, mode=mode,
+                        max_instances=max_instances, tags={"nexus:snapshot": snapshot})
         created.append(name)
         return name
 
     yield _deploy
-    for name in created:
-        try:
-            lam.delete_function(FunctionName=name)
-        except Exception:
-            pass
+    delete_functions(lam, created)
 
 
 def status(node):
@@ -250,3 +240,24 @@ def test_snapshot_tag_validated(lam):
                                 Handler="app.handler", Code={"ZipFile": zip_code("def handler(e,c): pass\n")},
                                 Tags=tags)
         assert "nexus:snapshot" in str(ei.value)
+
+
+def test_zygote_death_mid_invocation(node, lam, zdeploy):
+    """The zygote dies while one of its instances runs an invocation: that
+    invocation fails with Runtime.ExitError, like a crash; the next one works."""
+    name = zdeploy(PROBE, timeout=30)
+    first, err, _ = invoke(lam, name, {})
+    assert err is None, first
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(invoke, lam, name, {"op": "set", "value": "x", "sleep": 20})
+        deadline = time.time() + 10
+        busy = []
+        while not busy and time.time() < deadline:
+            busy = [i for i in instances(node, name) if i["state"] == "busy"]
+            time.sleep(0.05)
+        assert busy, status(node)
+        os.kill(ppid(busy[0]["pid"]), signal.SIGKILL)
+        out, err, _ = fut.result(timeout=20)
+    assert err == "Unhandled" and out["errorType"] == "Runtime.ExitError", out
+    again, err, _ = invoke(lam, name, {})
+    assert err is None and again["token"] != first["token"], again
