@@ -44,17 +44,6 @@ static const char delete_usage[] =
     "\n"
     "Deletes a deployed function (DeleteFunction on nexusd).\n";
 
-static bool valid_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > 64)
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
-            return false;
-    return true;
-}
-
 /* S3 bucket naming rules, the subset that matters locally. */
 static bool valid_bucket(const char *s)
 {
@@ -303,7 +292,7 @@ int cmd_deploy(int argc, char **argv)
     }
     snprintf(base, sizeof base, "%s", abs);
     const char *name = d.name ? d.name : basename(base);
-    if (!valid_name(name)) {
+    if (!valid_function_name(name)) {
         nx_err("deploy: '%s' is not a valid function name (1-64 characters: letters, digits, '-', '_')%s", name,
                d.name ? "" : ": choose one with --name");
         return NX_EXIT_USAGE;
@@ -349,7 +338,7 @@ int cmd_delete(int argc, char **argv)
         return NX_EXIT_USAGE;
     }
     const char *name = argv[optind];
-    if (!valid_name(name)) {
+    if (!valid_function_name(name)) {
         nx_err("delete: '%s' is not a valid function name", name);
         return NX_EXIT_USAGE;
     }

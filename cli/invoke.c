@@ -1,7 +1,6 @@
 /* `nexus invoke NAME` and `nexus logs NAME`. */
 #include "nexus.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
@@ -21,16 +20,6 @@ static const char logs_usage[] =
     "\n"
     "Prints the function's output (print, logging, START/END lines) from all its instances;\n"
     "--tail N shows only the last N lines.\n";
-
-static bool valid_name(const char *s)
-{
-    if (!*s || strlen(s) > 64)
-        return false;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
-            return false;
-    return true;
-}
 
 int cmd_invoke(int argc, char **argv)
 {
@@ -67,7 +56,7 @@ int cmd_invoke(int argc, char **argv)
         return NX_EXIT_USAGE;
     }
     const char *name = argv[optind];
-    if (!valid_name(name)) {
+    if (!valid_function_name(name)) {
         nx_err("invoke: '%s' is not a valid function name (letters, digits, '-', '_')", name);
         return NX_EXIT_USAGE;
     }
@@ -166,7 +155,7 @@ int cmd_logs(int argc, char **argv)
         return NX_EXIT_USAGE;
     }
     const char *name = argv[optind];
-    if (!valid_name(name)) {
+    if (!valid_function_name(name)) {
         nx_err("logs: '%s' is not a valid function name", name);
         return NX_EXIT_USAGE;
     }

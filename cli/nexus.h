@@ -37,6 +37,8 @@ int write_file(const char *path, const void *buf, size_t len, mode_t mode);
 int mkdir_p(const char *path, mode_t mode);
 bool is_dir(const char *path);
 bool is_executable(const char *path);
+/* A function name the CLI sends: 1-64 characters, letters, digits, '-', '_'. */
+bool valid_function_name(const char *s);
 /* Parses a positive decimal integer in [min, max]; returns -1 if it is not one. */
 long parse_long(const char *s, long min, long max);
 /* Prints the last `lines` lines of a log file, indented, to stderr. */

@@ -1,6 +1,7 @@
 /* Small helpers: messages, allocation, files, numbers. */
 #include "nexus.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -10,13 +11,18 @@
 #include <time.h>
 #include <unistd.h>
 
+static void vmessage(const char *prefix, const char *fmt, va_list ap)
+{
+    fputs(prefix, stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+}
+
 void nx_err(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("nexus: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vmessage("nexus: ", fmt, ap);
     va_end(ap);
 }
 
@@ -24,9 +30,7 @@ void nx_warn(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fputs("nexus: warning: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vmessage("nexus: warning: ", fmt, ap);
     va_end(ap);
 }
 
@@ -164,6 +168,17 @@ bool is_executable(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+bool valid_function_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 64)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_')
+            return false;
+    return true;
 }
 
 long parse_long(const char *s, long min, long max)
