@@ -261,7 +261,9 @@ static void not_found(struct nxd_error *e, const char *name)
 	     nxd_cfg.s3.region, nxd_cfg.account_id, name);
 }
 
-struct nxd_function *nxd_fn_update_code(const char *name, json_t *req, struct nxd_error *e)
+/* The spec of the registered function `name` (a new reference), for an update to edit; NULL with
+ * a 404 in `e` when there is none. */
+static json_t *current_spec(const char *name, struct nxd_error *e)
 {
 	struct nxd_function *old = nxd_fn_get(name);
 	if (!old) {
@@ -270,6 +272,40 @@ struct nxd_function *nxd_fn_update_code(const char *name, json_t *req, struct nx
 	}
 	json_t *spec = reg_fn_spec(old);
 	nxd_fn_unref(old);
+	return spec;
+}
+
+/* Persists `f` and puts it in the place of the registered function `name` (the caller's reference
+ * to f stays the caller's).  `new_code`: f brought its own code directory, which is removed if f
+ * does not get in and which makes the previous version's obsolete; otherwise the previous version's
+ * directory is obsolete only if the code changed meanwhile.  Returns 0, or -1 with `e` set and f
+ * unreferenced. */
+static int replace(const char *name, struct nxd_function *f, bool new_code, struct nxd_error *e)
+{
+	pthread_mutex_lock(&reg_mu);
+	ssize_t i = find_locked(name);
+	if (i < 0 || persist(f, e) < 0) {
+		pthread_mutex_unlock(&reg_mu);
+		if (i < 0)
+			not_found(e, name);
+		f->obsolete = new_code; /* a new code directory goes with f; a shared one stays */
+		nxd_fn_unref(f);
+		return -1;
+	}
+	struct nxd_function *prev = reg[i];
+	reg[i] = f;
+	nxd_fn_ref(f);
+	prev->obsolete = new_code || strcmp(prev->code_dir, f->code_dir) != 0;
+	pthread_mutex_unlock(&reg_mu);
+	nxd_fn_unref(prev);
+	return 0;
+}
+
+struct nxd_function *nxd_fn_update_code(const char *name, json_t *req, struct nxd_error *e)
+{
+	json_t *spec = current_spec(name, e);
+	if (!spec)
+		return NULL;
 	if (!json_is_object(req) || unpack_code(spec, name, json_object_get(req, "ZipFile"), e) < 0) {
 		if (!json_is_object(req))
 			BAD(e, "request body must be a JSON object");
@@ -283,22 +319,8 @@ struct nxd_function *nxd_fn_update_code(const char *name, json_t *req, struct nx
 		return NULL;
 	}
 	json_decref(spec);
-	pthread_mutex_lock(&reg_mu);
-	ssize_t i = find_locked(name);
-	if (i < 0 || persist(f, e) < 0) {
-		pthread_mutex_unlock(&reg_mu);
-		if (i < 0)
-			not_found(e, name);
-		f->obsolete = true;
-		nxd_fn_unref(f);
+	if (replace(name, f, true, e) < 0)
 		return NULL;
-	}
-	struct nxd_function *prev = reg[i];
-	reg[i] = f;
-	nxd_fn_ref(f);
-	prev->obsolete = true;
-	pthread_mutex_unlock(&reg_mu);
-	nxd_fn_unref(prev);
 	nxd_info("function %s: code updated (%llu bytes)", name, (unsigned long long)f->code_size);
 	return f;
 }
@@ -309,13 +331,9 @@ struct nxd_function *nxd_fn_update_config(const char *name, json_t *req, struct 
 		BAD(e, "request body must be a JSON object");
 		return NULL;
 	}
-	struct nxd_function *old = nxd_fn_get(name);
-	if (!old) {
-		not_found(e, name);
+	json_t *spec = current_spec(name, e);
+	if (!spec)
 		return NULL;
-	}
-	json_t *spec = reg_fn_spec(old);
-	nxd_fn_unref(old);
 	static const char *const keys[] = {"Runtime", "Handler", "Role", "Description", "MemorySize", "Timeout",
 	                                   "Environment"};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
@@ -332,22 +350,8 @@ struct nxd_function *nxd_fn_update_config(const char *name, json_t *req, struct 
 	json_decref(spec);
 	if (!f)
 		return NULL;
-	pthread_mutex_lock(&reg_mu);
-	ssize_t i = find_locked(name);
-	if (i < 0 || persist(f, e) < 0) {
-		pthread_mutex_unlock(&reg_mu);
-		if (i < 0)
-			not_found(e, name);
-		nxd_fn_unref(f); /* not obsolete: the code directory is shared */
+	if (replace(name, f, false, e) < 0)
 		return NULL;
-	}
-	struct nxd_function *prev = reg[i];
-	reg[i] = f;
-	nxd_fn_ref(f);
-	/* Same code directory as before unless the code changed meanwhile. */
-	prev->obsolete = strcmp(prev->code_dir, f->code_dir) != 0;
-	pthread_mutex_unlock(&reg_mu);
-	nxd_fn_unref(prev);
 	nxd_info("function %s: configuration updated", name);
 	return f;
 }
@@ -355,13 +359,9 @@ struct nxd_function *nxd_fn_update_config(const char *name, json_t *req, struct 
 struct nxd_function *nxd_fn_update_tags(const char *name, json_t *set, const char *const *unset, size_t nunset,
                                         struct nxd_error *e)
 {
-	struct nxd_function *old = nxd_fn_get(name);
-	if (!old) {
-		not_found(e, name);
+	json_t *spec = current_spec(name, e);
+	if (!spec)
 		return NULL;
-	}
-	json_t *spec = reg_fn_spec(old);
-	nxd_fn_unref(old);
 	json_t *tags = json_object_get(spec, "Tags");
 	if (json_is_object(set))
 		json_object_update(tags, set);
@@ -371,21 +371,8 @@ struct nxd_function *nxd_fn_update_tags(const char *name, json_t *set, const cha
 	json_decref(spec);
 	if (!f)
 		return NULL;
-	pthread_mutex_lock(&reg_mu);
-	ssize_t i = find_locked(name);
-	if (i < 0 || persist(f, e) < 0) {
-		pthread_mutex_unlock(&reg_mu);
-		if (i < 0)
-			not_found(e, name);
-		nxd_fn_unref(f); /* not obsolete: the code directory is shared */
+	if (replace(name, f, false, e) < 0)
 		return NULL;
-	}
-	struct nxd_function *prev = reg[i];
-	reg[i] = f;
-	nxd_fn_ref(f);
-	prev->obsolete = strcmp(prev->code_dir, f->code_dir) != 0;
-	pthread_mutex_unlock(&reg_mu);
-	nxd_fn_unref(prev);
 	nxd_info("function %s: tags updated", name);
 	return f;
 }
