@@ -5,6 +5,7 @@
  * buffers.  The concurrency model is described in libnexus.h.
  */
 #include "libnexus.h"
+#include "request_buf.h"
 #include "transport.h"
 
 #include <errno.h>
@@ -408,6 +409,26 @@ int nx_free(struct nx_guest *g, uint64_t off)
 
 /* ------------------------------------------------------------ requests */
 
+int request_buf_copy(struct nx_guest *g, const void *data, size_t len, uint64_t *off)
+{
+	*off = 0;
+	if (!len)
+		return 0;
+	void *p;
+	int r = nx_alloc(g, len, off, &p);
+	if (r < 0)
+		return r;
+	memcpy(p, data, len);
+	return 0;
+}
+
+void request_buf_done(struct nx_guest *g, uint64_t off, int r)
+{
+	/* After a broken channel the host may still read it: leak rather than reuse. */
+	if (off && r != -EPROTO)
+		nx_free(g, off);
+}
+
 int nx_call(struct nx_guest *g, uint16_t opcode, const void *args, size_t args_len,
             uint64_t body_off, uint64_t body_len, struct nx_reply *out)
 {
@@ -415,20 +436,15 @@ int nx_call(struct nx_guest *g, uint16_t opcode, const void *args, size_t args_l
 		return -E2BIG;
 	struct nx_desc d = { .opcode = opcode };
 	uint64_t aoff = 0;
-	if (args_len) {
-		void *p;
-		int r = nx_alloc(g, args_len, &aoff, &p);
-		if (r < 0)
-			return r;
-		memcpy(p, args, args_len);
+	int r = request_buf_copy(g, args, args_len, &aoff);
+	if (r < 0)
+		return r;
+	if (args_len)
 		d.buf[0] = (struct nx_buf){ aoff, args_len };
-	}
 	if (body_len)
 		d.buf[1] = (struct nx_buf){ body_off, body_len };
-	int r = roundtrip(g, &d, out);
-	/* After a broken channel the host may still read it: leak rather than reuse. */
-	if (aoff && r != -EPROTO)
-		nx_free(g, aoff);
+	r = roundtrip(g, &d, out);
+	request_buf_done(g, aoff, r);
 	return r;
 }
 
@@ -487,17 +503,13 @@ int nx_invoke_done(struct nx_guest *g, uint64_t tag, uint32_t status, const void
 		return -E2BIG;
 	struct nx_desc d = { .opcode = NX_OP_INVOKE_DONE, .status = status, .tag = tag };
 	uint64_t off = 0;
-	if (len) {
-		void *p;
-		int r = nx_alloc(g, len, &off, &p);
-		if (r < 0)
-			return r;
-		memcpy(p, payload, len);
+	int r = request_buf_copy(g, payload, len, &off);
+	if (r < 0)
+		return r;
+	if (len)
 		d.buf[1] = (struct nx_buf){ off, len };
-	}
-	int r = roundtrip(g, &d, NULL);
-	if (off && r != -EPROTO)
-		nx_free(g, off);
+	r = roundtrip(g, &d, NULL);
+	request_buf_done(g, off, r);
 	return r;
 }
 

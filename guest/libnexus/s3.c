@@ -6,6 +6,7 @@
  * nx_s3_put_buf).
  */
 #include "libnexus.h"
+#include "request_buf.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -69,17 +70,12 @@ int nx_s3_put_buf(struct nx_guest *g, const char *bucket, const char *key, uint6
 int nx_s3_put(struct nx_guest *g, const char *bucket, const char *key, const void *data, size_t len,
               const char *content_type, struct nx_reply *out)
 {
-	uint64_t off = 0;
-	if (len) {
-		void *p;
-		int r = nx_alloc(g, len, &off, &p);
-		if (r < 0)
-			return r;
-		memcpy(p, data, len);
-	}
-	int r = nx_s3_put_buf(g, bucket, key, off, len, content_type, out);
-	if (off && r != -EPROTO)
-		nx_free(g, off);
+	uint64_t off;
+	int r = request_buf_copy(g, data, len, &off);
+	if (r < 0)
+		return r;
+	r = nx_s3_put_buf(g, bucket, key, off, len, content_type, out);
+	request_buf_done(g, off, r);
 	return r;
 }
 
