@@ -35,6 +35,10 @@ static const char *rootfs, *code_dir, *results_dir, *real_runtime, *functions_di
 static char runtime_dir[] = "/tmp/nexus-sbtest-runtime-XXXXXX";
 static int passed, failed, skipped;
 static char skips[32][600];
+/* The tests' sandboxes get their own host uid range, so counting processes by
+ * uid (the kill check) cannot see another node's instances on the same machine. */
+#define TEST_UID_BASE 1700000000ull
+
 static uint64_t next_id = 1;
 static char stale_cg[128];   /* a leftover group of a dead nexusd, made before the first probe */
 
@@ -293,7 +297,7 @@ static int t_uid_mapping(void)
 	                "cat /proc/self/setgroups; ls -ln /etc/passwd | awk '{print \"owner\", $3}'; "
 	                "grep -E '^Max (open files|processes|core file size)' /proc/self/limits | tr -s ' '"),
 	      "script failed");
-	CHECK(has(r.log, "0 1600000"), "uid_map does not map 0 to a high host uid: %s", r.log);
+	CHECK(has(r.log, "0 1700000"), "uid_map does not map 0 to a high host uid: %s", r.log);
 	CHECK(has(r.log, "\n0\n"), "not uid 0 inside: %s", r.log);
 	CHECK(has(r.log, "CapEff:\t0000000000000000") && has(r.log, "CapPrm:\t0000000000000000"),
 	      "capabilities left: %s", r.log);
@@ -308,7 +312,7 @@ static int t_uid_mapping(void)
 	r.while_running = host_uid_check;
 	CHECK(do_run(&r) == 0, "start: %s", r.err);
 	say("    host view: %s\n", r.cgroup_dir);
-	CHECK(!strncmp(r.cgroup_dir, "Uid:\t16", 7) && !strstr(r.cgroup_dir, "\t0\t"),
+	CHECK(!strncmp(r.cgroup_dir, "Uid:\t17", 7) && !strstr(r.cgroup_dir, "\t0\t"),
 	      "host sees uid %s", r.cgroup_dir);
 	return 1;
 }
@@ -507,7 +511,7 @@ static int t_kill(void)
 	/* No process of that sandbox's uid survives on the host (given a moment:
 	 * a tracer such as strace can hold exiting tasks briefly). */
 	char cmd[160];
-	snprintf(cmd, sizeof cmd, "ps -eo uid= | grep -cx ' *%llu'", 1600000000ull + r.instance_id);
+	snprintf(cmd, sizeof cmd, "ps -eo uid= | grep -cx ' *%llu'", TEST_UID_BASE + r.instance_id);
 	int left = -1;
 	for (int tries = 0; tries < 20 && left != 0; tries++) {
 		if (tries)
@@ -657,6 +661,7 @@ static const struct { const char *name; int (*fn)(void); } tests[] = {
 
 int main(int argc, char **argv)
 {
+	setenv("NEXUS_SANDBOX_UID_BASE", "1700000000", 1);
 	for (int i = 1; i + 1 < argc; i++) {
 		if (!strcmp(argv[i], "--rootfs")) rootfs = argv[i + 1];
 		else if (!strcmp(argv[i], "--code")) code_dir = argv[i + 1];
