@@ -132,6 +132,21 @@ int main(int argc, char **argv)
 	check(bad == 0, "null-roundtrip", "%d round trips, %d failed; per round trip median %.1f us, min %.1f, max %.1f",
 	      n, bad, per[ROUNDS / 2] / 1e3, per[0] / 1e3, per[ROUNDS - 1] / 1e3);
 
+	/* The interrupt path: with NEXUS_SPIN_US=0 a waiter that finds its ring empty sleeps in
+	 * read() on /dev/nexus and only an interrupt (the host's irqfd) wakes it.  Not every round
+	 * trip sleeps (the completion may already be there when the waiter re-checks after arming,
+	 * and kicks close together coalesce), so at least a tenth of them must have been woken. */
+	int dfd = open("/dev/nexus", O_RDWR);
+	struct nexus_dev_info info = { 0 };
+	if (dfd >= 0) {
+		r = ioctl(dfd, NEXUS_IOC_INFO, &info);
+		close(dfd);
+	}
+	const char *spin = getenv("NEXUS_SPIN_US");
+	int sleeping = spin && !strcmp(spin, "0");
+	check(dfd >= 0 && r == 0 && (!sleeping || info.interrupts >= (uint64_t)n / 10), "interrupts",
+	      "%llu interrupts from the host during %d round trips (NEXUS_SPIN_US=%s)",
+	      (unsigned long long)info.interrupts, n, spin ? spin : "default");
 	if (argc > 2 && !strcmp(argv[2], "nop")) {   /* bench/vm: round trips only, then idle 3 s */
 		nx_detach(g);
 		sleep(3);   /* bench/vm samples the VM's exit counters while it lives */

@@ -30,7 +30,7 @@ vm() {
   # shellcheck disable=SC2086
   timeout "$T" "$D/guest-realhost" $rh -- "$D/nexus-vmm" --kernel "$D/vmlinux" --mem 256 \
       --disk "$ROOT,ro" --disk "$DISK,ro" --nexus 3,4,5 --serial stdout \
-      --cmdline "$BASE $(guest_cmd "$@")" </dev/null >"$log" 2>&1
+      --cmdline "$BASE ${GUEST_ENV:-} $(guest_cmd "$@")" </dev/null >"$log" 2>&1
 }
 
 # 1. The channel from a C guest program over /dev/nexus: device, null round trips, PUT/GET
@@ -48,6 +48,21 @@ if [ $rc -eq 0 ] && grep -aq '^vmtest: done, 0 failures' /tmp/chan.log; then
 else
   result fail chan:exit "realhost exit $rc"; show /tmp/chan.log 60
 fi
+
+# 1b. The interrupt path: the same program with spinning off, so that every wait sleeps on
+#     /dev/nexus and is woken by the host's irqfd (and every kick is a doorbell ioeventfd).
+t0=$(date +%s)
+GUEST_ENV="nexus.env=NEXUS_SPIN_US=0"
+vm /tmp/chan-sleep.log --buckets vmtest -- guest-chan 400
+rc=$?
+GUEST_ENV=
+echo "INFO chan-sleep case: realhost exit $rc after $(( $(date +%s) - t0 ))s"
+for name in null-roundtrip interrupts put get; do
+  l=$(grep -a "^vmtest: [a-zA-Z]* $name " /tmp/chan-sleep.log | tr -d '\r' | head -1)
+  case "$l" in "vmtest: ok "*) result pass "chan-sleep:$name" "${l#vmtest: ok $name }" ;;
+    *) result fail "chan-sleep:$name" "${l:-no result line}" ;; esac
+done
+[ $rc -eq 0 ] || { result fail chan-sleep:exit "realhost exit $rc"; show /tmp/chan-sleep.log 40; }
 
 # 2. A hostile guest: the host peer must report a protocol violation and stop the VM
 #    (realhost SIGKILLs nexus-vmm and exits 1), and must not crash itself.
