@@ -95,13 +95,18 @@ def node():
                 print(f"---- {p}\n" + open(p).read()[-4000:])
         raise
     yield n
+    stop_node(n)
+
+
+def stop_node(n):
+    """`nexus down` for a node a fixture started, then check its log and remove its home."""
     n.cli("down", check=False)
-    logs = os.path.join(home, "logs", "nexusd.log")
+    logs = os.path.join(n.home, "logs", "nexusd.log")
     if os.path.exists(logs):
         text = open(logs).read()
         # nexusd must never have crashed or reported sanitizer errors during the session.
         assert "AddressSanitizer" not in text and "runtime error:" not in text, text[-4000:]
-    shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(n.home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -143,23 +148,36 @@ def deploy(lam):
     def _deploy(code, name=None, handler="app.handler", buckets=(), timeout=3, memory=128,
                 mode="nexus", max_instances=None, env=None):
         name = name or unique("fn")
-        zipped = zip_dir(code) if os.path.isdir(code) else zip_code(code)
-        tags = {"nexus:mode": mode}
-        if buckets:
-            tags["nexus:buckets"] = ",".join(buckets)
-        if max_instances:
-            tags["nexus:max-instances"] = str(max_instances)
-        kw = {}
-        if env:
-            kw["Environment"] = {"Variables": env}
-        lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::000000000000:role/nexus",
-                            Handler=handler, Code={"ZipFile": zipped}, Timeout=timeout,
-                            MemorySize=memory, Tags=tags, **kw)
+        create_function(lam, name, code, handler=handler, buckets=buckets, timeout=timeout, memory=memory,
+                        mode=mode, max_instances=max_instances, env=env)
         created.append(name)
         return name
 
     yield _deploy
-    for name in created:
+    delete_functions(lam, created)
+
+
+def create_function(lam, name, code, handler="app.handler", buckets=(), timeout=3, memory=128,
+                    mode="nexus", max_instances=None, env=None, tags=None):
+    """CreateFunction of a python3.11 function from a source string or a directory; `tags` adds
+    tags to the nexus:mode/buckets/max-instances ones the other arguments make."""
+    zipped = zip_dir(code) if os.path.isdir(code) else zip_code(code)
+    all_tags = {"nexus:mode": mode, **(tags or {})}
+    if buckets:
+        all_tags["nexus:buckets"] = ",".join(buckets)
+    if max_instances:
+        all_tags["nexus:max-instances"] = str(max_instances)
+    kw = {}
+    if env:
+        kw["Environment"] = {"Variables": env}
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role="arn:aws:iam::000000000000:role/nexus",
+                        Handler=handler, Code={"ZipFile": zipped}, Timeout=timeout,
+                        MemorySize=memory, Tags=all_tags, **kw)
+
+
+def delete_functions(lam, names):
+    """Fixture teardown: delete what a test deployed, whatever state it was left in."""
+    for name in names:
         try:
             lam.delete_function(FunctionName=name)
         except Exception:

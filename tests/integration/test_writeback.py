@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import Node, invoke, unique, zip_code
+from conftest import Node, invoke, stop_node, unique, zip_code
 
 ASYNC_FN = r"""
 import hashlib
@@ -177,12 +177,7 @@ def pnode():
     n = Node(home)
     n.up()
     yield n
-    n.cli("down", check=False)
-    log = os.path.join(home, "logs", "nexusd.log")
-    if os.path.exists(log):
-        text = open(log).read()
-        assert "AddressSanitizer" not in text and "runtime error:" not in text, text[-4000:]
-    shutil.rmtree(home, ignore_errors=True)
+    stop_node(n)
 
 
 def nexusd_pid(n):
