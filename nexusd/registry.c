@@ -180,6 +180,32 @@ static void discard_code(json_t *spec)
 	}
 }
 
+/* Unpacks `zipfile` into a new code directory recorded in `spec` and makes the function; consumes
+ * spec.  NULL with `e` set (and the new directory removed) if either step fails. */
+static struct nxd_function *fn_with_new_code(json_t *spec, const char *name, json_t *zipfile,
+                                             struct nxd_error *e)
+{
+	if (unpack_code(spec, name, zipfile, e) < 0) {
+		json_decref(spec);
+		return NULL;
+	}
+	struct nxd_function *f = reg_fn_from_spec(spec, e);
+	if (!f)
+		discard_code(spec);
+	json_decref(spec);
+	return f;
+}
+
+/* Copies the request's members named in keys[] (those present) into spec. */
+static void copy_members(json_t *spec, json_t *req, const char *const *keys, size_t nkeys)
+{
+	for (size_t i = 0; i < nkeys; i++) {
+		json_t *v = json_object_get(req, keys[i]);
+		if (v)
+			json_object_set(spec, keys[i], v);
+	}
+}
+
 struct nxd_function *nxd_fn_create(json_t *req, struct nxd_error *e)
 {
 	if (!json_is_object(req)) {
@@ -206,11 +232,7 @@ struct nxd_function *nxd_fn_create(json_t *req, struct nxd_error *e)
 	json_t *spec = json_object();
 	static const char *const keep[] = {"Runtime", "Handler", "Role", "Description", "MemorySize",
 	                                   "Timeout", "Environment", "Tags"};
-	for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
-		json_t *v = json_object_get(req, keep[i]);
-		if (v)
-			json_object_set(spec, keep[i], v);
-	}
+	copy_members(spec, req, keep, sizeof keep / sizeof keep[0]);
 	json_object_set_new(spec, "FunctionName", json_string(name));
 	/* Validate everything but the code first, so a bad request costs no unzip. */
 	json_object_set_new(spec, "CodeDir", json_string("-"));
@@ -221,17 +243,10 @@ struct nxd_function *nxd_fn_create(json_t *req, struct nxd_error *e)
 	}
 	reg_fn_free(probe);
 	json_t *code = json_object_get(req, "Code");
-	if (unpack_code(spec, name, json_is_object(code) ? json_object_get(code, "ZipFile") : NULL, e) < 0) {
-		json_decref(spec);
+	struct nxd_function *f =
+		fn_with_new_code(spec, name, json_is_object(code) ? json_object_get(code, "ZipFile") : NULL, e);
+	if (!f)
 		return NULL;
-	}
-	struct nxd_function *f = reg_fn_from_spec(spec, e);
-	if (!f) {
-		discard_code(spec);
-		json_decref(spec);
-		return NULL;
-	}
-	json_decref(spec);
 	pthread_mutex_lock(&reg_mu);
 	if (find_locked(name) >= 0) {
 		pthread_mutex_unlock(&reg_mu);
@@ -306,19 +321,14 @@ struct nxd_function *nxd_fn_update_code(const char *name, json_t *req, struct nx
 	json_t *spec = current_spec(name, e);
 	if (!spec)
 		return NULL;
-	if (!json_is_object(req) || unpack_code(spec, name, json_object_get(req, "ZipFile"), e) < 0) {
-		if (!json_is_object(req))
-			BAD(e, "request body must be a JSON object");
+	if (!json_is_object(req)) {
+		BAD(e, "request body must be a JSON object");
 		json_decref(spec);
 		return NULL;
 	}
-	struct nxd_function *f = reg_fn_from_spec(spec, e);
-	if (!f) {
-		discard_code(spec);
-		json_decref(spec);
+	struct nxd_function *f = fn_with_new_code(spec, name, json_object_get(req, "ZipFile"), e);
+	if (!f)
 		return NULL;
-	}
-	json_decref(spec);
 	if (replace(name, f, true, e) < 0)
 		return NULL;
 	nxd_info("function %s: code updated (%llu bytes)", name, (unsigned long long)f->code_size);
@@ -336,11 +346,7 @@ struct nxd_function *nxd_fn_update_config(const char *name, json_t *req, struct 
 		return NULL;
 	static const char *const keys[] = {"Runtime", "Handler", "Role", "Description", "MemorySize", "Timeout",
 	                                   "Environment"};
-	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-		json_t *v = json_object_get(req, keys[i]);
-		if (v)
-			json_object_set(spec, keys[i], v);
-	}
+	copy_members(spec, req, keys, sizeof keys / sizeof keys[0]);
 	char now[40], rev[40];
 	nxd_lambda_time(now, sizeof now);
 	nxd_uuid(rev);
