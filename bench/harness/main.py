@@ -236,6 +236,7 @@ def main():
         import spine
         results["spine"] = spine.run(prof["spine_reps"], log, quick=pname != "full")
     results["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    results["machine"] = report.machine()
     with gzip.open(os.path.join(out, "raw.json.gz"), "wt") as f:   # every latency: --report-only redraws it
         json.dump(results, f)
     shutil.rmtree(workdir, ignore_errors=True)   # inputs (up to 10 MiB each), traces

@@ -128,7 +128,8 @@ def machine():
 
 def write_all(results, out, json_path=None):
     rows = rows_of(results)
-    results["machine"] = machine()
+    if "machine" not in results:   # --report-only keeps the measured run's
+        results["machine"] = machine()
     with open(os.path.join(out, "results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
         w.writeheader()
