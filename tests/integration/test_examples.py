@@ -19,6 +19,18 @@ def event_for(name, bucket):
     return ev
 
 
+# The input file each example reads from S3 (functions/<name>/, uploaded where event.json says).
+INPUTS = {"image-rotate": "input.png", "wordcount": "input.txt", "pyaes": "input.txt"}
+
+
+def stage_input(s3, name, bucket):
+    """Uploads the example's input to `bucket`; returns (its event for that bucket, the input bytes)."""
+    data = open(os.path.join(fn_dir(name), INPUTS[name]), "rb").read()
+    ev = event_for(name, bucket)
+    s3.put_object(Bucket=bucket, Key=ev["key"], Body=data)
+    return ev, data
+
+
 def test_hello(lam, deploy):
     name = deploy(fn_dir("hello"))
     out, err, _ = invoke(lam, name, {"name": "Nexus"})
@@ -29,9 +41,7 @@ def test_hello(lam, deploy):
 
 def test_image_rotate(s3, lam, deploy, bucket):
     from PIL import Image
-    src = open(os.path.join(fn_dir("image-rotate"), "input.png"), "rb").read()
-    ev = event_for("image-rotate", bucket)
-    s3.put_object(Bucket=bucket, Key=ev["key"], Body=src)
+    ev, src = stage_input(s3, "image-rotate", bucket)
     name = deploy(fn_dir("image-rotate"), buckets=[bucket], timeout=30, memory=256)
     out, err, _ = invoke(lam, name, ev)
     assert err is None, out
@@ -42,9 +52,7 @@ def test_image_rotate(s3, lam, deploy, bucket):
 
 
 def test_wordcount(s3, lam, deploy, bucket):
-    text = open(os.path.join(fn_dir("wordcount"), "input.txt"), "rb").read()
-    ev = event_for("wordcount", bucket)
-    s3.put_object(Bucket=bucket, Key=ev["key"], Body=text)
+    ev, text = stage_input(s3, "wordcount", bucket)
     name = deploy(fn_dir("wordcount"), buckets=[bucket], timeout=30)
     out, err, _ = invoke(lam, name, ev)
     assert err is None, out
@@ -57,9 +65,7 @@ def test_wordcount(s3, lam, deploy, bucket):
 
 def test_pyaes(s3, lam, deploy, bucket):
     import pyaes
-    plain = open(os.path.join(fn_dir("pyaes"), "input.txt"), "rb").read()
-    ev = event_for("pyaes", bucket)
-    s3.put_object(Bucket=bucket, Key=ev["key"], Body=plain)
+    ev, plain = stage_input(s3, "pyaes", bucket)
     name = deploy(fn_dir("pyaes"), buckets=[bucket], timeout=60)
     out, err, _ = invoke(lam, name, ev)
     assert err is None, out

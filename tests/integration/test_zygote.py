@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import FUNCTIONS, create_function, delete_functions, invoke, unique, zip_code
-from test_examples import event_for, fn_dir
+from test_examples import fn_dir, stage_input
 
 
 @pytest.fixture
@@ -120,11 +120,7 @@ def handler(event, context):
 @pytest.mark.parametrize("example", ["hello", "image-rotate", "wordcount", "pyaes"])
 def test_examples_through_zygote(node, s3, lam, zdeploy, bucket, example):
     """Every example cold-starts from its zygote and produces its output."""
-    ev = event_for(example, bucket) if example != "hello" else {"name": "Nexus"}
-    if example == "image-rotate":
-        s3.put_object(Bucket=bucket, Key=ev["key"], Body=open(os.path.join(fn_dir(example), "input.png"), "rb").read())
-    elif example in ("wordcount", "pyaes"):
-        s3.put_object(Bucket=bucket, Key=ev["key"], Body=open(os.path.join(fn_dir(example), "input.txt"), "rb").read())
+    ev = stage_input(s3, example, bucket)[0] if example != "hello" else {"name": "Nexus"}
     name = zdeploy(fn_dir(example), buckets=[bucket], timeout=60, memory=256)
     out, err, _ = invoke(lam, name, ev)
     assert err is None, out
