@@ -42,14 +42,32 @@ static int call(struct nx_guest *g, uint16_t op, struct args *a, uint64_t boff, 
 	return nx_call(g, op, a->buf, a->pos, boff, blen, out);
 }
 
-int nx_s3_get(struct nx_guest *g, const char *bucket, const char *key, const char *range,
-              const char *if_match, struct nx_reply *out)
+/* Starts the arguments of a request on one object: bucket and key, both required. */
+static int object_args(struct args *a, const char *bucket, const char *key)
 {
 	if (need(bucket) || need(key))
 		return -EINVAL;
-	struct args a = { .pos = 0 };
-	put(&a, NX_ARG_BUCKET, bucket);
-	put(&a, NX_ARG_KEY, key);
+	*a = (struct args){ .pos = 0 };
+	put(a, NX_ARG_BUCKET, bucket);
+	put(a, NX_ARG_KEY, key);
+	return 0;
+}
+
+/* A request on one object that takes nothing but its bucket and key. */
+static int object_call(struct nx_guest *g, uint16_t op, const char *bucket, const char *key, struct nx_reply *out)
+{
+	struct args a;
+	if (object_args(&a, bucket, key) < 0)
+		return -EINVAL;
+	return call(g, op, &a, 0, 0, out);
+}
+
+int nx_s3_get(struct nx_guest *g, const char *bucket, const char *key, const char *range,
+              const char *if_match, struct nx_reply *out)
+{
+	struct args a;
+	if (object_args(&a, bucket, key) < 0)
+		return -EINVAL;
 	put(&a, NX_ARG_RANGE, range);
 	put(&a, NX_ARG_IF_MATCH, if_match);
 	return call(g, NX_OP_S3_GET, &a, 0, 0, out);
@@ -58,11 +76,9 @@ int nx_s3_get(struct nx_guest *g, const char *bucket, const char *key, const cha
 int nx_s3_put_buf(struct nx_guest *g, const char *bucket, const char *key, uint64_t body_off,
                   uint64_t body_len, const char *content_type, struct nx_reply *out)
 {
-	if (need(bucket) || need(key))
+	struct args a;
+	if (object_args(&a, bucket, key) < 0)
 		return -EINVAL;
-	struct args a = { .pos = 0 };
-	put(&a, NX_ARG_BUCKET, bucket);
-	put(&a, NX_ARG_KEY, key);
 	put(&a, NX_ARG_CONTENT_TYPE, content_type);
 	return call(g, NX_OP_S3_PUT, &a, body_off, body_len, out);
 }
@@ -81,22 +97,12 @@ int nx_s3_put(struct nx_guest *g, const char *bucket, const char *key, const voi
 
 int nx_s3_head(struct nx_guest *g, const char *bucket, const char *key, struct nx_reply *out)
 {
-	if (need(bucket) || need(key))
-		return -EINVAL;
-	struct args a = { .pos = 0 };
-	put(&a, NX_ARG_BUCKET, bucket);
-	put(&a, NX_ARG_KEY, key);
-	return call(g, NX_OP_S3_HEAD, &a, 0, 0, out);
+	return object_call(g, NX_OP_S3_HEAD, bucket, key, out);
 }
 
 int nx_s3_delete(struct nx_guest *g, const char *bucket, const char *key, struct nx_reply *out)
 {
-	if (need(bucket) || need(key))
-		return -EINVAL;
-	struct args a = { .pos = 0 };
-	put(&a, NX_ARG_BUCKET, bucket);
-	put(&a, NX_ARG_KEY, key);
-	return call(g, NX_OP_S3_DELETE, &a, 0, 0, out);
+	return object_call(g, NX_OP_S3_DELETE, bucket, key, out);
 }
 
 int nx_s3_list(struct nx_guest *g, const char *bucket, const struct nx_list_args *la, struct nx_reply *out)
