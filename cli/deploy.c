@@ -33,7 +33,8 @@ static const char deploy_usage[] =
     "  --mode M          nexus (I/O through the node, no network; default) or baseline\n"
     "  --buckets B1,B2   the S3 buckets the function may touch (default: none); they are\n"
     "                    created in the node's S3 if they do not exist\n"
-    "  --sandbox S       process (default) or vm\n"
+    "  --sandbox S       process or vm (default: nexusd's choice, vm where this machine\n"
+    "                    runs real microVM guests, else process)\n"
     "  --max-instances N at most N concurrent instances\n"
     "  --env K=V         an environment variable for the function (repeatable)\n"
     "  --runtime R       python3.11 or provided.al2 (default: provided.al2 if DIR/bootstrap\n"
@@ -104,7 +105,7 @@ static int parse_deploy(int argc, char **argv, struct deploy_opts *d)
         {"help", no_argument, NULL, 'h'},
         {0},
     };
-    *d = (struct deploy_opts){.handler = "app.handler", .mode = "nexus", .sandbox = "process",
+    *d = (struct deploy_opts){.handler = "app.handler", .mode = "nexus", .sandbox = NULL,
                               .memory = 128, .timeout = 3, .max_instances = 0, .env = json_object()};
     int o;
     while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -174,7 +175,7 @@ static int parse_deploy(int argc, char **argv, struct deploy_opts *d)
         nx_err("deploy: --mode %s: use nexus or baseline", d->mode);
         return NX_EXIT_USAGE;
     }
-    if (strcmp(d->sandbox, "process") != 0 && strcmp(d->sandbox, "vm") != 0) {
+    if (d->sandbox && strcmp(d->sandbox, "process") != 0 && strcmp(d->sandbox, "vm") != 0) {
         nx_err("deploy: --sandbox %s: use process or vm", d->sandbox);
         return NX_EXIT_USAGE;
     }
@@ -216,7 +217,9 @@ static char *create_request(const struct deploy_opts *d, const char *name, const
                             size_t ziplen)
 {
     char *b64 = base64(zip, ziplen);
-    json_t *tags = json_pack("{s:s, s:s}", "nexus:mode", d->mode, "nexus:sandbox", d->sandbox);
+    json_t *tags = json_pack("{s:s}", "nexus:mode", d->mode);
+    if (d->sandbox) /* else nexusd's default: vm where real microVM guests run, else process */
+        json_object_set_new(tags, "nexus:sandbox", json_string(d->sandbox));
     if (d->buckets && *d->buckets)
         json_object_set_new(tags, "nexus:buckets", json_string(d->buckets));
     if (d->max_instances > 0) {
@@ -314,7 +317,7 @@ int cmd_deploy(int argc, char **argv)
     free(body);
     if (rc == NX_EXIT_OK) {
         printf("deployed %s: handler %s, %ld MB, %ld s, mode %s, sandbox %s, buckets %s\n", name, d.handler,
-               d.memory, d.timeout, d.mode, d.sandbox, d.buckets && *d.buckets ? d.buckets : "(none)");
+               d.memory, d.timeout, d.mode, d.sandbox ? d.sandbox : "nexusd default", d.buckets && *d.buckets ? d.buckets : "(none)");
         printf("  invoke it: nexus invoke %s --payload '{...}'\n", name);
     }
     return rc;

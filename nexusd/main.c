@@ -129,9 +129,15 @@ static int startup_checks(void)
 			nxd_info("sandbox driver %s: not built into this nexusd", drivers[i]);
 		else if (d->probe && !d->probe(why, sizeof why))
 			nxd_warn("sandbox driver %s: not usable on this machine: %s", d->name, *why ? why : "unknown reason");
-		else
+		else {
 			nxd_info("sandbox driver %s: available%s%s", d->name, *why ? " — " : "", why);
+			if (!strcmp(d->name, "vm"))
+				nxd_default_sandbox = "vm";
+		}
 	}
+	nxd_info("default sandbox: %s%s", nxd_default_sandbox,
+	         strcmp(nxd_default_sandbox, "vm") ? " (microVMs cannot run real guests here; see above)"
+	                                           : " (this machine runs real microVM guests)");
 	if (!*nxd_cfg.s3.access_key || !*nxd_cfg.s3.secret_key)
 		nxd_warn("AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY are not set: storage requests will be refused by S3");
 	if (!*nxd_cfg.s3.endpoint)

@@ -98,6 +98,7 @@ const char *nxd_fn_tag(const struct nxd_function *f, const char *key);
 /* The sandbox driver called name ("process", "vm"), or NULL when this
  * nexusd has none by that name. */
 const struct nx_sandbox_driver *nxd_sandbox_driver(const char *name);
+extern const char *nxd_default_sandbox;   /* "vm" where real guests run, else "process" */
 
 /* Where the per-function log lives. */
 void nxd_fn_log_path(const char *name, char *out, size_t cap);

@@ -24,6 +24,10 @@ static atomic_uint_fast64_t next_gen = 1;
  * and "nexus:sandbox": "vm" is refused with a clear message. */
 extern const struct nx_sandbox_driver nx_sandbox_vm __attribute__((weak));
 
+/* Where no "nexus:sandbox" tag says otherwise: "vm" when main.c's probe found
+ * that this machine runs real microVM guests, else "process". */
+const char *nxd_default_sandbox = "process";
+
 const struct nx_sandbox_driver *nxd_sandbox_driver(const char *name)
 {
 	if (!strcmp(name, nx_sandbox_process.name))
@@ -209,7 +213,9 @@ static int derive_tags(struct nxd_function *f, struct nxd_error *e)
 		return BAD(e, "tag nexus:mode must be 'nexus' or 'baseline', not '%.64s'", mode);
 
 	const char *sb = nxd_fn_tag(f, "nexus:sandbox");
-	f->driver = nxd_sandbox_driver(sb ? sb : "process");
+	/* Baseline mode runs only on the process driver for now (no tap networking
+	 * for microVMs yet), so an untagged baseline function does not follow a vm default. */
+	f->driver = nxd_sandbox_driver(sb ? sb : f->mode == NX_MODE_BASELINE ? "process" : nxd_default_sandbox);
 	if (!f->driver)
 		return BAD(e, "tag nexus:sandbox '%.64s' is not available in this nexusd (available: process%s)", sb,
 		           nxd_sandbox_driver("vm") ? ", vm" : "");

@@ -228,7 +228,7 @@ t_fake_deploy_invoke_logs() {
   touch "$fn/__pycache__/app.cpython-311.pyc" "$fn/.secret"
   local reqs=$NEXUS_HOME/state/requests.jsonl
   { expect_rc 0 "$NEXUS" deploy "$fn" --memory 256 --timeout 10 --buckets dep-in,dep-out --env A=1 --env B=x=y \
-        --mode baseline --max-instances 4 &&
+        --mode baseline --max-instances 4 --sandbox process &&
     expect_in "$OUT" "deployed myfunc: handler app.handler, 256 MB, 10 s, mode baseline" &&
     expect_in "$OUT" "created bucket s3://dep-in" &&
     json_check "$reqs" 'j["FunctionName"]=="myfunc" and j["Handler"]=="app.handler" and j["MemorySize"]==256 and j["Timeout"]==10 and j["Environment"]["Variables"]=={"A":"1","B":"x=y"} and j["Tags"]=={"nexus:mode":"baseline","nexus:sandbox":"process","nexus:buckets":"dep-in,dep-out","nexus:max-instances":"4"}' &&
@@ -238,7 +238,7 @@ t_fake_deploy_invoke_logs() {
     expect_rc 0 "$NEXUS" deploy "$fn" --name other --handler lib.nothere.main && expect_in "$ERR" "lib/nothere.py" && expect_in "$ERR" "Runtime.ImportModuleError" &&
     expect_rc 0 "$NEXUS" deploy "$fn" && expect_in "$OUT" "replaced the existing myfunc" &&
     tail -n 1 "$reqs" > "$WORK/last.json" &&
-    json_check "$WORK/last.json" 'j["MemorySize"]==128 and j["Timeout"]==3 and j["Tags"]=={"nexus:mode":"nexus","nexus:sandbox":"process"}' &&
+    json_check "$WORK/last.json" 'j["MemorySize"]==128 and j["Timeout"]==3 and j["Tags"]=={"nexus:mode":"nexus"}' &&
     expect_rc 0 "$NEXUS" invoke myfunc --payload '{"n": 42}' && json_check "$OUT" 'j=={"echo":{"n":42},"function":"myfunc"}' &&
     echo '{"from": "file"}' > "$WORK/ev.json" &&
     expect_rc 0 "$NEXUS" invoke myfunc --payload @"$WORK/ev.json" && expect_in "$OUT" '"from": "file"' &&
