@@ -316,6 +316,17 @@ static int replace(const char *name, struct nxd_function *f, bool new_code, stru
 	return 0;
 }
 
+/* An update that keeps the code: the function made from the edited `spec` (consumed) takes the
+ * place of `name`.  NULL with `e` set if the spec is invalid or the function is gone. */
+static struct nxd_function *replace_from_spec(const char *name, json_t *spec, struct nxd_error *e)
+{
+	struct nxd_function *f = reg_fn_from_spec(spec, e);
+	json_decref(spec);
+	if (!f || replace(name, f, false, e) < 0)
+		return NULL;
+	return f;
+}
+
 struct nxd_function *nxd_fn_update_code(const char *name, json_t *req, struct nxd_error *e)
 {
 	json_t *spec = current_spec(name, e);
@@ -352,11 +363,8 @@ struct nxd_function *nxd_fn_update_config(const char *name, json_t *req, struct 
 	nxd_uuid(rev);
 	json_object_set_new(spec, "LastModified", json_string(now));
 	json_object_set_new(spec, "RevisionId", json_string(rev));
-	struct nxd_function *f = reg_fn_from_spec(spec, e);
-	json_decref(spec);
+	struct nxd_function *f = replace_from_spec(name, spec, e);
 	if (!f)
-		return NULL;
-	if (replace(name, f, false, e) < 0)
 		return NULL;
 	nxd_info("function %s: configuration updated", name);
 	return f;
@@ -373,11 +381,8 @@ struct nxd_function *nxd_fn_update_tags(const char *name, json_t *set, const cha
 		json_object_update(tags, set);
 	for (size_t i = 0; i < nunset; i++)
 		json_object_del(tags, unset[i]);
-	struct nxd_function *f = reg_fn_from_spec(spec, e);
-	json_decref(spec);
+	struct nxd_function *f = replace_from_spec(name, spec, e);
 	if (!f)
-		return NULL;
-	if (replace(name, f, false, e) < 0)
 		return NULL;
 	nxd_info("function %s: tags updated", name);
 	return f;
