@@ -290,11 +290,11 @@ static json_t *current_spec(const char *name, struct nxd_error *e)
 	return spec;
 }
 
-/* Persists `f` and puts it in the place of the registered function `name` (the caller's reference
- * to f stays the caller's).  `new_code`: f brought its own code directory, which is removed if f
- * does not get in and which makes the previous version's obsolete; otherwise the previous version's
- * directory is obsolete only if the code changed meanwhile.  Returns 0, or -1 with `e` set and f
- * unreferenced. */
+/* Persists `f` and puts it in the place of the registered function `name`.  `new_code`: f brought
+ * its own code directory, which is removed if f does not get in and which makes the previous
+ * version's obsolete; otherwise the previous version's directory is obsolete only if the code
+ * changed meanwhile.  Returns 0 (the registry holds its own reference; the caller keeps its own),
+ * or -1 with `e` set and the caller's reference dropped. */
 static int replace(const char *name, struct nxd_function *f, bool new_code, struct nxd_error *e)
 {
 	pthread_mutex_lock(&reg_mu);
