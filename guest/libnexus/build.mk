@@ -5,7 +5,7 @@
 # sources statically with $(CFLAGS), sanitizers included.
 
 LIBNEXUS_SRCS := $(wildcard guest/libnexus/*.c) common/ring.c common/arena.c common/tlv.c
-LIBNEXUS_HDRS := guest/libnexus/libnexus.h guest/libnexus/transport.h include/nexus/channel.h \
+LIBNEXUS_HDRS := guest/libnexus/libnexus.h guest/libnexus/transport.h guest/libnexus/request_buf.h include/nexus/channel.h \
                  common/ring.h common/arena.h common/tlv.h
 LIBNEXUS_SO   := $(BUILD)/runtime/lib/libnexus.so
 LIBNEXUS_SO_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) \
