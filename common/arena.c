@@ -176,3 +176,10 @@ bool nx_arena_contains(const struct nx_arena *a, uint64_t off, uint64_t len)
 uint64_t nx_arena_used(const struct nx_arena *a) { return a->used; }
 uint64_t nx_arena_size(const struct nx_arena *a) { return a->size; }
 size_t nx_arena_live(const struct nx_arena *a) { return a->live; }
+
+void nx_arena_for_each_free(const struct nx_arena *a, void (*fn)(void *arg, uint64_t off, uint64_t len), void *arg)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (!a->seg[i].used)
+			fn(arg, a->seg[i].off, a->seg[i].size);
+}

@@ -35,6 +35,9 @@ int nx_arena_release(struct nx_arena *a, uint64_t off, uint64_t *len);
 /* True when [off, off+len) lies inside the arena (overflow-safe). */
 bool nx_arena_contains(const struct nx_arena *a, uint64_t off, uint64_t len);
 
+/* Call fn for every free range, in offset order (e.g. to give pages back). */
+void nx_arena_for_each_free(const struct nx_arena *a, void (*fn)(void *arg, uint64_t off, uint64_t len), void *arg);
+
 uint64_t nx_arena_used(const struct nx_arena *a);   /* bytes allocated */
 uint64_t nx_arena_size(const struct nx_arena *a);
 size_t   nx_arena_live(const struct nx_arena *a);   /* live allocations */

@@ -75,18 +75,40 @@ int chan_host_alloc(struct nx_chan *c, uint64_t len, uint64_t *off)
 	return r;
 }
 
-/* Free a host buffer; a large one gives its pages back to the system so an
- * idle instance's memory shrinks (the guest's mapping sees zero pages). */
+static void trim_range(void *arg, uint64_t off, uint64_t len)
+{
+	struct nx_chan *c = arg;
+	if (len < NX_CHAN_PUNCH_MIN)
+		return;
+	uint64_t start = (off + 4095) & ~(uint64_t)4095, end = (off + len) & ~(uint64_t)4095;
+	if (end > start && fallocate(c->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)start,
+	                             (off_t)(end - start)) == 0)
+		c->st_punched += end - start;
+}
+
+static void on_trim(void *arg)
+{
+	struct nx_chan *c = arg;
+	c->trim_timer = NULL;
+	nx_arena_for_each_free(c->host_arena, trim_range, c);
+}
+
+/* Free a host buffer.  Large free ranges give their pages back to the system
+ * (the guest's mapping then reads zero pages), but only once the channel has
+ * released no large buffer for NX_CHAN_TRIM_MS: an instance reading object
+ * after object reuses warm pages — first-touching fresh shared pages costs
+ * ~4-6 ms per MiB on this VM, more than the transfer itself (punching at
+ * every release made a 1 MiB get_object 2-4x slower) — while an idle
+ * instance's memory still shrinks. */
 int chan_host_free(struct nx_chan *c, uint64_t off)
 {
 	uint64_t len;
 	int r = nx_arena_release(c->host_arena, off, &len);
 	if (r < 0 || len < NX_CHAN_PUNCH_MIN)
 		return r;
-	uint64_t start = (off + 4095) & ~(uint64_t)4095, end = (off + len) & ~(uint64_t)4095;
-	if (end > start && fallocate(c->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)start,
-	                             (off_t)(end - start)) == 0)
-		c->st_punched += end - start;
+	if (c->trim_timer)
+		nx_timer_cancel(c->loop, c->trim_timer);
+	c->trim_timer = c->dead ? NULL : nx_loop_timer(c->loop, NX_CHAN_TRIM_MS, on_trim, c);
 	return 0;
 }
 
@@ -577,6 +599,10 @@ void nx_chan_reset(struct nx_chan *c)
 		nx_timer_cancel(c->loop, c->timer);
 		c->timer = NULL;
 	}
+	if (c->trim_timer) {
+		nx_timer_cancel(c->loop, c->trim_timer);
+		c->trim_timer = NULL;
+	}
 	c->bl_head = c->bl_len = 0;
 	c->n_inv = 0;
 	c->stalled = c->broken = false;
@@ -597,6 +623,10 @@ void nx_chan_destroy(struct nx_chan *c)
 	if (c->timer) {
 		nx_timer_cancel(c->loop, c->timer);
 		c->timer = NULL;
+	}
+	if (c->trim_timer) {
+		nx_timer_cancel(c->loop, c->trim_timer);
+		c->trim_timer = NULL;
 	}
 	if (c->fd_watched) {
 		nx_loop_del_fd(c->loop, c->kick_host);

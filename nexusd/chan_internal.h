@@ -62,6 +62,7 @@ struct nx_chan {
 	size_t n_inv;
 
 	struct nx_timer *timer;    /* backlog retry / drain continuation */
+	struct nx_timer *trim_timer; /* gives free host-arena pages back once quiet */
 	bool fd_watched;
 	bool stalled;              /* stopped popping because of MAX_OUTSTANDING */
 	bool broken, dead;

@@ -53,6 +53,7 @@ void nx_chan_reset(struct nx_chan *c);
 /* Thresholds (documented in chan.c). */
 #define NX_CHAN_INVALID_STREAK  64    /* invalid descriptors in a row -> violation */
 #define NX_CHAN_MAX_OUTSTANDING 256   /* in-flight ops + queued completions */
-#define NX_CHAN_PUNCH_MIN       (256u << 10) /* released host buffers this big give pages back */
+#define NX_CHAN_PUNCH_MIN       (256u << 10) /* free host ranges this big give pages back... */
+#define NX_CHAN_TRIM_MS         500u         /* ...once no large buffer was released for this long */
 
 #endif

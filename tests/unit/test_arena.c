@@ -115,6 +115,43 @@ static void test_unaligned_base(void **state)
 
 /* Random alloc/free against a shadow model: no overlap, every live block
  * inside the arena, releases accepted exactly for live starts. */
+struct free_list { uint64_t off[8], len[8]; int n; };
+
+static void collect_free(void *arg, uint64_t off, uint64_t len)
+{
+	struct free_list *f = arg;
+	assert_true(f->n < 8);
+	f->off[f->n] = off;
+	f->len[f->n++] = len;
+}
+
+/* nx_arena_for_each_free reports exactly the holes, in order (chan.c trims them). */
+static void test_for_each_free(void **state)
+{
+	(void)state;
+	struct nx_arena *a = nx_arena_new(4096, 4096);
+	uint64_t x, y, z;
+	assert_int_equal(nx_arena_alloc(a, 1024, &x), 0);
+	assert_int_equal(nx_arena_alloc(a, 1024, &y), 0);
+	assert_int_equal(nx_arena_alloc(a, 1024, &z), 0);
+	assert_int_equal(nx_arena_release(a, x, NULL), 0);
+	struct free_list f = {0};
+	nx_arena_for_each_free(a, collect_free, &f);
+	assert_int_equal(f.n, 2);
+	assert_int_equal(f.off[0], 4096);
+	assert_int_equal(f.len[0], 1024);
+	assert_int_equal(f.off[1], z + 1024);
+	assert_int_equal(f.len[1], 4096 - 3072);
+	assert_int_equal(nx_arena_release(a, y, NULL), 0);
+	assert_int_equal(nx_arena_release(a, z, NULL), 0);
+	f.n = 0;
+	nx_arena_for_each_free(a, collect_free, &f);
+	assert_int_equal(f.n, 1);   /* coalesced back into one hole */
+	assert_int_equal(f.off[0], 4096);
+	assert_int_equal(f.len[0], 4096);
+	nx_arena_destroy(a);
+}
+
 static void test_randomized(void **state)
 {
 	(void)state;
@@ -165,6 +202,7 @@ int main(void)
 		cmocka_unit_test(test_contains),
 		cmocka_unit_test(test_unaligned_base),
 		cmocka_unit_test(test_randomized),
+		cmocka_unit_test(test_for_each_free),
 	};
 	return cmocka_run_group_tests_name("arena", tests, NULL, NULL);
 }
