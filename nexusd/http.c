@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -276,11 +277,21 @@ int nxd_http_start(char *err, size_t errlen)
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
+	/* As many connections as the fd limit allows, keeping a quarter of it (at
+	 * least 256) for instances (memfd, eventfds, pidfd, log each), S3 sockets
+	 * and files.  A fixed 1024 let ~1400 load-generator connections leave
+	 * nexusd unreachable, even for /health, until idle ones timed out. */
+	struct rlimit nofile;
+	unsigned conn_limit = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY && nofile.rlim_cur > 1024) {
+		rlim_t reserve = nofile.rlim_cur / 4 > 256 ? nofile.rlim_cur / 4 : 256;
+		conn_limit = (unsigned)(nofile.rlim_cur - reserve > 65536 ? 65536 : nofile.rlim_cur - reserve);
+	}
 	daemon_ = MHD_start_daemon(flags, (uint16_t)nxd_cfg.listen_port, NULL, NULL, on_request, NULL,
 	                           MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 	                           MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 	                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-	                           MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+	                           MHD_OPTION_CONNECTION_LIMIT, conn_limit,
 	                           MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)900,
 	                           MHD_OPTION_END);
 	freeaddrinfo(ai);

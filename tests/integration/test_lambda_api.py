@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 import urllib.request
 import urllib.error
 
@@ -165,3 +166,27 @@ def test_logs_capture_print(node, lam, deploy):
     assert "hello-from-print v42" in logs
     assert "hello-from-logging" in logs
     assert "START RequestId" in logs and "END RequestId" in logs
+
+
+def test_many_idle_connections_do_not_lock_out_clients(node):
+    """1500 idle client connections (more than a fixed 1024-connection limit) must not stop nexusd
+    from answering a new client."""
+    import resource
+    import socket
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 1700
+    if hard < need:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {need}: cannot open enough client sockets here")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, need), hard))
+    host, port = node.ingress.split("//")[1].rsplit(":", 1)
+    socks = []
+    try:
+        for _ in range(1500):
+            socks.append(socket.create_connection((host, int(port)), timeout=10))
+        time.sleep(0.5)
+        with urllib.request.urlopen(f"{node.ingress}/health", timeout=15) as r:
+            assert r.status == 200
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
