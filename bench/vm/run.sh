@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 N=${1:-4000} B=${BUILD:-build}
 out=$(mktemp); trap 'rm -f "$out"' EXIT
-rig/run-l1 --timeout 900 \
+RIG_QEMU=${RIG_QEMU:-$PWD/tests/vm/qemu-l1.sh} rig/run-l1 --timeout 900 \
   --file "$B/bin/nexus-vmm:/rig/nexus-vmm" --file "$B/bin/guest-realhost:/rig/guest-realhost" \
   --file "$(readlink -f "$B/guest/vmlinux"):/rig/vmlinux" --file bench/vm/in-l1.sh:/rig/in-l1.sh \
   --file "$B/vm-tests/disk/tcp-pingpong:/rig/tcp-pingpong" --file "$(command -v ip || echo /usr/sbin/ip):/rig/ip" \

@@ -39,7 +39,9 @@ if [ "$tier" = hardware ]; then
   rc=${PIPESTATUS[0]}; rm -rf "$d"
 else
   echo "test-vm: no hardware KVM here: running the cases inside the nested rig (rig/run-l1), ~1-3 min"
-  rig/run-l1 --timeout "${TEST_VM_TIMEOUT:-900}" --mem 2048 \
+  # L1 (TCG) panics at boot under heavy load ("IO-APIC + timer doesn't work"): qemu-l1.sh adds
+  # no_timer_check to its command line (RIG_QEMU is run-l1's documented override).
+  RIG_QEMU=${RIG_QEMU:-$PWD/tests/vm/qemu-l1.sh} rig/run-l1 --timeout "${TEST_VM_TIMEOUT:-900}" --mem 2048 \
     --file "$B/bin/nexus-vmm:/rig/nexus-vmm" --file "$B/bin/guest-realhost:/rig/guest-realhost" \
     --file "$(readlink -f "$kernel"):/rig/vmlinux" --file tests/vm/in-l1.sh:/rig/in-l1.sh \
     --file "$B/bin/nexusd:/rig/nexusd" --file "$B/bin/nexus:/rig/nexus" --file "$B/runtime:/rig/runtime" \
