@@ -26,6 +26,12 @@ struct nx_transport {
 
 /* Process sandbox: region memfd + eventfds.  dup != 0 duplicates the fds
  * (the caller keeps its own); otherwise they are adopted. */
+/* Shared by the transports (transport_common.c).  wait_fd: poll fd for events,
+ * then consume its counter; 0, -ETIMEDOUT, -EPIPE, -ESTALE (POLLPRI) or -errno. */
+int  nx_transport_wait_fd(int fd, short events, int timeout_ms);
+/* Unmap the region, close every fd, reset *t. */
+void nx_transport_close_all(struct nx_transport *t);
+
 int nx_transport_eventfd_open(struct nx_transport *t, int region_fd, int kick_host_fd,
                               int kick_guest_fd, int dup);
 

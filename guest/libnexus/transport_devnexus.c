@@ -35,34 +35,9 @@ static int dev_kick(struct nx_transport *t)
 
 static int dev_wait(struct nx_transport *t, int timeout_ms)
 {
-	struct pollfd p = { .fd = t->fd[DEV], .events = POLLIN | POLLPRI };
-	int r;
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	if (r == 0)
-		return -ETIMEDOUT;
-	if (p.revents & (POLLERR | POLLNVAL))
-		return -EPIPE;
-	if (p.revents & POLLPRI)
-		return -ESTALE;   /* the region's generation changed (snapshot restore): re-attach */
-	uint64_t cnt;
-	if (read(t->fd[DEV], &cnt, sizeof cnt) < 0 && errno != EAGAIN && errno != EINTR)
-		return -errno;
-	return 0;
+	return nx_transport_wait_fd(t->fd[DEV], POLLIN | POLLPRI, timeout_ms);
 }
 
-static void dev_close(struct nx_transport *t)
-{
-	if (t->base)
-		munmap(t->base, t->size);
-	if (t->fd[DEV] >= 0)
-		close(t->fd[DEV]);
-	memset(t, 0, sizeof *t);
-	t->fd[0] = t->fd[1] = t->fd[2] = -1;
-}
 
 int nx_transport_devnexus_open(struct nx_transport *t, const char *path)
 {
@@ -70,24 +45,24 @@ int nx_transport_devnexus_open(struct nx_transport *t, const char *path)
 	t->fd[0] = t->fd[1] = t->fd[2] = -1;
 	t->kick = dev_kick;
 	t->wait = dev_wait;
-	t->close = dev_close;
+	t->close = nx_transport_close_all;
 	t->fd[DEV] = open(path ? path : NX_DEVNEXUS_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (t->fd[DEV] < 0)
 		return -errno;
 	struct nexus_dev_info info;
 	if (ioctl(t->fd[DEV], NEXUS_IOC_INFO, &info) < 0) {   /* also acknowledges the generation */
 		int e = -errno;
-		dev_close(t);
+		nx_transport_close_all(t);
 		return e;
 	}
 	if (info.region_size < NX_REGION_MIN || info.region_size > NX_REGION_MAX) {
-		dev_close(t);
+		nx_transport_close_all(t);
 		return -EINVAL;
 	}
 	void *p = mmap(NULL, (size_t)info.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd[DEV], 0);
 	if (p == MAP_FAILED) {
 		int e = -errno;
-		dev_close(t);
+		nx_transport_close_all(t);
 		return e;
 	}
 	t->base = p;

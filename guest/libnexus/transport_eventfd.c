@@ -35,33 +35,9 @@ static int efd_kick(struct nx_transport *t)
 
 static int efd_wait(struct nx_transport *t, int timeout_ms)
 {
-	struct pollfd p = { .fd = t->fd[KICK_GUEST], .events = POLLIN };
-	int r;
-	do
-		r = poll(&p, 1, timeout_ms);
-	while (r < 0 && errno == EINTR);
-	if (r < 0)
-		return -errno;
-	if (r == 0)
-		return -ETIMEDOUT;
-	if (p.revents & (POLLERR | POLLNVAL))
-		return -EPIPE;
-	uint64_t cnt;
-	if (read(t->fd[KICK_GUEST], &cnt, sizeof cnt) < 0 && errno != EAGAIN && errno != EINTR)
-		return -errno;
-	return 0;
+	return nx_transport_wait_fd(t->fd[KICK_GUEST], POLLIN, timeout_ms);
 }
 
-static void efd_close(struct nx_transport *t)
-{
-	if (t->base)
-		munmap(t->base, t->size);
-	for (int i = 0; i < 3; i++)
-		if (t->fd[i] >= 0)
-			close(t->fd[i]);
-	memset(t, 0, sizeof *t);
-	t->fd[0] = t->fd[1] = t->fd[2] = -1;
-}
 
 int nx_transport_eventfd_open(struct nx_transport *t, int region_fd, int kick_host_fd,
                               int kick_guest_fd, int dup)
@@ -71,33 +47,33 @@ int nx_transport_eventfd_open(struct nx_transport *t, int region_fd, int kick_ho
 	t->fd[0] = t->fd[1] = t->fd[2] = -1;
 	t->kick = efd_kick;
 	t->wait = efd_wait;
-	t->close = efd_close;
+	t->close = nx_transport_close_all;
 	for (int i = 0; i < 3; i++) {
 		if (in[i] < 0) {
-			efd_close(t);
+			nx_transport_close_all(t);
 			return -EBADF;
 		}
 		t->fd[i] = dup ? fcntl(in[i], F_DUPFD_CLOEXEC, 3) : in[i];
 		if (t->fd[i] < 0) {
 			int e = -errno;
-			efd_close(t);
+			nx_transport_close_all(t);
 			return e;
 		}
 	}
 	struct stat st;
 	if (fstat(t->fd[REGION], &st) < 0) {
 		int e = -errno;
-		efd_close(t);
+		nx_transport_close_all(t);
 		return e;
 	}
 	if (st.st_size < (off_t)NX_REGION_MIN || st.st_size > (off_t)NX_REGION_MAX) {
-		efd_close(t);
+		nx_transport_close_all(t);
 		return -EINVAL;
 	}
 	void *p = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, t->fd[REGION], 0);
 	if (p == MAP_FAILED) {
 		int e = -errno;
-		efd_close(t);
+		nx_transport_close_all(t);
 		return e;
 	}
 	t->base = p;
