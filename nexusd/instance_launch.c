@@ -180,22 +180,6 @@ static void on_init_timeout(void *arg)
 	im_inst_stop(in, "not ready within %u s of starting", INIT_TIMEOUT_MS / 1000);
 }
 
-/* The pid behind a pidfd, from /proc/self/fdinfo (0 when unknown). */
-static int pid_of_pidfd(int fd)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	int pid = 0;
-	while (fgets(buf, sizeof buf, f))
-		if (sscanf(buf, "Pid: %d", &pid) == 1)
-			break;
-	fclose(f);
-	return pid > 0 ? pid : 0;
-}
-
 /* A start that failed before the instance ran: fail what it was started for. */
 void im_start_failed(struct pool *p, const char *err)
 {
@@ -366,7 +350,7 @@ static void launch_done(void *arg)
 	}
 	in->exit_fd = in->driver->exit_fd(in->sb);
 	int r = nx_loop_add_fd(im_loop, in->exit_fd, EPOLLIN, on_exit_fd, in);
-	in->pid = pid_of_pidfd(in->exit_fd);
+	in->pid = nxd_pid_of_pidfd(in->exit_fd);
 	nxd_debug("instance %" PRIu64 " (%s) launched, pid %d", in->id, p->name, in->pid);
 	if (r < 0) {
 		/* Cannot notice its exit: stop it and release it at once. */

@@ -43,6 +43,7 @@
 #include "sandbox.h"
 #include "sandbox_process_priv.h"
 #include "sandbox_zygote.h"
+#include "util.h"
 
 #define ZYGOTE_INIT_MS  30000   /* zygote start to "R" (it imports the handler) */
 #define ZYGOTE_FORK_MS  5000    /* "F" to the child's "C" */
@@ -119,22 +120,6 @@ static ino_t pidns_of(pid_t pid)
 	struct stat st;
 	snprintf(path, sizeof path, "/proc/%d/ns/pid", (int)pid);
 	return stat(path, &st) == 0 ? st.st_ino : 0;
-}
-
-/* The pid behind a pidfd (0 when unknown). */
-static pid_t pid_of_pidfd(int fd)
-{
-	char path[64], buf[256];
-	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return 0;
-	int pid = 0;
-	while (fgets(buf, sizeof buf, f))
-		if (sscanf(buf, "Pid: %d", &pid) == 1)
-			break;
-	fclose(f);
-	return pid > 0 ? pid : 0;
 }
 
 static bool exited(int fd)
@@ -279,7 +264,7 @@ static struct zygote *zygote_spawn(const struct nx_sandbox_spec *spec, char *err
 	char buf[2048];
 	pid_t pid = 0;
 	ssize_t got = recv_msg(z, buf, sizeof buf - 1, &pid, ZYGOTE_INIT_MS);
-	pid_t expect = pid_of_pidfd(nx_sandbox_process.exit_fd(z->psb));
+	pid_t expect = nxd_pid_of_pidfd(nx_sandbox_process.exit_fd(z->psb));
 	if (got <= 0 || buf[0] != 'R' || pid <= 0 || pid != expect) {
 		snprintf(err, errlen, "the zygote did not come up: %s",
 		         got == 0 ? "it closed its socket" : got == -ESRCH ? "it exited (see the function's log)"

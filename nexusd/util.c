@@ -187,3 +187,18 @@ int nxd_valid_name(const char *name)
 	}
 	return n >= 1 && n <= 64;
 }
+
+int nxd_pid_of_pidfd(int fd)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return 0;
+	int pid = 0;
+	while (fgets(buf, sizeof buf, f))
+		if (sscanf(buf, "Pid: %d", &pid) == 1)
+			break;
+	fclose(f);
+	return pid > 0 ? pid : 0;
+}

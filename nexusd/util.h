@@ -39,4 +39,7 @@ int nxd_write_file_atomic(const char *path, const void *data, size_t len);
 /* Function names as Lambda accepts them: [A-Za-z0-9_-]{1,64}. */
 int nxd_valid_name(const char *name);
 
+/* The pid behind a pidfd, from /proc/self/fdinfo (0 when unknown). */
+int nxd_pid_of_pidfd(int fd);
+
 #endif
