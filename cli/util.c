@@ -1,6 +1,8 @@
 /* Small helpers: messages, allocation, files, numbers. */
 #include "nexus.h"
 
+#include "file_atomic.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -104,39 +106,14 @@ char *read_file(const char *path, size_t *len)
     return buf;
 }
 
-/* Writes through a temporary file and renames, so readers never see half a file. */
+/* Writes through a temporary file and renames (common/file_atomic.c); -1 with errno set on failure. */
 int write_file(const char *path, const void *buf, size_t len, mode_t mode)
 {
-    char *tmp = xasprintf("%s.tmp.%d", path, (int)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) {
-        free(tmp);
+    int rc = nx_write_file_atomic(path, buf, len, mode, false);
+    if (rc < 0) {
+        errno = -rc;
         return -1;
     }
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t w = write(fd, p, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            free(tmp);
-            errno = e;
-            return -1;
-        }
-        p += w;
-        len -= (size_t)w;
-    }
-    if (close(fd) < 0 || rename(tmp, path) < 0) {
-        int e = errno;
-        unlink(tmp);
-        free(tmp);
-        errno = e;
-        return -1;
-    }
-    free(tmp);
     return 0;
 }
 

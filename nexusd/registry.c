@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "codezip.h"
+#include "file_atomic.h"
 #include "config.h"
 #include "util.h"
 
@@ -61,7 +62,7 @@ static int persist(const struct nxd_function *f, struct nxd_error *e)
 		return reg_fail(e, 500, "ServiceException", "out of memory");
 	char path[4200];
 	spec_path(f->name, path, sizeof path);
-	int r = nxd_write_file_atomic(path, text, strlen(text));
+	int r = nx_write_file_atomic(path, text, strlen(text), 0600, true);
 	free(text);
 	if (r < 0)
 		return reg_fail(e, 500, "ServiceException", "cannot save function: %s: %s", path, strerror(-r));

@@ -33,8 +33,6 @@ void nxd_lambda_time(char *out, size_t cap);
 int nxd_mkdir_p(const char *path);
 /* rm -rf without following symlinks. Returns 0 or -errno. */
 int nxd_rm_rf(const char *path);
-/* Write a whole file atomically (tmp + fsync + rename). Returns 0 or -errno. */
-int nxd_write_file_atomic(const char *path, const void *data, size_t len);
 
 /* Function names as Lambda accepts them: [A-Za-z0-9_-]{1,64}. */
 int nxd_valid_name(const char *name);
