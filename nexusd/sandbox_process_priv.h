@@ -6,6 +6,7 @@
 #ifndef NEXUSD_SANDBOX_PROCESS_PRIV_H
 #define NEXUSD_SANDBOX_PROCESS_PRIV_H
 
+#include <limits.h>
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
@@ -15,6 +16,43 @@
 /* Diagnostics: nexusd's logger when linked into nexusd, stderr otherwise
  * (the driver's own test program).  level: 0 error, 1 warn, 2 info, 3 debug. */
 void sbp_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- the child, from clone to execve (sandbox_process_child.c) ---------- */
+
+#define SBP_NDEV 5
+
+/* The device nodes and symlinks of the sandbox's /dev. */
+struct sbp_dev_node { const char *name; unsigned major, minor; };
+struct sbp_dev_link { const char *name, *target; };
+extern const struct sbp_dev_node sbp_dev_nodes[SBP_NDEV];
+extern const struct sbp_dev_link sbp_dev_links[SBP_NDEV];
+
+/* Everything the child needs, prepared by the parent (the child must not
+ * allocate); the child writes `failed`/`err` before it dies on an error. */
+struct sbp_child_ctx {
+	int region_fd, kick_host_fd, kick_guest_fd, log_fd;
+	int userns_fd;                  /* the prepared user namespace */
+	int netns_fd;                   /* baseline: the prepared net namespace, else -1 */
+	int cg_fds[3];                  /* cgroup.procs of each hierarchy, or -1 */
+	const char *const *argv;
+	char *const *envp;
+	const struct sock_fprog *prog;
+	char root[PATH_MAX], code[PATH_MAX], runtime[PATH_MAX];
+	char m_task[PATH_MAX], m_opt[PATH_MAX], m_tmp[PATH_MAX], m_dev[PATH_MAX], m_proc[PATH_MAX];
+	char dev_nodes[SBP_NDEV][PATH_MAX];   /* absolute host paths of the nodes and links */
+	char dev_links[SBP_NDEV][PATH_MAX];
+	char tmp_opts[64];
+	volatile int failed;
+	char err[600];
+	size_t errn;
+};
+
+/* clone() entry of the sandbox's init (arg: struct sbp_child_ctx): builds the
+ * sandbox and execs the function's command; never returns on success. */
+int sbp_child_main(void *arg);
+/* clone() entry that exits at once: its namespaces outlive it while it is an
+ * unreaped zombie, long enough to write its id maps and open them. */
+int sbp_userns_helper(void *arg);
 
 /* ---- cgroups (sandbox_process_cgroup.c) ------------------------------- */
 
