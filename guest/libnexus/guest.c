@@ -3,6 +3,15 @@
  * The guest side of one channel: attach (map, check the header), post
  * requests, match completions to waiters, queue invocations, release host
  * buffers.  The concurrency model is described in libnexus.h.
+ *
+ * Re-attach: after a microVM snapshot restore the region is a fresh one with
+ * a different header generation, mapped where the old one was (same guest-
+ * physical address, so the same mapping here).  Whoever notices first — the
+ * transport's wait (/dev/nexus: ESTALE/POLLPRI) or a post that finds the
+ * header's generation changed — re-reads the header, resets the ring
+ * pointers and the guest arena, fails requests that were in flight with
+ * -ESTALE (their buffers belonged to the old region), drops queued
+ * invocations, and posts READY again (as the pending READY, if one waits).
  */
 #include "libnexus.h"
 #include "request_buf.h"
@@ -12,6 +21,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,6 +39,7 @@ struct pending {
 	uint16_t opcode;
 	uint64_t tag;
 	bool done;
+	int err;                     /* -ESTALE: the region changed under the request */
 	struct nx_desc d;
 	struct pending *next;
 };
@@ -41,6 +52,10 @@ struct nx_guest {
 	uint64_t host_off, host_size;
 	uint64_t generation;
 	uint64_t spin_ns;
+	char runtime[64];            /* the last READY's RUNTIME, re-sent on re-attach */
+	uint64_t reready_tag;        /* the re-attach READY: its args buffer */
+	uint64_t reready_args;
+	uint64_t reattaches;
 	bool spin_yield;
 
 	pthread_mutex_t lock;        /* tx ring, arena, pending list, invq */
@@ -95,6 +110,30 @@ static int check_header(const struct nx_region_hdr *h, uint64_t mapped)
 	return 0;
 }
 
+/* Adopt a checked header's layout: rings, host arena, a fresh guest arena. */
+static int use_layout(struct nx_guest *g, const struct nx_region_hdr *h)
+{
+	struct nx_arena *a = nx_arena_new(h->guest_arena_off, h->guest_arena_size);
+	if (!a)
+		return -ENOMEM;
+	if (g->arena)
+		nx_arena_destroy(g->arena);
+	g->arena = a;
+	g->tx = (struct nx_ring *)((char *)g->tp.base + h->to_host_ring_off);
+	g->rx = (struct nx_ring *)((char *)g->tp.base + h->to_guest_ring_off);
+	g->host_off = h->host_arena_off;
+	g->host_size = h->host_arena_size;
+	g->generation = h->generation;
+	return 0;
+}
+
+/* The header's generation as the host wrote it now (read each time). */
+static uint64_t region_generation(const struct nx_guest *g)
+{
+	const struct nx_region_hdr *h = g->tp.base;
+	return __atomic_load_n(&h->generation, __ATOMIC_ACQUIRE);
+}
+
 static int attach(struct nx_guest **out, struct nx_transport *tp)
 {
 	struct nx_guest *g = calloc(1, sizeof *g);
@@ -109,16 +148,9 @@ static int attach(struct nx_guest **out, struct nx_transport *tp)
 	int r = check_header(&h, g->tp.size);
 	if (r < 0)
 		goto fail;
-	g->tx = (struct nx_ring *)((char *)g->tp.base + h.to_host_ring_off);
-	g->rx = (struct nx_ring *)((char *)g->tp.base + h.to_guest_ring_off);
-	g->host_off = h.host_arena_off;
-	g->host_size = h.host_arena_size;
-	g->generation = h.generation;
-	g->arena = nx_arena_new(h.guest_arena_off, h.guest_arena_size);
-	if (!g->arena) {
-		r = -ENOMEM;
+	r = use_layout(g, &h);
+	if (r < 0)
 		goto fail;
-	}
 	g->spin_ns = 50000;
 	const char *s = getenv("NEXUS_SPIN_US");
 	if (s && *s)
@@ -165,15 +197,29 @@ void nx_detach(struct nx_guest *g)
 
 void *nx_region_base(const struct nx_guest *g) { return g->tp.base; }
 uint64_t nx_region_size(const struct nx_guest *g) { return g->tp.size; }
-uint64_t nx_generation(const struct nx_guest *g) { return g->generation; }
+/* Written under the lock, read without it (a word: atomic). */
+uint64_t nx_generation(const struct nx_guest *g) { return __atomic_load_n(&g->generation, __ATOMIC_RELAXED); }
+uint64_t nx_reattach_count(const struct nx_guest *g) { return __atomic_load_n(&g->reattaches, __ATOMIC_RELAXED); }
 
 /* ------------------------------------------------------------ posting */
 
 /* Lock held.  Push one descriptor, waiting for room if the host lags. */
+static int reattach_locked(struct nx_guest *g);
+
 static int post_locked(struct nx_guest *g, const struct nx_desc *d)
 {
 	if (g->broken)
 		return -EPROTO;
+	/* Never post into a region we have not attached to (after a restore the
+	 * host of the fresh region would take our old offsets for violations). */
+	if (region_generation(g) != g->generation) {
+		int r = reattach_locked(g);
+		if (r < 0)
+			return r;
+		/* d names buffers of the old region: a RELEASE has nothing left to
+		 * give back, a READY was just re-sent, anything else is void. */
+		return d->opcode == NX_OP_RELEASE || d->opcode == NX_OP_READY ? 0 : -ESTALE;
+	}
 	for (unsigned tries = 0;; tries++) {
 		int r = nx_ring_push(g->tx, d);
 		if (r == 0)
@@ -211,6 +257,10 @@ int nx_release(struct nx_guest *g, uint64_t off)
 static void dispatch_locked(struct nx_guest *g, const struct nx_desc *d)
 {
 	if (d->flags & NX_F_COMPLETION) {
+		if (d->opcode == NX_OP_READY && g->reready_args && d->tag == g->reready_tag) {
+			nx_arena_release(g->arena, g->reready_args, NULL);
+			g->reready_args = 0;
+		}
 		for (struct pending *p = g->pending; p; p = p->next) {
 			if (!p->done && p->tag == d->tag && p->opcode == d->opcode) {
 				p->d = *d;
@@ -235,6 +285,55 @@ static void dispatch_locked(struct nx_guest *g, const struct nx_desc *d)
 	g->broken = true;
 }
 
+/* Lock held.  The region's generation changed: adopt the fresh region (see
+ * the top of this file).  Idempotent: nothing to do if already attached. */
+static int reattach_locked(struct nx_guest *g)
+{
+	uint64_t gen = region_generation(g);
+	if (gen == g->generation)
+		return 0;
+	int r = g->tp.reattach ? g->tp.reattach(&g->tp) : 0;
+	struct nx_region_hdr h;
+	memcpy(&h, g->tp.base, sizeof h);
+	if (r == 0)
+		r = check_header(&h, g->tp.size);
+	if (r == 0)
+		r = use_layout(g, &h);
+	if (r < 0) {
+		g->broken = true;
+		return r;
+	}
+	g->reattaches++;
+	g->invq_len = 0;              /* invocations of the old region */
+	g->reready_args = 0;          /* lived in the old arena */
+	uint64_t ready_tag = 0;
+	for (struct pending *p = g->pending; p; p = p->next) {
+		if (p->done)
+			continue;
+		if (p->opcode == NX_OP_READY && !ready_tag) {
+			ready_tag = p->tag;   /* the re-sent READY answers it */
+			continue;
+		}
+		p->done = true;
+		p->err = -ESTALE;
+	}
+	if (!g->runtime[0])
+		return 0;                 /* never said READY: the runtime will */
+	uint8_t a[128];
+	size_t pos = 0;
+	uint64_t off;
+	if (nx_tlv_put(a, sizeof a, &pos, NX_ARG_RUNTIME, g->runtime, strlen(g->runtime)) < 0 ||
+	    nx_arena_alloc(g->arena, pos, &off) < 0) {
+		g->broken = true;
+		return -ENOMEM;
+	}
+	memcpy((char *)g->tp.base + off, a, pos);
+	g->reready_tag = ready_tag ? ready_tag : g->next_tag++;
+	g->reready_args = off;
+	struct nx_desc d = { .opcode = NX_OP_READY, .tag = g->reready_tag, .buf = { { off, pos } } };
+	return post_locked(g, &d);
+}
+
 /* Become the poller for one round: drain the to-guest ring (without the lock),
  * spinning and then sleeping when it is empty, until something arrives or the
  * deadline (0 = none) passes.  Lock held on entry and exit. */
@@ -242,6 +341,7 @@ static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
 {
 	struct nx_desc d[DRAIN_BATCH];
 	int n = 0, r = 0;
+	uint64_t gen0 = g->generation;
 	g->polling = true;
 	pthread_mutex_unlock(&g->lock);
 
@@ -277,6 +377,10 @@ static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
 			ms = (int)((deadline - t + 999999) / 1000000);
 		}
 		r = g->tp.wait(&g->tp, ms);
+		if (r == -ESTALE || region_generation(g) != gen0) {
+			r = -ESTALE;          /* re-attach, under the lock */
+			break;
+		}
 		if (r == -ETIMEDOUT)
 			continue; /* re-check the ring once more, then the deadline */
 		if (r < 0)
@@ -285,15 +389,21 @@ static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
 		spin_until = now_ns() + g->spin_ns;
 	}
 
-	/* Here r is 0, -ETIMEDOUT, -EPROTO or a doorbell error. */
+	/* Here r is 0, -ETIMEDOUT, -ESTALE, -EPROTO or a doorbell error. */
 	pthread_mutex_lock(&g->lock);
+	if (r == -ESTALE || region_generation(g) != g->generation) {
+		int e = reattach_locked(g);
+		r = e < 0 ? e : 0;
+	}
+	if (g->generation != gen0)
+		n = 0;                    /* drained from the old region: void now */
 	if (r < 0 && r != -ETIMEDOUT)
 		g->broken = true;
 	for (int i = 0; i < n; i++)
 		dispatch_locked(g, &d[i]);
 	g->polling = false;
 	pthread_cond_broadcast(&g->cv);
-	return n ? 0 : r;
+	return n || g->generation != gen0 ? 0 : r;
 }
 
 /* Lock held.  Wait until *flag is true (flag == NULL: an invocation is
@@ -355,11 +465,14 @@ static void fill_reply(struct nx_guest *g, const struct nx_desc *d, struct nx_re
 	}
 }
 
-/* Post d (tag assigned here) and wait for its completion. */
-static int roundtrip(struct nx_guest *g, struct nx_desc *d, struct nx_reply *out)
+/* Post d (tag assigned here) and wait for its completion.  -ESTALE: the
+ * region changed meanwhile, so d's guest-arena buffers are gone with it
+ * (the caller must not free them); a READY is answered anyway (re-sent). */
+static int roundtrip(struct nx_guest *g, struct nx_desc *d, struct nx_reply *out, bool *old_region)
 {
 	struct pending p = { .opcode = d->opcode };
 	pthread_mutex_lock(&g->lock);
+	uint64_t gen = g->generation;
 	if (d->opcode == NX_OP_INVOKE_DONE) {
 		p.tag = d->tag;
 	} else {
@@ -370,6 +483,10 @@ static int roundtrip(struct nx_guest *g, struct nx_desc *d, struct nx_reply *out
 	int r = post_locked(g, d);
 	if (r == 0)
 		r = wait_locked(g, &p.done, 0);
+	if (r == 0 && p.err)
+		r = p.err;
+	if (old_region)
+		*old_region = g->generation != gen;
 	for (struct pending **pp = &g->pending; *pp; pp = &(*pp)->next) {
 		if (*pp == &p) {
 			*pp = p.next;
@@ -424,8 +541,9 @@ int request_buf_copy(struct nx_guest *g, const void *data, size_t len, uint64_t 
 
 void request_buf_done(struct nx_guest *g, uint64_t off, int r)
 {
-	/* After a broken channel the host may still read it: leak rather than reuse. */
-	if (off && r != -EPROTO)
+	/* After a broken channel the host may still read it: leak rather than reuse.
+	 * After a re-attach (-ESTALE) it belonged to the old region's arena. */
+	if (off && r != -EPROTO && r != -ESTALE)
 		nx_free(g, off);
 }
 
@@ -443,8 +561,9 @@ int nx_call(struct nx_guest *g, uint16_t opcode, const void *args, size_t args_l
 		d.buf[0] = (struct nx_buf){ aoff, args_len };
 	if (body_len)
 		d.buf[1] = (struct nx_buf){ body_off, body_len };
-	r = roundtrip(g, &d, out);
-	request_buf_done(g, aoff, r);
+	bool old = false;
+	r = roundtrip(g, &d, out, &old);
+	request_buf_done(g, aoff, old ? -ESTALE : r);
 	return r;
 }
 
@@ -452,7 +571,7 @@ int nx_nop(struct nx_guest *g)
 {
 	struct nx_desc d = { .opcode = NX_OP_NOP };
 	struct nx_reply rep;
-	int r = roundtrip(g, &d, &rep);
+	int r = roundtrip(g, &d, &rep, NULL);
 	if (r == 0) {
 		nx_reply_release(g, &rep);
 		if (rep.status != NX_S_OK)
@@ -465,8 +584,12 @@ int nx_ready(struct nx_guest *g, const char *runtime, struct nx_reply *out)
 {
 	uint8_t a[256];
 	size_t pos = 0;
-	if (nx_tlv_put(a, sizeof a, &pos, NX_ARG_RUNTIME, runtime, strlen(runtime)) < 0)
+	if (strlen(runtime) >= sizeof g->runtime ||
+	    nx_tlv_put(a, sizeof a, &pos, NX_ARG_RUNTIME, runtime, strlen(runtime)) < 0)
 		return -E2BIG;
+	pthread_mutex_lock(&g->lock);
+	snprintf(g->runtime, sizeof g->runtime, "%s", runtime);
+	pthread_mutex_unlock(&g->lock);
 	return nx_call(g, NX_OP_READY, a, pos, 0, 0, out);
 }
 
@@ -508,8 +631,9 @@ int nx_invoke_done(struct nx_guest *g, uint64_t tag, uint32_t status, const void
 		return r;
 	if (len)
 		d.buf[1] = (struct nx_buf){ off, len };
-	r = roundtrip(g, &d, NULL);
-	request_buf_done(g, off, r);
+	bool old = false;
+	r = roundtrip(g, &d, NULL, &old);
+	request_buf_done(g, off, old ? -ESTALE : r);
 	return r;
 }
 

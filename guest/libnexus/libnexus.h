@@ -22,6 +22,7 @@
  *
  * Errors: functions return 0 or a negative errno for local failures
  * (-ENOSPC guest arena full, -E2BIG argument too long, -EPROTO channel broken,
+ * -ESTALE the region was replaced under the request (snapshot restore),
  * -ETIMEDOUT, -EINVAL).  A request that reached the host returns 0 and the
  * host's verdict in reply->status (enum nx_status); on error reply->meta is a
  * JSON object {"Code", "Message", "HTTPStatusCode"}.
@@ -81,6 +82,11 @@ NX_API void nx_detach(struct nx_guest *g);
 NX_API void *nx_region_base(const struct nx_guest *g);
 NX_API uint64_t nx_region_size(const struct nx_guest *g);
 NX_API uint64_t nx_generation(const struct nx_guest *g);
+/* How often the channel re-attached to a fresh region (snapshot restore: the
+ * header's generation changed).  Re-attaching is automatic: requests in flight
+ * fail with -ESTALE (do not free or release their buffers: they belonged to
+ * the old region), queued invocations are dropped and READY is sent again. */
+NX_API uint64_t nx_reattach_count(const struct nx_guest *g);
 
 /* ------------------------------------------------------------- requests */
 

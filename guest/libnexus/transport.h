@@ -21,6 +21,10 @@ struct nx_transport {
 	/* Block until the host rings ours (or timeout_ms, < 0 = forever).
 	 * Returns 0 when woken (possibly spuriously), -ETIMEDOUT, or -errno. */
 	int  (*wait)(struct nx_transport *t, int timeout_ms);
+	/* The region's generation changed under us (snapshot restore: same mapping,
+	 * fresh contents): acknowledge it and check the mapping still covers the
+	 * whole region.  0 or -errno (then the channel is broken). */
+	int  (*reattach)(struct nx_transport *t);
 	void (*close)(struct nx_transport *t);
 };
 

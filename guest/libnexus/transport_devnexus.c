@@ -38,6 +38,16 @@ static int dev_wait(struct nx_transport *t, int timeout_ms)
 	return nx_transport_wait_fd(t->fd[DEV], POLLIN | POLLPRI, timeout_ms);
 }
 
+/* Restore gave the device a fresh region at the same guest-physical address,
+ * so our mapping stays valid; NEXUS_IOC_INFO acknowledges the new generation
+ * (no more ESTALE/POLLPRI) and tells its size, which must not have changed. */
+static int dev_reattach(struct nx_transport *t)
+{
+	struct nexus_dev_info info;
+	if (ioctl(t->fd[DEV], NEXUS_IOC_INFO, &info) < 0)
+		return -errno;
+	return info.region_size == t->size ? 0 : -EPROTO;
+}
 
 int nx_transport_devnexus_open(struct nx_transport *t, const char *path)
 {
@@ -45,6 +55,7 @@ int nx_transport_devnexus_open(struct nx_transport *t, const char *path)
 	t->fd[0] = t->fd[1] = t->fd[2] = -1;
 	t->kick = dev_kick;
 	t->wait = dev_wait;
+	t->reattach = dev_reattach;
 	t->close = nx_transport_close_all;
 	t->fd[DEV] = open(path ? path : NX_DEVNEXUS_PATH, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 	if (t->fd[DEV] < 0)

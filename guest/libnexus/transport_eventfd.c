@@ -38,6 +38,15 @@ static int efd_wait(struct nx_transport *t, int timeout_ms)
 	return nx_transport_wait_fd(t->fd[KICK_GUEST], POLLIN, timeout_ms);
 }
 
+/* A host that reset the region in place (tests: fakehost_new_generation) keeps
+ * the same memfd: nothing to acknowledge, only the size must be unchanged. */
+static int efd_reattach(struct nx_transport *t)
+{
+	struct stat st;
+	if (fstat(t->fd[REGION], &st) < 0)
+		return -errno;
+	return (uint64_t)st.st_size == t->size ? 0 : -EPROTO;
+}
 
 int nx_transport_eventfd_open(struct nx_transport *t, int region_fd, int kick_host_fd,
                               int kick_guest_fd, int dup)
@@ -47,6 +56,7 @@ int nx_transport_eventfd_open(struct nx_transport *t, int region_fd, int kick_ho
 	t->fd[0] = t->fd[1] = t->fd[2] = -1;
 	t->kick = efd_kick;
 	t->wait = efd_wait;
+	t->reattach = efd_reattach;
 	t->close = nx_transport_close_all;
 	for (int i = 0; i < 3; i++) {
 		if (in[i] < 0) {

@@ -47,7 +47,7 @@ struct fakehost {
 	pthread_cond_t cv;
 	bool stop, paused, broken;
 	unsigned violations;
-	uint64_t releases;
+	uint64_t releases, readies;
 	struct obj objs[MAX_OBJS];
 	struct done done[MAX_DONE];
 };
@@ -228,6 +228,7 @@ static void handle_locked(struct fakehost *h, const struct nx_desc *d)
 		return;
 	}
 	if (d->opcode == NX_OP_READY) {
+		h->readies++;
 		complete_locked(h, d, NX_S_OK, "{\"function_name\":\"c-fn\",\"handler\":\"app.handler\",\"memory_mb\":128}",
 		                NULL, 0);
 	} else if (d->opcode == NX_OP_INVOKE_DONE) {
@@ -437,4 +438,28 @@ void fakehost_break_ring(struct fakehost *h)
 	if (write(h->kick_guest, &one, sizeof one) < 0)
 		perror("fakehost: kick");
 	pthread_mutex_unlock(&h->lock);
+}
+
+void fakehost_new_generation(struct fakehost *h)
+{
+	pthread_mutex_lock(&h->lock);
+	memset(h->base + NX_HDR_SIZE, 0, h->size - NX_HDR_SIZE);
+	nx_ring_init(h->rx);
+	nx_ring_init(h->tx);
+	nx_arena_destroy(h->arena);
+	h->arena = nx_arena_new(h->hdr.host_arena_off, h->hdr.host_arena_size);
+	h->hdr.generation++;
+	memcpy(h->base, &h->hdr, sizeof h->hdr);
+	uint64_t one = 1;
+	if (write(h->kick_guest, &one, sizeof one) < 0)
+		perror("fakehost: kick");
+	pthread_mutex_unlock(&h->lock);
+}
+
+uint64_t fakehost_readies(struct fakehost *h)
+{
+	pthread_mutex_lock(&h->lock);
+	uint64_t v = h->readies;
+	pthread_mutex_unlock(&h->lock);
+	return v;
 }

@@ -31,6 +31,11 @@ int fakehost_wait_done(struct fakehost *h, uint64_t tag, char *buf, size_t *len,
 size_t fakehost_live_buffers(struct fakehost *h);  /* host-arena allocations not yet released */
 unsigned fakehost_violations(struct fakehost *h);
 uint64_t fakehost_releases(struct fakehost *h);
+/* What a snapshot restore does to the guest: the region's contents become a
+ * fresh region's (rings and arenas reset, generation + 1) under the same
+ * mapping, the host forgets every buffer, and the guest is kicked once. */
+void fakehost_new_generation(struct fakehost *h);
+uint64_t fakehost_readies(struct fakehost *h);     /* READY requests served */
 /* Corrupt the to-guest ring's head (a broken host). */
 void fakehost_break_ring(struct fakehost *h);
 

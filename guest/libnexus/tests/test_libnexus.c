@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,13 +339,98 @@ static void bench_nop(void)
 	fakehost_destroy(h);
 }
 
+/* A snapshot restore as the guest sees it: the region's contents are replaced
+ * by a fresh region (generation + 1) under the same mapping. */
+struct regen { struct fakehost *h; int delay_ms; bool invoke; };
+
+static void *regen_later(void *arg)
+{
+	struct regen *rg = arg;
+	usleep((useconds_t)rg->delay_ms * 1000);
+	uint64_t before = fakehost_readies(rg->h);
+	fakehost_new_generation(rg->h);
+	for (int i = 0; i < 2000 && fakehost_readies(rg->h) == before; i++)
+		usleep(1000);
+	if (rg->invoke)
+		fakehost_invoke(rg->h, 200, "{\"after\":\"restore\"}", "{}");
+	return NULL;
+}
+
+struct nop_arg { struct nx_guest *g; int rc; };
+static void *nop_once(void *arg)
+{
+	struct nop_arg *na = arg;
+	na->rc = nx_nop(na->g);
+	return NULL;
+}
+
+static void test_reattach(void)
+{
+	struct fakehost *h = fakehost_new(8u << 20);
+	struct nx_guest *g = attach(h);
+	if (!g)
+		return;
+	struct nx_reply rep;
+	CHECK(nx_ready(g, "c-test", &rep) == 0 && rep.status == NX_S_OK, "READY");
+	nx_reply_release(g, &rep);
+	CHECK(nx_generation(g) == 7 && nx_reattach_count(g) == 0, "generation %lu", (unsigned long)nx_generation(g));
+
+	/* 1. Blocked waiting for an invocation: wakes, re-attaches, says READY
+	 *    again, and the next invocation comes from the fresh region. */
+	pthread_t t;
+	struct regen rg = { h, 50, true };
+	pthread_create(&t, NULL, regen_later, &rg);
+	struct nx_invocation inv;
+	int rc = nx_next_invocation(g, &inv, 5000);
+	pthread_join(t, NULL);
+	CHECK(rc == 0 && inv.tag == 200, "invocation after re-attach: %d tag %lu", rc, (unsigned long)inv.tag);
+	CHECK(nx_generation(g) == 8 && nx_reattach_count(g) == 1, "re-attached to generation %lu (%lu times)",
+	      (unsigned long)nx_generation(g), (unsigned long)nx_reattach_count(g));
+	CHECK(fakehost_readies(h) == 2, "READY sent again (%lu)", (unsigned long)fakehost_readies(h));
+	if (rc == 0) {
+		CHECK(inv.event_len == 19 && !memcmp(inv.event, "{\"after\":\"restore\"}", 19), "event of the fresh region");
+		nx_invocation_release(g, &inv);
+		CHECK(nx_invoke_done(g, 200, NX_S_OK, "1", 1) == 0, "INVOKE_DONE after re-attach");
+		char buf[8];
+		size_t len = sizeof buf;
+		CHECK(fakehost_wait_done(h, 200, buf, &len, 2000) == NX_S_OK && len == 1, "host got the result");
+	}
+
+	/* 2. A request in flight when the region changes fails with -ESTALE. */
+	fakehost_pause(h, true);
+	struct nop_arg na = { g, 1 };
+	pthread_create(&t, NULL, nop_once, &na);
+	usleep(50000);
+	fakehost_new_generation(h);    /* the NOP vanishes with the old region */
+	fakehost_pause(h, false);
+	pthread_join(t, NULL);
+	for (int i = 0; i < 2000 && fakehost_readies(h) < 3; i++)
+		usleep(1000);
+	CHECK(na.rc == -ESTALE, "request in flight across the change: %d", na.rc);
+	CHECK(nx_generation(g) == 9, "generation %lu", (unsigned long)nx_generation(g));
+
+	/* 3. Noticed by a post (nobody was waiting): that request is void, the next works. */
+	uint64_t readies = fakehost_readies(h);
+	fakehost_new_generation(h);
+	CHECK(nx_nop(g) == -ESTALE, "first request after an unnoticed change is void");
+	CHECK(nx_nop(g) == 0, "the channel works on the fresh region");
+	CHECK(nx_generation(g) == 10 && fakehost_readies(h) == readies + 1, "generation %lu, READY again",
+	      (unsigned long)nx_generation(g));
+	usleep(20000);
+	CHECK(fakehost_violations(h) == 0, "the fresh host saw no violation (%u)", fakehost_violations(h));
+	CHECK(fakehost_live_buffers(h) == 0, "no host buffer left (%zu)", fakehost_live_buffers(h));
+	nx_detach(g);
+	fakehost_destroy(h);
+}
+
 int main(void)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	struct { const char *name; void (*fn)(void); } tests[] = {
 		{ "attach_checks", test_attach_checks }, { "requests", test_requests },
 		{ "invocations", test_invocations }, { "threads_and_full_ring", test_threads_and_full_ring },
-		{ "broken_host", test_broken_host }, { "meta_field", test_meta_field }, { "bench_nop", bench_nop },
+		{ "broken_host", test_broken_host }, { "meta_field", test_meta_field }, { "reattach", test_reattach },
+		{ "bench_nop", bench_nop },
 	};
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
 		int f = failed;

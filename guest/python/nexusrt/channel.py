@@ -9,6 +9,12 @@ memoryviews over the shared region.  Each one is a slice of a ctypes array
 placed at the buffer's address; a weakref.finalize on that array releases
 the host buffer (NX_OP_RELEASE) once nothing references it any more, so a
 memoryview handed to user code keeps the bytes valid for as long as it lives.
+
+Snapshot restore (microVMs): libnexus re-attaches by itself when the region's
+generation changes (guest/libnexus/guest.c).  The mapping stays where it was,
+so base/size and every memoryview stay valid as memory, but buffers of the old
+generation mean nothing to the new host: they are neither released nor freed
+(release/free take the generation the buffer came from).
 """
 import ctypes
 import errno
@@ -71,6 +77,7 @@ def _load(path):
         "nx_region_base": (P, [P]),
         "nx_region_size": (U64, [P]),
         "nx_generation": (U64, [P]),
+        "nx_reattach_count": (U64, [P]),
         "nx_call": (I, [P, U16, ctypes.c_char_p, SZ, U64, U64, ctypes.POINTER(_Reply)]),
         "nx_nop": (I, [P]),
         "nx_ready": (I, [P, ctypes.c_char_p, ctypes.POINTER(_Reply)]),
@@ -130,7 +137,6 @@ class Channel:
         self._g = handle
         self.base = lib.nx_region_base(handle)
         self.size = lib.nx_region_size(handle)
-        self.generation = lib.nx_generation(handle)
         # One array type spanning the region: an instance placed at a buffer's
         # address owns that buffer; only slices within the buffer are exposed.
         self._span = ctypes.c_ubyte * self.size
@@ -143,6 +149,15 @@ class Channel:
     def _mark_forked(self):
         self._forked = True
 
+    @property
+    def generation(self):
+        """The region generation libnexus is attached to (changes on re-attach)."""
+        return self._lib.nx_generation(self._g)
+
+    @property
+    def reattaches(self):
+        return self._lib.nx_reattach_count(self._g)
+
     def _usable(self):
         if self._forked:
             raise ChannelError(errno.EPERM, "nexus channel: this process was forked from the runtime; only the "
@@ -153,8 +168,10 @@ class Channel:
         self._usable()
         _check(self._lib.nx_nop(self._g), "nop")
 
-    def release(self, off):
-        if off and not self._forked:
+    def release(self, off, gen=None):
+        """Give a host buffer back; gen: the generation it came from (a buffer
+        of a region that has since been replaced is not the new host's)."""
+        if off and not self._forked and (gen is None or gen == self.generation):
             self._lib.nx_release(self._g, off)
 
     def _meta(self, rep):
@@ -171,7 +188,7 @@ class Channel:
         """A read-only memoryview of a host buffer that releases it when the
         last reference to it (or to any slice of it) goes away."""
         owner = self._span.from_address(self.base + off)
-        weakref.finalize(owner, self.release, off)
+        weakref.finalize(owner, self.release, off, self.generation)
         return memoryview(owner).cast("B")[:length].toreadonly()
 
     def ready(self, runtime="python3"):
@@ -213,8 +230,8 @@ class Channel:
         _check(r, "guest arena allocation")
         return off.value, self._region[off.value:off.value + length]
 
-    def free(self, off):
-        if off and not self._forked:
+    def free(self, off, gen=None):
+        if off and not self._forked and (gen is None or gen == self.generation):
             self._lib.nx_free(self._g, off)
 
     def call(self, opcode, args=b"", body_off=0, body_len=0):
@@ -239,18 +256,20 @@ class Channel:
         n = mv.nbytes
         if n == 0:
             return self.call(opcode, args)
+        gen = self.generation
         off, dst = self.alloc(n)
         try:
             dst[:] = mv
             return self.call(opcode, args, off, n)
         finally:
-            self.free(off)
+            self.free(off, gen)
 
     def call_with_reader(self, opcode, args, length, readinto):
         """A request whose data (length bytes) is read straight into the guest
         arena by readinto(memoryview) -> count: no intermediate copy."""
         if length == 0:
             return self.call(opcode, args)
+        gen = self.generation
         off, dst = self.alloc(length)
         try:
             got = 0
@@ -261,7 +280,7 @@ class Channel:
                 got += n
             return self.call(opcode, args, off, length)
         finally:
-            self.free(off)
+            self.free(off, gen)
 
 
 _lock = threading.Lock()

@@ -26,6 +26,10 @@ def c_host():
     lib.fakehost_live_buffers.argtypes = [ctypes.c_void_p]
     lib.fakehost_violations.restype = ctypes.c_uint
     lib.fakehost_violations.argtypes = [ctypes.c_void_p]
+    lib.fakehost_new_generation.argtypes = [ctypes.c_void_p]
+    lib.fakehost_readies.restype = ctypes.c_uint64
+    lib.fakehost_readies.argtypes = [ctypes.c_void_p]
+    lib.fakehost_invoke.argtypes = [ctypes.c_void_p, ctypes.c_uint64, ctypes.c_char_p, ctypes.c_char_p]
     h = lib.fakehost_new(8 << 20)
     fds = [ctypes.c_int() for _ in range(3)]
     lib.fakehost_fds(h, *[ctypes.byref(f) for f in fds])
@@ -68,6 +72,41 @@ def test_s3_through_c_host_releases_everything(c_host):
     assert rep.status == channel.S_ACCESS_DENIED and rep.meta["Code"] == "AccessDenied"
     time.sleep(0.05)
     assert lib.fakehost_live_buffers(h) == 0 and lib.fakehost_violations(h) == 0
+
+
+def test_reattach_after_the_region_changes(c_host):
+    """A snapshot restore as the runtime sees it: the region's contents become a
+    fresh region's (generation + 1) while next_invocation waits.  libnexus
+    re-attaches and says READY again; the next invocation comes from the fresh
+    region; a GET body held from before is not released into the new host."""
+    lib, h, ch = c_host
+    ch.ready("python3")
+    args = channel.tlv((channel.ARG_BUCKET, "test-bucket"), (channel.ARG_KEY, "old"))
+    assert ch.call_with_body(channel.OP_S3_PUT, args, b"before").status == channel.S_OK
+    held = ch.call(channel.OP_S3_GET, args).body      # a host buffer of the old region
+    gen0, readies0 = ch.generation, lib.fakehost_readies(h)
+
+    def restore_then_invoke():
+        time.sleep(0.05)
+        lib.fakehost_new_generation(h)
+        for _ in range(2000):
+            if lib.fakehost_readies(h) > readies0:
+                break
+            time.sleep(0.001)
+        lib.fakehost_invoke(h, 300, b'{"k": "v"}', b"{}")
+
+    import threading
+    t = threading.Thread(target=restore_then_invoke)
+    t.start()
+    got = ch.next_invocation(5000)
+    t.join()
+    assert got is not None and got[0] == 300 and got[1] == b'{"k": "v"}'
+    assert ch.generation == gen0 + 1 and ch.reattaches == 1
+    assert lib.fakehost_readies(h) == readies0 + 1
+    del held                                           # its release belongs to the old host: dropped
+    ch.invoke_done(300, channel.S_OK, b"1")
+    time.sleep(0.05)
+    assert lib.fakehost_violations(h) == 0 and lib.fakehost_live_buffers(h) == 0
 
 
 def test_tlv_limits():
