@@ -17,7 +17,7 @@ finish() {
   echo "test-vm: passed=$passed failed=$failed skipped=$skipped"
   [ "$failed" -eq 0 ]; exit
 }
-CASES="chan (device, null round trip, PUT/GET 1+10 MiB, allow-list, no network), hostile, isolation, nexusd hello in a vm sandbox"
+CASES="chan (device, null round trip, PUT/GET 1+10 MiB, allow-list, no network), hostile, isolation, nexusd hello in a vm sandbox, the examples + 1/10 MiB copies through nexusd and s3rver (in-l1-s3.sh)"
 
 kernel=$B/guest/vmlinux image=$B/guest/rootfs.ext4 disk=$B/vm-tests/tests.ext4
 for f in "$kernel" "$image" "$disk" "$B/bin/nexus-vmm" "$B/bin/guest-realhost" "$B/bin/nexusd" "$B/bin/nexus"; do
@@ -29,13 +29,17 @@ if ! grep -q '^CONFIG_NEXUS_GUEST_DEV=y' "$B/guest/kernel.config" 2>/dev/null; t
   skip "microvm-cases" "the guest kernel has no /dev/nexus driver (make guest-kernel): not run: $CASES"; finish
 fi
 
+s3tools=$B/vm-tests/s3tools.ext4; [ -e "$s3tools" ] || s3tools=   # node + s3rver (make-s3tools.sh)
 tier=$(rig/detect-kvm)
-out=$(mktemp); trap 'rm -f "$out"' EXIT
+out=$(mktemp) s3c=$(mktemp -d); trap 'rm -rf "$out" "$s3c"' EXIT
+/usr/bin/python3 tests/vm/examples_vm.py plan "$s3c/s3cases"   # in-l1-s3.sh's cases (the examples)
 echo "test-vm: rig/detect-kvm says '$tier'"
 if [ "$tier" = hardware ]; then
   d=$(mktemp -d)
   ln -s "$PWD/$B/bin/nexus-vmm" "$PWD/$B/bin/guest-realhost" "$d/"; ln -s "$(readlink -f "$kernel")" "$d/vmlinux"
-  tests/vm/in-l1.sh "$d" "$(readlink -f "$image")" "$PWD/$disk" | tee "$out"
+  { tests/vm/in-l1.sh "$d" "$(readlink -f "$image")" "$PWD/$disk"
+    ln -s "$PWD/$B/bin/nexusd" "$PWD/$B/bin/nexus" "$PWD/$B/runtime" "$s3c/s3cases" "$PWD/tests/vm/s3copy" "$d/"
+    tests/vm/in-l1-s3.sh "$d" "$(readlink -f "$image")" "$PWD/scripts/s3"; } | tee "$out"
   rc=${PIPESTATUS[0]}; rm -rf "$d"
 else
   echo "test-vm: no hardware KVM here: running the cases inside the nested rig (rig/run-l1), ~1-3 min"
@@ -46,17 +50,20 @@ else
     --file "$(readlink -f "$kernel"):/rig/vmlinux" --file tests/vm/in-l1.sh:/rig/in-l1.sh \
     --file "$B/bin/nexusd:/rig/nexusd" --file "$B/bin/nexus:/rig/nexus" --file "$B/runtime:/rig/runtime" \
     --file functions/hello:/rig/hello --file "$(command -v mke2fs):/sbin/mkfs.ext4" \
-    --disk "$(readlink -f "$image"),ro" --disk "$disk,ro" -- /rig/in-l1.sh /rig /dev/vda /dev/vdb | tee "$out"
+    --file tests/vm/in-l1-s3.sh:/rig/in-l1-s3.sh --file "$s3c/s3cases:/rig/s3cases" --file tests/vm/s3copy:/rig/s3copy \
+    --disk "$(readlink -f "$image"),ro" --disk "$disk,ro" ${s3tools:+--disk "$s3tools,ro"} \
+    -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda' | tee "$out"
   rc=${PIPESTATUS[0]}
   case $rc in
     124) fail "rig" "rig/run-l1 timed out" ;;
     125) fail "rig" "rig/run-l1 failed (see its message above)" ;;
   esac
 fi
+/usr/bin/python3 tests/vm/examples_vm.py check "$out" | tee -a "$out"   # test_examples' assertions
 n=0
 while read -r _ st name detail; do
   n=$((n + 1))
-  case $st in pass) pass "$name" "$detail" ;; *) fail "$name" "$detail" ;; esac
+  case $st in pass) pass "$name" "$detail" ;; skip) skip "$name" "$detail" ;; *) fail "$name" "$detail" ;; esac
 done < <(grep -a '^RESULT ' "$out" | tr -d '\r')
 [ $n -gt 0 ] || fail "microvm-cases" "no RESULT lines came back (exit $rc)"
 finish
