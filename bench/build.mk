@@ -26,3 +26,18 @@ test-bench: all
 	@mkdir -p $(NEXUS_TEST_RESULTS)
 	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) BUILD=$(BUILD) bench/test-bench.sh
 TEST_TARGETS += test-bench
+
+# nexus-s3peer: the benchmarks' fast S3-compatible server (bench/s3peer/README.md).
+S3PEER_SRCS := bench/s3peer/main.c bench/s3peer/s3api.c bench/s3peer/sigv4.c bench/s3peer/store.c
+ALL_TARGETS += $(BIN)/nexus-s3peer
+$(BIN)/nexus-s3peer: $(S3PEER_SRCS:%.c=$(OBJ)/%.o)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lmicrohttpd -lcrypto -lpthread
+
+# Its test: boto3 (every operation the functions, the harness and nexusd use,
+# errors, signatures) and nexusd's own S3 client against it.
+.PHONY: test-s3peer
+test-s3peer: $(BIN)/nexus-s3peer $(BIN)/nexusd
+	@mkdir -p $(NEXUS_TEST_RESULTS)
+	NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) BUILD=$(BUILD) /usr/bin/python3 bench/s3peer/test_s3peer.py
+TEST_TARGETS += test-s3peer

@@ -29,6 +29,8 @@ check "page has the goals table" grep -q '^| warm p50 (nexus/baseline)' "$out/r.
 for f in hello image-rotate wordcount pyaes; do
   check "csv has warm rows for $f" grep -q "^$f,[^,]*,warm_p50_ms,ms,[0-9.]" "$out/r/results.csv"
 done
+check "page names the storage server (nexus-s3peer by default)" grep -q '^- storage server: `nexus-s3peer`' "$out/r.md"
+check "page gives the load average during the run" grep -q '^- load average (1 min) during the run' "$out/r.md"
 check "csv has a density row" grep -q '^hello,trace,density_instances' "$out/r/results.csv"
 check "--json has nexus, baseline and ratio" /usr/bin/python3 -c "
 import json, sys

@@ -53,6 +53,32 @@ PROFILES = {
 }
 
 
+class LoadSampler:
+    """The 1-minute load average every few seconds while the run lasts: the
+    machine is shared, and the page says how loaded it was."""
+
+    def __init__(self, every_s=5.0):
+        import threading
+        self.every_s, self.samples = every_s, []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.samples.append(float(open("/proc/loadavg").read().split()[0]))
+            except (OSError, ValueError):
+                pass
+            self._stop.wait(self.every_s)
+
+    def summary(self):
+        self._stop.set()
+        s = sorted(self.samples) or [0.0]
+        return {"every_s": self.every_s, "n": len(self.samples), "min": s[0], "max": s[-1],
+                "median": s[len(s) // 2]}
+
+
 def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
@@ -182,6 +208,9 @@ def main():
     ap.add_argument("--no-density", action="store_true")
     ap.add_argument("--no-spine", action="store_true")
     ap.add_argument("--profile", action="store_true", help="also record perf profiles (time and bytes)")
+    ap.add_argument("--s3", choices=["s3peer", "s3rver"], default="s3peer",
+                    help="storage server: nexus-s3peer (bench/s3peer, fast, default) or the local s3rver "
+                         "(npm, ~1k requests/s, what the tests use)")
     ap.add_argument("--report-only", action="store_true",
                     help="measure nothing: redraw OUT.md and the plots from OUT/raw.json.gz of the last run")
     args = ap.parse_args()
@@ -203,10 +232,11 @@ def main():
     log(f"nexus bench ({pname}): results into {out}")
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))   # so `finally` stops the node
-    node = Node()
+    load = LoadSampler()
+    node = Node(s3=args.s3)
     results = {"profile": pname, "started": started.isoformat(timespec="seconds"), "command": cmd,
-               "seed": args.seed, "warm": {}, "cold": {}, "floor": {}, "density": None, "spine": None}
-    log("starting a private node (nexus up)")
+               "seed": args.seed, "s3": args.s3, "warm": {}, "cold": {}, "floor": {}, "density": None, "spine": None}
+    log(f"starting a private node (nexus up), storage server: {args.s3}")
     node.up()
     try:
         results["node"] = {"ingress": node.ingress, "pids": node.pids()}
@@ -236,6 +266,7 @@ def main():
         import spine
         results["spine"] = spine.run(prof["spine_reps"], log, quick=pname != "full")
     results["finished"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    results["loadavg"] = load.summary()
     results["machine"] = report.machine()
     with gzip.open(os.path.join(out, "raw.json.gz"), "wt") as f:   # every latency: --report-only redraws it
         json.dump(results, f)

@@ -109,6 +109,12 @@ def goal_lines(rows, results):
     return out, verdicts
 
 
+S3_DESC = {
+    "s3peer": "`nexus-s3peer` (bench/s3peer: C, libmicrohttpd, objects in memory, SigV4-checked)",
+    "s3rver": "the local s3rver (npm @20minutes/s3rver, ~1k requests/s)",
+}
+
+
 def machine():
     info = {"kernel": platform.release(), "python": platform.python_version()}
     try:
@@ -135,7 +141,8 @@ def write_all(results, out, json_path=None):
         w.writeheader()
         w.writerows(rows)
     pngs = plots.make_all(results, rows, out)
-    doc = {"meta": {k: results.get(k) for k in ("profile", "command", "started", "finished", "seed", "machine")},
+    doc = {"meta": {k: results.get(k) for k in ("profile", "command", "started", "finished", "seed", "machine",
+                                                  "s3", "loadavg")},
            "results": rows, "density": results.get("density"), "spine": results.get("spine"),
            "floor": results.get("floor")}
     with open(os.path.join(out, "results.json"), "w") as f:
@@ -159,7 +166,14 @@ def page(results, rows, pngs, reldir):
          f"- machine: {m.get('cpu', '?')}, {m.get('cpus')} CPUs, {m.get('memory_gib')} GiB, Linux {m['kernel']}; "
          f"load average at the end {' '.join(m.get('load_before', []))} (the machine is shared with other builds: "
          "expect noise; nexus and baseline rounds are interleaved so it hits both)",
-         "- driver: `process` for both modes; every function deployed with 512 MB, max-instances 1", ""]
+         "- driver: `process` for both modes; every function deployed with 512 MB, max-instances 1",
+         "- storage server: " + S3_DESC.get(results.get("s3", "s3rver"), results.get("s3", "?")) +
+         " (its CPU is reported apart, never in the node figure)"]
+    la = results.get("loadavg")
+    if la:
+        L += [f"- load average (1 min) during the run, sampled every {la['every_s']} s: median {la['median']:.2f}, "
+              f"min {la['min']:.2f}, max {la['max']:.2f} on {m.get('cpus')} CPUs ({la['n']} samples)"]
+    L += [""]
     goals, verdicts = goal_lines(rows, results)
     L += ["## Goals (ratios nexus/baseline; lower is better except density)", ""] + goals + [""]
     short = [v[0] for v in verdicts if not v[1]]
