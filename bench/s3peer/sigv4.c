@@ -141,7 +141,8 @@ static int canonical_query(const char *q, struct sb *out)
 		}
 		q = amp ? amp + 1 : q + len;
 	}
-	qsort(v, n, sizeof *v, qp_cmp);
+	if (n)
+		qsort(v, n, sizeof *v, qp_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (i)
 			sb_str(out, "&");
