@@ -141,7 +141,7 @@ class Node:
         assert st == 200, data
         return json.loads(data)
 
-    def deploy(self, name, code_zip, mode, memory=256, timeout=120, buckets=(), max_instances=None):
+    def deploy(self, name, code_zip, mode, memory=256, timeout=120, buckets=(), max_instances=None, env=None):
         tags = {"nexus:mode": mode, "nexus:sandbox": "process"}
         if buckets:
             tags["nexus:buckets"] = ",".join(buckets)
@@ -150,6 +150,8 @@ class Node:
         body = {"FunctionName": name, "Runtime": "python3.11", "Role": "arn:aws:iam::000000000000:role/nexus",
                 "Handler": "app.handler", "Code": {"ZipFile": base64.b64encode(code_zip).decode()},
                 "MemorySize": memory, "Timeout": timeout, "Tags": tags}
+        if env:
+            body["Environment"] = {"Variables": dict(env)}
         st, _, data = self.request("POST", "/2015-03-31/functions", json.dumps(body))
         if st not in (200, 201):
             raise RuntimeError(f"CreateFunction {name}: HTTP {st}: {data[:500]!r}")

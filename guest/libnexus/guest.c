@@ -151,12 +151,8 @@ static int attach(struct nx_guest **out, struct nx_transport *tp)
 	r = use_layout(g, &h);
 	if (r < 0)
 		goto fail;
-	g->spin_ns = 50000;
-	const char *s = getenv("NEXUS_SPIN_US");
-	if (s && *s)
-		g->spin_ns = strtoull(s, NULL, 10) * 1000u;
-	s = getenv("NEXUS_SPIN_YIELD");
-	g->spin_yield = !s || strcmp(s, "0") != 0;
+	g->spin_ns = nx_transport_spin_ns();          /* policy: transport_common.c */
+	g->spin_yield = nx_transport_spin_yield();
 	g->next_tag = 1;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cv, NULL);

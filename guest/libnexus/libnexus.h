@@ -10,7 +10,7 @@
  * requests by tag: whichever waiting thread finds nobody else polling becomes
  * the poller — it drains the to-guest ring (without the mutex held), files
  * each completion with its waiter and wakes them all; the others sleep on a
- * condition variable.  The poller spins briefly (NEXUS_SPIN_US, default 50 µs)
+ * condition variable.  The poller spins briefly (NEXUS_SPIN_US, default 0 µs: transport_common.c)
  * and then arms the ring's sleep flag and blocks on the doorbell, so an idle
  * guest costs no CPU.  Invocations (NX_OP_INVOKE) that arrive while a thread
  * polls for a completion are queued for nx_next_invocation.

@@ -35,6 +35,11 @@ struct nx_transport {
 int  nx_transport_wait_fd(int fd, short events, int timeout_ms);
 /* Unmap the region, close every fd, reset *t. */
 void nx_transport_close_all(struct nx_transport *t);
+/* The wait policy (transport_common.c): how long a waiting thread spins on
+ * the ring before it sleeps on its doorbell (NEXUS_SPIN_US overrides), and
+ * whether it offers the CPU while spinning (NEXUS_SPIN_YIELD). */
+uint64_t nx_transport_spin_ns(void);
+int nx_transport_spin_yield(void);
 
 int nx_transport_eventfd_open(struct nx_transport *t, int region_fd, int kick_host_fd,
                               int kick_guest_fd, int dup);

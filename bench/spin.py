@@ -1,0 +1,118 @@
+#!/usr/bin/python3
+"""The guest's wait policy, measured: warm latency and node CPU per invocation
+of nexus-mode functions for several spin policies of libnexus (how long a
+waiting guest spins on its ring before it sleeps on the doorbell, and whether
+it calls sched_yield while spinning; guest/libnexus/transport_common.c).
+
+NEXUS_* variables are reserved in a function's environment, so each variant
+is a libnexus.so built with -DNX_SPIN_US_DEFAULT=US -DNX_SPIN_YIELD_DEFAULT=Y
+in its own copy of the runtime directory, served by its own node (nexusd +
+nexus-s3peer); all nodes run at once and the rounds go round-robin over them
+(order reversed every other round), so machine noise hits each alike.
+
+    /usr/bin/python3 bench/spin.py [--rounds 6] [--n 300] [--variants 50:1,10:0,0:0]
+                                   [--funcs hello,wordcount] [--json out.json]
+
+Prints a Markdown table: per variant, the median over rounds of each round's
+p50 (and min/max), and node CPU per invocation (nexusd + the instance's cgroup)."""
+import argparse
+import glob
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "harness"))
+import inputs  # noqa: E402
+import measure  # noqa: E402
+from node import BIN, BUILD, ROOT, Node, zip_dir  # noqa: E402
+
+
+def build_runtime(variant, work):
+    us, y = variant.split(":")
+    rt = os.path.join(work, f"runtime-{us}-{y}")
+    shutil.copytree(os.path.join(ROOT, BUILD, "runtime"), rt)
+    srcs = sorted(glob.glob(os.path.join(ROOT, "guest/libnexus/*.c"))) + \
+        [os.path.join(ROOT, "common", f) for f in ("ring.c", "arena.c", "tlv.c")]
+    subprocess.run(["cc", "-O2", "-g", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
+                    "-I" + os.path.join(ROOT, "include"), "-fPIC", "-fvisibility=hidden", "-pthread",
+                    f"-DNX_SPIN_US_DEFAULT={int(us)}", f"-DNX_SPIN_YIELD_DEFAULT={int(y)}",
+                    "-shared", "-Wl,-soname,libnexus.so", "-Wl,-z,defs", "-o", os.path.join(rt, "lib", "libnexus.so"),
+                    *srcs, "-pthread"], check=True)
+    return rt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=6)
+    ap.add_argument("--n", type=int, default=300, help="invocations per variant, function and round")
+    ap.add_argument("--variants", default="50:1,50:0,10:0,0:0", help="US:YIELD,...")
+    ap.add_argument("--funcs", default="hello,wordcount")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    variants = args.variants.split(",")
+    funcs = args.funcs.split(",")
+    work = tempfile.mkdtemp(prefix="spin-")
+    nodes, res = {}, {}
+    try:
+        for v in variants:
+            node = Node(s3="s3peer")
+            node.env["NEXUS_RUNTIME_DIR"] = build_runtime(v, work)
+            node.up()
+            nodes[v] = node
+            s3 = node.s3()
+            s3.create_bucket(Bucket="spin")
+            s3.put_object(Bucket="spin", Key="in", Body=inputs.make("wordcount", 1024))
+            for f in funcs:
+                code = zip_dir(os.path.join(ROOT, "functions", f))
+                node.deploy(f, code, "nexus", memory=512, buckets=["spin"], max_instances=1)
+                res[(f, v)] = {"p50": [], "p99": [], "cpu": []}
+        for f in funcs:
+            ev = {"name": "x"} if f == "hello" else {"bucket": "spin", "key": "in", "output_key": "out/" + f, "top": 5}
+            with open(os.path.join(work, f + ".json"), "w") as fh:
+                json.dump(ev, fh)
+            for v in variants:
+                nodes[v].invoke(f, ev)
+        for r in range(args.rounds):
+            for f in funcs:
+                for v in (variants if r % 2 == 0 else variants[::-1]):
+                    node = nodes[v]
+                    pids = node.pids()
+                    out = os.path.join(work, "lat.txt")
+                    s0 = measure.CpuSnapshot(pids)
+                    p = subprocess.run([os.path.join(BIN, "nexus-bench-load"), "closed", node.ingress, f,
+                                        os.path.join(work, f + ".json"), str(args.n), "5", out],
+                                       capture_output=True, text=True)
+                    s1 = measure.CpuSnapshot(pids)
+                    if p.returncode:
+                        raise RuntimeError(p.stderr)
+                    lat = sorted(int(x) / 1e6 for x in open(out).read().split())
+                    d = s1.delta(s0)
+                    res[(f, v)]["p50"].append(lat[len(lat) // 2])
+                    res[(f, v)]["p99"].append(lat[int(len(lat) * 0.99)])
+                    res[(f, v)]["cpu"].append((d["nexusd"] + d["sandboxes"]) / 1e6 / (args.n + 5))
+            print(f"round {r + 1}/{args.rounds} done (load {open('/proc/loadavg').read().split()[0]})", flush=True)
+    finally:
+        for node in nodes.values():
+            node.down()
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n| function | spin µs : yield | warm p50 ms (median of {args.rounds} rounds) | min | max | p99 ms (median) "
+          "| node CPU ms/inv (median) | min | max |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    out = []
+    for (f, v), d in res.items():
+        p, c = d["p50"], d["cpu"]
+        print(f"| {f} | {v} | {statistics.median(p):.3f} | {min(p):.3f} | {max(p):.3f} | "
+              f"{statistics.median(d['p99']):.3f} | {statistics.median(c):.3f} | {min(c):.3f} | {max(c):.3f} |")
+        out.append({"function": f, "variant": v, **d})
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(out, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
