@@ -35,6 +35,7 @@
 #include "metrics.h"
 #include "registry.h"
 #include "sandbox.h"
+#include "sandbox_vm.h"
 #include "util.h"
 
 #define SHUTDOWN_GRACE_MS 5000u
@@ -274,10 +275,29 @@ static void defer_next(struct nxd_instance *in)
 
 /* ------------------------------------------------------ chan callbacks */
 
+static void inst_ready(struct nxd_instance *in, const char *runtime);
+
+/* Loop thread: the driver's after_ready work is done (vm: snapshot taken). */
+static void after_ready_done(void *arg)
+{
+	struct nxd_instance *in = arg;
+	in->after_ready = false;
+	if (in->state == IST_STARTING)
+		inst_ready(in, in->runtime);
+	im_inst_put(in);
+}
+
+/* Any thread: from the driver. */
+static void after_ready_post(void *arg)
+{
+	if (nx_loop_post(im_loop, after_ready_done, arg) < 0)
+		nxd_warn("instance: cannot finish READY (the loop is gone)");
+}
+
 static void ch_ready(void *owner, const char *runtime)
 {
 	struct nxd_instance *in = owner;
-	if (in->state != IST_STARTING) {
+	if (in->state != IST_STARTING || in->after_ready) {
 		nxd_debug("instance %" PRIu64 ": duplicate READY ignored", in->id);
 		return;
 	}
@@ -285,6 +305,22 @@ static void ch_ready(void *owner, const char *runtime)
 		nx_timer_cancel(im_loop, in->timer);
 		in->timer = NULL;
 	}
+	/* The driver may have work to do before the instance serves (the vm
+	 * driver takes the function's snapshot); it calls back when done. */
+	if (in->sb && !in->launching && in->driver->after_ready) {
+		snprintf(in->runtime, sizeof in->runtime, "%s", runtime ? runtime : "?");
+		in->refs++;
+		in->after_ready = true;
+		if (in->driver->after_ready(in->sb, after_ready_post, in) == 1)
+			return;
+		in->after_ready = false;
+		in->refs--;
+	}
+	inst_ready(in, runtime);
+}
+
+static void inst_ready(struct nxd_instance *in, const char *runtime)
+{
 	in->t_ready = nx_now_ns();
 	in->ready_once = true;
 	in->cold_pending = true;
@@ -613,6 +649,7 @@ void nxd_im_metrics(FILE *f)
 	           "# TYPE nexus_instance_memory_bytes gauge\n%s", mem ? mem : "");
 	fprintf(f, "# HELP nexus_instance_cpu_seconds CPU time of the function's live instances (since each started).\n"
 	           "# TYPE nexus_instance_cpu_seconds gauge\n%s", cpu ? cpu : "");
+	nx_vm_snapshot_metrics(f);   /* vm snapshots: restores, takes, fallbacks (snapshot_vm.c) */
 	free(mem);
 	free(cpu);
 	free(queued);

@@ -297,6 +297,8 @@ int im_inst_start(struct pool *p, char *err, size_t errlen)
 		.kick_host_fd = nx_chan_kick_host_fd(in->chan),
 		.kick_guest_fd = nx_chan_kick_guest_fd(in->chan),
 		.log_fd = p->log_fd,
+		.snapshot = fn->vm_snapshot,
+		.code_id = fn->code_sha256,
 	};
 	in->state = IST_STARTING;
 	in->launching = true;

@@ -42,6 +42,8 @@ struct nxd_instance {
 	uint64_t mem_bytes, mem_ts;         /* cached memory sample (inst_mem) */
 	bool ready_once, cold_pending, stop_requested;
 	bool init_timed_out;                /* stopped because READY never came */
+	bool after_ready;                   /* READY came; the driver finishes first (vm snapshot) */
+	char runtime[24];                   /* what READY said, for the log line after that */
 	/* Launch (driver->start on the launcher thread). */
 	const struct nx_sandbox_driver *driver;
 	struct nx_sandbox_spec spec;

@@ -44,6 +44,7 @@ struct nxd_function {
 	/* Derived from the above at load time. */
 	enum nx_mode mode;
 	const struct nx_sandbox_driver *driver;
+	bool vm_snapshot;             /* vm: cold starts from a function snapshot (nexus:snapshot) */
 	unsigned max_instances;
 	char **buckets;               /* NULL-terminated allow-list */
 	char **envp;                  /* sandbox environment, NULL-terminated */

@@ -329,17 +329,29 @@ static int derive_env(struct nxd_function *f, struct nxd_error *e)
 	return 0;
 }
 
-/* "nexus:snapshot": how cold starts are served (nexusd/README-sandbox.md,
- * "Zygote cold starts").  "zygote": Python functions in nexus mode on the
- * process driver fork from a per-function zygote; "none" (the default): every
- * instance starts fresh. */
+/* "nexus:snapshot": how cold starts are served.
+ *   vm functions: "vm" (the default) restores a per-function microVM snapshot
+ *     (README-vm.md, "Snapshots"); "off" (or "none") boots every instance.
+ *   process functions: "zygote" forks Python functions in nexus mode from a
+ *     per-function zygote (README-sandbox.md, "Zygote cold starts"); "none"
+ *     (or "off", the default) starts every instance fresh. */
 static int derive_snapshot(struct nxd_function *f, struct nxd_error *e)
 {
 	const char *snap = nxd_fn_tag(f, "nexus:snapshot");
-	if (!snap || !strcmp(snap, "none"))
+	bool off = snap && (!strcmp(snap, "none") || !strcmp(snap, "off"));
+	if (snap && !off && strcmp(snap, "zygote") && strcmp(snap, "vm"))
+		return BAD(e, "tag nexus:snapshot must be 'vm', 'zygote' or 'off', not '%.64s'", snap);
+	if (f->driver == nxd_sandbox_driver("vm")) {
+		if (snap && !off && strcmp(snap, "vm"))
+			return BAD(e, "tag nexus:snapshot '%.64s' is for the process sandbox; a vm function takes 'vm' "
+			           "(the default) or 'off'", snap);
+		f->vm_snapshot = !off;
 		return 0;
-	if (strcmp(snap, "zygote"))
-		return BAD(e, "tag nexus:snapshot must be 'zygote' or 'none', not '%.64s'", snap);
+	}
+	if (!snap || off)
+		return 0;
+	if (!strcmp(snap, "vm"))
+		return BAD(e, "tag nexus:snapshot 'vm' needs the vm sandbox (nexus:sandbox=vm)");
 	if (f->driver != &nx_sandbox_process || f->mode != NX_MODE_NEXUS || strncmp(f->runtime, "python3", 7))
 		return BAD(e, "tag nexus:snapshot 'zygote' needs a python3 function in nexus mode on the process sandbox");
 	f->driver = &nx_sandbox_zygote;

@@ -6,11 +6,12 @@
  *   process — the guest userspace as a host process in fresh user, pid, mount,
  *             ipc, uts and net namespaces, under seccomp and a memory cgroup,
  *             rooted in the guest root filesystem (sandbox_process.c).
- *   vm      — a microVM run by nexus-vmm (later).
+ *   vm      — a microVM run by nexus-vmm (sandbox_vm.c, snapshots in snapshot_vm.c).
  */
 #ifndef NEXUSD_SANDBOX_H
 #define NEXUSD_SANDBOX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stddef.h>
 
@@ -31,6 +32,10 @@ struct nx_sandbox_spec {
 	 * NEXUS_REGION_FD / NEXUS_KICK_HOST_FD / NEXUS_KICK_GUEST_FD. */
 	int region_fd, kick_host_fd, kick_guest_fd;
 	int log_fd;                  /* the sandbox's stdout and stderr */
+	/* vm: serve cold starts from a per-function snapshot (nexus:snapshot=vm,
+	 * the default there; README-vm.md).  code_id names the code (CodeSha256). */
+	bool snapshot;
+	const char *code_id;
 };
 
 struct nx_sandbox;
@@ -57,6 +62,11 @@ struct nx_sandbox_driver {
 	int  (*usage)(const struct nx_sandbox *sb, struct nx_sandbox_usage *u);
 	/* Release everything (cgroup, mounts, fds); kills first if still running. */
 	void (*destroy)(struct nx_sandbox *sb);
+	/* Optional, loop thread: the instance said READY.  Returns 1 when the
+	 * driver has work to do first (vm: take the function's snapshot) and will
+	 * call done(arg) once, from any thread, when it is finished; 0 when there
+	 * is nothing to do.  Never blocks. */
+	int  (*after_ready)(struct nx_sandbox *sb, void (*done)(void *arg), void *arg);
 };
 
 extern const struct nx_sandbox_driver nx_sandbox_process;

@@ -23,6 +23,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <poll.h>
+#include <stddef.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -39,18 +43,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "sandbox.h"
+#include <nexus/channel.h>
+#include "sandbox_vm.h"
+#include "util.h"
 
 #define KVMIO 0xAE
 #define KVM_GET_API_VERSION_NR _IO(KVMIO, 0x00)
-
-struct nx_sandbox {
-	pid_t pid;
-	int pidfd;
-	int reaped, wstatus;
-	uint64_t start_ns;
-	char dir[PATH_MAX];        /* per-instance scratch: the two small images */
-};
 
 static uint64_t now_ns(void)
 {
@@ -218,17 +216,241 @@ too_long:
 
 /* --------------------------------------------------------------- driver */
 
+#define ATTACH_MS 30000   /* nexus-attach answered (a restore verifies the snapshot first) */
+
+static int restore_ready_ms(void)
+{
+	const char *v = getenv("NEXUS_VM_RESTORE_READY_MS");
+	int ms = v && *v ? atoi(v) : 0;
+	return ms > 0 ? ms : 20000;
+}
+
 static void rm_scratch(struct nx_sandbox *sb)
 {
 	char p[PATH_MAX + 32];
 	if (!sb->dir[0])
 		return;
-	snprintf(p, sizeof p, "%s/code.ext4", sb->dir);
-	unlink(p);
-	snprintf(p, sizeof p, "%s/runtime.ext4", sb->dir);
-	unlink(p);
+	static const char *const names[] = { "code.ext4", "runtime.ext4", "vmm-stderr" };
+	for (int i = 0; i < 3; i++) {
+		snprintf(p, sizeof p, "%s/%s", sb->dir, names[i]);
+		unlink(p);
+	}
 	rmdir(sb->dir);
 	sb->dir[0] = 0;
+}
+
+/* The key's shared images (<state>/snapshots/<key>.disks/), built once and
+ * never replaced: a snapshot's page cache must match its disks. */
+static int shared_image(const char *key, const char *name, const char *src, char *out, size_t cap, char *err,
+                        size_t errlen)
+{
+	char d[PATH_MAX], tmp[PATH_MAX + 16];
+	vm_snap_path("", NULL, d, sizeof d);
+	mkdir(d, 0700);
+	vm_snap_path(key, ".disks", d, sizeof d);
+	mkdir(d, 0700);
+	snprintf(out, cap, "%s/%s", d, name);
+	if (access(out, R_OK) == 0)
+		return 0;
+	snprintf(tmp, sizeof tmp, "%s.tmp", out);
+	int rc = make_image(src, tmp, err, errlen);
+	if (rc == 0 && rename(tmp, out) < 0)
+		rc = errf(err, errlen, errno, "rename %s: %s", tmp, strerror(errno));
+	if (rc < 0)
+		unlink(tmp);
+	return rc;
+}
+
+/* The monitor is gone or must go: kill, reap, forget it.  Its exit code, or -1. */
+static int drop_monitor(struct nx_sandbox *sb)
+{
+	int code = -1, st;
+	if (sb->pid > 0) {
+		kill(sb->pid, SIGKILL);
+		while (waitpid(sb->pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (WIFEXITED(st))
+			code = WEXITSTATUS(st);
+	}
+	if (sb->pidfd >= 0)
+		close(sb->pidfd);
+	if (sb->ctl >= 0)
+		close(sb->ctl);
+	sb->pid = 0;
+	sb->pidfd = sb->ctl = -1;
+	return code;
+}
+
+/* fork + exec the monitor.  control: fd 3 is its end of a socketpair
+ * (--control-fd 3) and the fds go over it (nexus-attach); else they are
+ * inherited as 3, 4, 5 (--nexus 3,4,5).  stderr_fd: the monitor's stderr. */
+static int spawn(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec, const char *vmm, char **argv, bool control,
+                 int stderr_fd, char *err, size_t errlen)
+{
+	int fds[3] = { spec->region_fd, spec->kick_host_fd, spec->kick_guest_fd };
+	int sp[2] = { -1, -1 };
+	if (control && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return errf(err, errlen, errno, "socketpair: %s", strerror(errno));
+	pid_t parent = getpid();
+	sb->pid = fork();
+	if (sb->pid < 0) {
+		int e = errno;
+		if (control)
+			close(sp[0]), close(sp[1]);
+		return errf(err, errlen, e, "fork: %s", strerror(e));
+	}
+	if (sb->pid == 0) {
+		/* The VM must not outlive nexusd. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(127);
+		int tmpfd[3] = { -1, -1, -1 };
+		int n = control ? 1 : 3;
+		for (int i = 0; i < n; i++)
+			tmpfd[i] = fcntl(control ? sp[1] : fds[i], F_DUPFD, 10);   /* not CLOEXEC */
+		int nul = open("/dev/null", O_RDONLY);
+		if (nul < 0 || dup2(nul, 0) < 0 || dup2(spec->log_fd, 1) < 0 || dup2(stderr_fd, 2) < 0)
+			_exit(127);
+		for (int i = 0; i < n; i++)
+			if (tmpfd[i] < 0 || dup2(tmpfd[i], 3 + i) < 0)
+				_exit(127);
+		/* Nothing else of nexusd's leaks into the monitor. */
+		syscall(SYS_close_range, 3 + n, ~0U, 0);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		execv(vmm, argv);
+		dprintf(2, "nexusd: exec %s: %s\n", vmm, strerror(errno));
+		_exit(127);
+	}
+	if (control) {
+		close(sp[1]);
+		sb->ctl = sp[0];
+	}
+	sb->pidfd = (int)syscall(SYS_pidfd_open, sb->pid, 0);
+	if (sb->pidfd < 0) {
+		int e = errno;
+		drop_monitor(sb);
+		return errf(err, errlen, e, "pidfd_open: %s", strerror(e));
+	}
+	fcntl(sb->pidfd, F_SETFD, FD_CLOEXEC);
+	if (!control)
+		return 0;
+	char why[256];
+	int r = vmm_nexus_attach(sb->ctl, fds, ATTACH_MS, why, sizeof why);
+	if (r < 0) {
+		int code = drop_monitor(sb);
+		errf(err, errlen, -r, "nexus-vmm did not take the channel: %s (exit status %d)", why, code);
+		return code == 72 ? -ESTALE : r;   /* 72: snapshot refused (docs/vmm.md) */
+	}
+	return 0;
+}
+
+/* A restored guest re-attaches and says READY on the fresh region: wait for
+ * its first descriptor (the to-host ring's head leaves 0), or the monitor's
+ * exit.  Only a hint read from the region; chan.c validates what it is. */
+static int wait_reattach(struct nx_sandbox *sb, int region_fd, char *why, size_t n)
+{
+	size_t len = NX_ARENAS_OFF;
+	const uint8_t *r = mmap(NULL, len, PROT_READ, MAP_SHARED, region_fd, 0);
+	if (r == MAP_FAILED)
+		return errf(why, n, errno, "mmap: %s", strerror(errno));
+	const struct nx_ring *to_host = (const void *)(r + NX_TO_HOST_RING_OFF);
+	uint64_t end = now_ns() + (uint64_t)restore_ready_ms() * 1000000u;
+	int rc = -ETIMEDOUT;
+	snprintf(why, n, "the restored runtime did not re-attach within %d ms", restore_ready_ms());
+	while (now_ns() < end) {
+		if (__atomic_load_n(&to_host->head, __ATOMIC_ACQUIRE) != 0) {
+			rc = 0;
+			break;
+		}
+		struct pollfd pf = { .fd = sb->pidfd, .events = POLLIN };
+		if (poll(&pf, 1, 2) > 0) {
+			snprintf(why, n, "the restored VM exited before its runtime re-attached");
+			rc = -ECHILD;
+			break;
+		}
+	}
+	munmap((void *)r, len);
+	return rc;
+}
+
+/* Copy what a restored monitor wrote to stderr into the function's log. */
+static void flush_stderr_file(struct nx_sandbox *sb)
+{
+	char p[PATH_MAX + 16], buf[4096];
+	if (!sb->dir[0] || sb->log_fd < 0)
+		return;
+	snprintf(p, sizeof p, "%s/vmm-stderr", sb->dir);
+	int fd = open(p, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t k;
+	while ((k = read(fd, buf, sizeof buf)) > 0)
+		if (write(sb->log_fd, buf, (size_t)k) != k)
+			break;
+	close(fd);
+}
+
+/* Try the function's snapshot.  0: restored and re-attached; < 0: booting
+ * fresh is the way (the snapshot was refused and deleted where it was at fault). */
+static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec, const char *vmm, const char *image,
+                       const char *rt_img, const char *code_img)
+{
+	uint64_t snap_gen, t0 = now_ns();
+	if (!vm_snap_present(sb->key, &snap_gen))
+		return -ENOENT;
+	/* A fresh region with a generation the snapshot's guest has not seen. */
+	uint64_t gen = snap_gen + 1;
+	if (pwrite(spec->region_fd, &gen, sizeof gen, offsetof(struct nx_region_hdr, generation)) != sizeof gen)
+		return -EIO;
+	sb->region_gen = gen;
+	char dir[PATH_MAX], d_root[PATH_MAX + 8], d_rt[PATH_MAX + 32], d_code[PATH_MAX + 32], errp[PATH_MAX + 16];
+	vm_snap_path(sb->key, NULL, dir, sizeof dir);
+	snprintf(d_root, sizeof d_root, "%s,ro", image);
+	snprintf(d_rt, sizeof d_rt, "%s,ro", rt_img);
+	snprintf(d_code, sizeof d_code, "%s,ro", code_img);
+	char *argv[] = { (char *)vmm, "--restore", dir, "--disk", d_root, "--disk", d_rt, "--disk", d_code, "--nexus",
+	                 "control", "--control-fd", "3", "--serial", "stdout", NULL };
+	snprintf(errp, sizeof errp, "%s/vmm-stderr", sb->dir);
+	int efd = open(errp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
+	if (efd < 0)
+		return -errno;
+	char err[512], why[600];
+	int r = spawn(sb, spec, vmm, argv, true, efd, err, sizeof err);
+	close(efd);
+	if (r == 0)
+		r = wait_reattach(sb, spec->region_fd, why, sizeof why);
+	else
+		snprintf(why, sizeof why, "%s", err);
+	if (r == 0) {
+		sb->restored = true;
+		vm_snap_count(VMS_RESTORES);
+		nxd_info("instance %llu (%s) restored from vm snapshot %s: runtime re-attached %.1f ms after the restore began",
+		         (unsigned long long)spec->instance_id, sb->function, sb->key, (double)(now_ns() - t0) / 1e6);
+		return 0;
+	}
+	int code = sb->pid > 0 ? drop_monitor(sb) : (r == -ESTALE ? 72 : -1);
+	/* The monitor's own one-line reason (it exits 72 before touching the guest). */
+	char reason[256] = "";
+	FILE *f = fopen(errp, "re");
+	while (f && fgets(reason, sizeof reason, f))
+		;
+	if (f)
+		fclose(f);
+	reason[strcspn(reason, "\n")] = 0;
+	const char *rs = strncmp(reason, "nexus-vmm: ", 11) ? reason : reason + 11;
+	char msg[900];
+	snprintf(msg, sizeof msg, "%s%s%s%s", why, *rs ? " (nexus-vmm: " : "", rs, *rs ? ")" : "");
+	if (code == 72 || r == -ETIMEDOUT || r == -ECHILD || r == -ESTALE)
+		vm_snap_refuse(sb->key, msg);
+	else
+		nxd_warn("vm snapshot %s not used: %s; booting fresh", sb->key, msg);
+	/* Back to the region as it was for a fresh boot. */
+	sb->region_gen = snap_gen;
+	if (pwrite(spec->region_fd, &sb->region_gen, sizeof gen, offsetof(struct nx_region_hdr, generation)) != sizeof gen)
+		return -EIO;
+	return -EAGAIN;
 }
 
 static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out, char *err, size_t errlen)
@@ -242,10 +464,13 @@ static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	if (spec->mode != NX_MODE_NEXUS)
 		return errf(err, errlen, ENOTSUP, "baseline mode is not available in microVMs yet (use nexus:sandbox=process)");
 	paths(vmm, kernel, image);
+	struct vmm_caps caps;
+	vmm_caps_get(vmm, &caps);
 	struct nx_sandbox *sb = calloc(1, sizeof *sb);
 	if (!sb)
 		return errf(err, errlen, ENOMEM, "out of memory");
-	sb->pidfd = -1;
+	sb->pidfd = sb->ctl = sb->region_fd = sb->log_fd = -1;
+	snprintf(sb->function, sizeof sb->function, "%s", spec->function_name ? spec->function_name : "?");
 	const char *tmp = getenv("TMPDIR");
 	snprintf(sb->dir, sizeof sb->dir, "%s/nexus-vm-%llu-XXXXXX", tmp && *tmp ? tmp : "/tmp",
 	         (unsigned long long)spec->instance_id);
@@ -255,68 +480,72 @@ static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		free(sb);
 		return errf(err, errlen, e, "mkdtemp: %s", strerror(e));
 	}
+	sb->log_fd = fcntl(spec->log_fd, F_DUPFD_CLOEXEC, 3);
+	if (pread(spec->region_fd, &sb->region_gen, sizeof sb->region_gen,
+	          offsetof(struct nx_region_hdr, generation)) != sizeof sb->region_gen)
+		sb->region_gen = 0;
+	vm_snap_key(spec, vmm, kernel, image, &caps, sb->key, sizeof sb->key);
 	char code_img[PATH_MAX + 16], rt_img[PATH_MAX + 16], d_code[PATH_MAX + 32], d_rt[PATH_MAX + 32];
 	char d_root[PATH_MAX + 8], mem[16], cl[4096];
-	snprintf(code_img, sizeof code_img, "%s/code.ext4", sb->dir);
-	snprintf(rt_img, sizeof rt_img, "%s/runtime.ext4", sb->dir);
-	int rc = make_image(spec->code_dir, code_img, err, errlen);
-	if (rc == 0)
-		rc = make_image(spec->runtime_dir, rt_img, err, errlen);
-	if (rc == 0)
-		rc = build_cmdline(spec, cl, sizeof cl, err, errlen);
+	int rc;
+	if (sb->key[0]) {
+		rc = shared_image(sb->key, "runtime.ext4", spec->runtime_dir, rt_img, sizeof rt_img, err, errlen);
+		if (rc == 0)
+			rc = shared_image(sb->key, "code.ext4", spec->code_dir, code_img, sizeof code_img, err, errlen);
+		if (rc == 0) {
+			rc = try_restore(sb, spec, vmm, image, rt_img, code_img);
+			if (rc == 0)
+				goto started;
+			if (rc != -ENOENT && rc != -EAGAIN) {
+				errf(err, errlen, -rc, "preparing the restore: %s", strerror(-rc));
+				goto fail;
+			}
+		}
+		if (rc < 0 && rc != -ENOENT && rc != -EAGAIN)
+			goto fail;
+	} else {
+		snprintf(code_img, sizeof code_img, "%s/code.ext4", sb->dir);
+		snprintf(rt_img, sizeof rt_img, "%s/runtime.ext4", sb->dir);
+		rc = make_image(spec->code_dir, code_img, err, errlen);
+		if (rc == 0)
+			rc = make_image(spec->runtime_dir, rt_img, err, errlen);
+		if (rc < 0)
+			goto fail;
+	}
+	rc = build_cmdline(spec, cl, sizeof cl, err, errlen);
 	if (rc < 0)
 		goto fail;
 	snprintf(d_root, sizeof d_root, "%s,ro", image);
 	snprintf(d_rt, sizeof d_rt, "%s,ro", rt_img);
 	snprintf(d_code, sizeof d_code, "%s,ro", code_img);
 	snprintf(mem, sizeof mem, "%u", spec->memory_mb < 128 ? 128 : spec->memory_mb);
+	bool control = caps.control_fd && caps.nexus_control;
 	char *argv[] = { vmm, "--kernel", kernel, "--mem", mem, "--disk", d_root, "--disk", d_rt, "--disk", d_code,
-	                 "--nexus", "3,4,5", "--serial", "stdout", "--cmdline", cl, NULL };
-	int fds[3] = { spec->region_fd, spec->kick_host_fd, spec->kick_guest_fd };
-	pid_t parent = getpid();
-	sb->pid = fork();
-	if (sb->pid < 0) {
-		rc = errf(err, errlen, errno, "fork: %s", strerror(errno));
+	                 "--serial", "stdout", "--cmdline", cl, "--nexus", control ? "control" : "3,4,5",
+	                 control ? "--control-fd" : NULL, "3", NULL };
+	rc = spawn(sb, spec, vmm, argv, control, spec->log_fd, err, errlen);
+	if (rc < 0)
 		goto fail;
+	if (sb->key[0]) {
+		vm_snap_count(VMS_FRESH_BOOTS);
+		sb->want_snapshot = true;
+		sb->region_fd = fcntl(spec->region_fd, F_DUPFD_CLOEXEC, 3);
 	}
-	if (sb->pid == 0) {
-		/* The VM must not outlive nexusd. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != parent)
-			_exit(127);
-		int tmpfd[3];
-		for (int i = 0; i < 3; i++)
-			tmpfd[i] = fcntl(fds[i], F_DUPFD, 10);   /* not CLOEXEC */
-		int nul = open("/dev/null", O_RDONLY);
-		if (nul < 0 || dup2(nul, 0) < 0 || dup2(spec->log_fd, 1) < 0 || dup2(spec->log_fd, 2) < 0)
-			_exit(127);
-		for (int i = 0; i < 3; i++)
-			if (tmpfd[i] < 0 || dup2(tmpfd[i], 3 + i) < 0)
-				_exit(127);
-		/* Nothing else of nexusd's leaks into the monitor. */
-		syscall(SYS_close_range, 6, ~0U, 0);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		execv(vmm, argv);
-		dprintf(2, "nexusd: exec %s: %s\n", vmm, strerror(errno));
-		_exit(127);
-	}
-	sb->pidfd = (int)syscall(SYS_pidfd_open, sb->pid, 0);
-	if (sb->pidfd < 0) {
-		rc = errf(err, errlen, errno, "pidfd_open: %s", strerror(errno));
-		kill(sb->pid, SIGKILL);
-		waitpid(sb->pid, NULL, 0);
-		goto fail;
-	}
-	fcntl(sb->pidfd, F_SETFD, FD_CLOEXEC);
+started:
 	sb->start_ns = now_ns() - t0;
 	*out = sb;
 	return 0;
 fail:
+	if (sb->log_fd >= 0)
+		close(sb->log_fd);
 	rm_scratch(sb);
 	free(sb);
 	return rc;
+}
+
+static int vm_after_ready(struct nx_sandbox *sb, void (*done)(void *), void *arg)
+{
+	return vm_snap_after_ready(sb, done, arg);
 }
 
 static int vm_exit_fd(const struct nx_sandbox *sb)
@@ -383,8 +612,16 @@ static void vm_destroy(struct nx_sandbox *sb)
 		while (waitpid(sb->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
+	vm_snap_join(sb);   /* the monitor is gone: its control socket answers at once */
 	if (sb->pidfd >= 0)
 		close(sb->pidfd);
+	if (sb->ctl >= 0)
+		close(sb->ctl);
+	if (sb->region_fd >= 0)
+		close(sb->region_fd);
+	flush_stderr_file(sb);
+	if (sb->log_fd >= 0)
+		close(sb->log_fd);
 	rm_scratch(sb);
 	free(sb);
 }
@@ -440,4 +677,5 @@ const struct nx_sandbox_driver nx_sandbox_vm = {
 	.reap    = vm_reap,
 	.usage   = vm_usage,
 	.destroy = vm_destroy,
+	.after_ready = vm_after_ready,
 };

@@ -138,6 +138,120 @@ def test_zip_slip_and_symlinks_are_rejected(nd):
     assert st == 400
 
 
+def test_snapshot_tag_and_metrics(nd):
+    """nexus:snapshot: 'vm' (the default for vm functions) or 'off'; 'zygote' only on
+    process, 'vm' only on vm.  The vm snapshot counters are always in /metrics
+    (their behaviour is tested in microVMs: tests/vm/in-l1-snapshot.sh)."""
+    src = "def handler(e, c):\n    return 1\n"
+    ok = [({"nexus:sandbox": "vm"}, "vm-default"), ({"nexus:sandbox": "vm", "nexus:snapshot": "off"}, "vm-off"),
+          ({"nexus:sandbox": "vm", "nexus:snapshot": "vm"}, "vm-on"),
+          ({"nexus:sandbox": "process", "nexus:snapshot": "off"}, "p-off")]
+    for tags, name in ok:
+        st, _, body = create(nd, name, src, Tags=tags)
+        assert st == 201, (tags, body)
+    bad = [({"nexus:sandbox": "vm", "nexus:snapshot": "zygote"}, "is for the process sandbox"),
+           ({"nexus:sandbox": "process", "nexus:snapshot": "vm"}, "needs the vm sandbox"),
+           ({"nexus:snapshot": "sometimes"}, "must be 'vm', 'zygote' or 'off'")]
+    for tags, why in bad:
+        st, h, body = create(nd, "snapbad", src, Tags=tags)
+        assert st == 400 and h["x-amzn-ErrorType"] == "InvalidParameterValueException", body
+        assert why in body.decode(), body
+    metrics = nd.req("GET", "/metrics")[2].decode()
+    for m in ("nexus_vm_snapshot_restores_total 0", "nexus_vm_snapshot_takes_total 0",
+              "nexus_vm_snapshot_fallbacks_total 0", "nexus_vm_fresh_boots_total 0"):
+        assert m in metrics, metrics
+    for _, name in ok:
+        assert nd.req("DELETE", f"/2015-03-31/functions/{name}")[0] == 204
+
+
+def _metric(d, name):
+    for line in d.req("GET", "/metrics")[2].decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def _wait_no_instances(d, secs=15):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if json.loads(d.req("GET", "/nexus/v1/status")[2])["instances"] == []:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(RUNTIME, "lib", "libnexus.so")) or
+                    not os.path.exists("/sbin/mkfs.ext4"), reason="needs build/runtime (make runtime) and mkfs.ext4")
+def test_vm_snapshot_flow_with_a_fake_monitor(state, monkeypatch):
+    """The vm driver's snapshot logic against tests/fake_vmm.py (the monitor's side of the
+    contract, no KVM): the first cold start boots and takes the snapshot (atomically, into
+    <state>/snapshots/<function>-<hash>/), after scale-to-zero the next one restores with a
+    fresh region generation, a corrupt snapshot is refused (exit 72), deleted and replaced by a
+    fresh boot that still answers, and a restored guest that never re-attaches is given up on."""
+    fake = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_vmm.py")
+    for k, v in (("NEXUS_VMM", fake), ("NEXUS_GUEST_KERNEL", fake), ("NEXUS_GUEST_IMAGE", fake),
+                 ("FAKE_VMM_RUNTIME", RUNTIME), ("NEXUS_VM_RESTORE_READY_MS", "3000")):
+        monkeypatch.setenv(k, v)
+    d = Daemon(state, "--keep-alive", "1")
+    snaps = os.path.join(state, "st", "snapshots")
+    try:
+        assert create(d, "snappy", "def handler(e, c):\n    return 1\n", Tags={"nexus:sandbox": "vm"})[0] == 201
+        st, _, body = invoke(d, "snappy", b'{"n": 1}')
+        r = json.loads(body)
+        assert st == 200 and r["restored"] is False and r["event"] == {"n": 1}, body
+        dirs = [x for x in os.listdir(snaps) if not x.endswith(".disks")]
+        assert len(dirs) == 1 and dirs[0].startswith("snappy-"), dirs
+        snap = os.path.join(snaps, dirs[0])
+        assert sorted(os.listdir(snap)) == ["memory", "nexus.json", "vmstate"]
+        gen0 = r["generation"]
+        assert _metric(d, "nexus_vm_snapshot_takes_total") == 1 and _metric(d, "nexus_vm_fresh_boots_total") == 1
+
+        assert _wait_no_instances(d), "scale to zero"
+        st, _, body = invoke(d, "snappy", b'{"n": 2}')
+        r = json.loads(body)
+        assert st == 200 and r["restored"] is True and r["event"] == {"n": 2}, body
+        assert r["generation"] != gen0, "a restore hands over a region of another generation"
+        assert _metric(d, "nexus_vm_snapshot_restores_total") == 1
+        assert _metric(d, "nexus_vm_snapshot_takes_total") == 1, "a restored instance takes no snapshot"
+
+        assert _wait_no_instances(d)
+        with open(os.path.join(snap, "vmstate"), "r+b") as f:   # corrupt it
+            f.seek(20)
+            f.write(b"XXXX")
+        st, _, body = invoke(d, "snappy", b'{"n": 3}')
+        r = json.loads(body)
+        assert st == 200 and r["restored"] is False and r["event"] == {"n": 3}, body
+        assert _metric(d, "nexus_vm_snapshot_fallbacks_total") == 1
+        log = open(os.path.join(state, "nexusd.log"), errors="replace").read()
+        assert "refused" in log and "vmstate checksum mismatch" in log, log[-2000:]
+        assert _metric(d, "nexus_vm_snapshot_takes_total") == 2, "the fresh boot took a new snapshot"
+
+        # A snapshot whose restored guest never re-attaches (the fake hangs when the
+        # region's generation did not change: make nexusd's next one equal to it).
+        assert _wait_no_instances(d)
+        meta_p = os.path.join(snap, "nexus.json")
+        meta = json.load(open(meta_p))
+        meta["generation"] -= 1          # nexusd hands over generation + 1 == what the snapshot saw
+        json.dump(meta, open(meta_p, "w"))
+        t0 = time.time()
+        st, _, body = invoke(d, "snappy", b'{"n": 4}')
+        r = json.loads(body)
+        assert st == 200 and r["restored"] is False and r["event"] == {"n": 4}, body
+        assert time.time() - t0 >= 2.5, "waited NEXUS_VM_RESTORE_READY_MS for the re-attach"
+        assert _metric(d, "nexus_vm_snapshot_fallbacks_total") == 2
+        log = open(os.path.join(state, "nexusd.log"), errors="replace").read()
+        assert "did not re-attach within 3000 ms" in log, log[-2000:]
+
+        # nexus:snapshot=off: always a fresh boot, nothing stored.
+        assert create(d, "nosnap", "def handler(e, c):\n    return 1\n",
+                      Tags={"nexus:sandbox": "vm", "nexus:snapshot": "off"})[0] == 201
+        st, _, body = invoke(d, "nosnap")
+        assert st == 200 and json.loads(body)["restored"] is False
+        assert not [x for x in os.listdir(snaps) if x.startswith("nosnap")]
+    finally:
+        d.stop()
+
+
 def test_unknown_route_and_function(nd):
     st, h, body = nd.req("GET", "/nope")
     assert st == 404 and "x-amzn-RequestId" in h

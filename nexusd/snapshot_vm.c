@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-function microVM snapshots for the `vm` driver (README-vm.md,
+ * "Snapshots").  The first cold start of a function boots fresh; once its
+ * runtime has said READY and gone quiet (imported the handler, asleep on the
+ * channel waiting for its first invocation), this file pauses the VM, has
+ * nexus-vmm write the snapshot into a temporary directory, renames it to
+ * <state-dir>/snapshots/<function>-<hash>/ (atomic), and resumes the VM,
+ * which then serves the invocation.  Later cold starts restore from it
+ * (sandbox_vm.c) with a fresh region whose generation differs, so the guest's
+ * libnexus re-attaches.
+ *
+ * The hash covers everything the snapshot depends on: the code (CodeSha256
+ * and the code directory's names/sizes/mtimes), the configuration (sandbox
+ * argv, environment, memory), the runtime directory, the guest kernel, the
+ * root image and nexus-vmm (path, size, mtime).  A change to any of them is a
+ * new key; old snapshots are left behind (deleting a function does not remove
+ * them yet).  The code and runtime disk images that go with a key live in
+ * <key>.disks/ and are built once and never replaced, because a snapshot's
+ * page cache must match the disks it is restored with byte for byte.
+ *
+ * Threads: the key and the checks run on the launcher thread (driver start);
+ * the snapshot itself on a thread of its own per instance, so the loop keeps
+ * serving; counters are atomics.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include <nexus/channel.h>
+#include "config.h"
+#include "sandbox_vm.h"
+#include "util.h"
+
+#define SNAP_QUIESCE_MS   60000   /* READY to "asleep on the channel" (the import runs in between) */
+#define SNAP_CMD_MS       120000  /* pause / snapshot / resume replies (TCG is slow) */
+
+static atomic_uint_fast64_t counters[VMS__N];
+
+void vm_snap_count(enum vm_snap_counter c)
+{
+	atomic_fetch_add(&counters[c], 1);
+}
+
+void nx_vm_snapshot_metrics(FILE *f)
+{
+	static const char *const names[VMS__N][2] = {
+		[VMS_RESTORES] = { "nexus_vm_snapshot_restores_total", "vm cold starts restored from a function snapshot." },
+		[VMS_FALLBACKS] = { "nexus_vm_snapshot_fallbacks_total",
+		                    "Snapshots refused at restore (corrupt, mismatched, no re-attach): deleted, booted fresh." },
+		[VMS_TAKES] = { "nexus_vm_snapshot_takes_total", "Function snapshots taken." },
+		[VMS_TAKE_FAILS] = { "nexus_vm_snapshot_take_failures_total",
+		                     "Snapshots not taken (the guest did not go quiet, or the monitor failed)." },
+		[VMS_FRESH_BOOTS] = { "nexus_vm_fresh_boots_total", "vm instances booted fresh (no usable snapshot)." },
+	};
+	for (int i = 0; i < VMS__N; i++)
+		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIuFAST64 "\n", names[i][0], names[i][1], names[i][0],
+		        names[i][0], atomic_load(&counters[i]));
+}
+
+/* ------------------------------------------------------------------ key */
+
+static _Thread_local EVP_MD_CTX *tree_md;
+
+static int tree_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)flag; (void)f;
+	char line[PATH_MAX + 96];
+	int n = snprintf(line, sizeof line, "%s %lld %lld.%09ld\n", p, (long long)st->st_size,
+	                 (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+	EVP_DigestUpdate(tree_md, line, (size_t)(n > 0 ? n : 0));
+	return 0;
+}
+
+static void hash_str(EVP_MD_CTX *md, const char *what, const char *s)
+{
+	EVP_DigestUpdate(md, what, strlen(what));
+	EVP_DigestUpdate(md, "=", 1);
+	if (s)
+		EVP_DigestUpdate(md, s, strlen(s) + 1);
+}
+
+static void hash_file(EVP_MD_CTX *md, const char *what, const char *path)
+{
+	struct stat st;
+	char line[PATH_MAX + 96] = "";
+	if (stat(path, &st) == 0)
+		snprintf(line, sizeof line, "%s %lld %lld.%09ld %llu", path, (long long)st.st_size,
+		         (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (unsigned long long)st.st_ino);
+	hash_str(md, what, line);
+}
+
+static void hash_tree(EVP_MD_CTX *md, const char *what, const char *dir)
+{
+	hash_str(md, what, dir);
+	tree_md = md;
+	nftw(dir, tree_one, 16, FTW_PHYS);   /* nftw walks in a stable order for an unchanged tree */
+	tree_md = NULL;
+}
+
+void vm_snap_key(const struct nx_sandbox_spec *spec, const char *vmm, const char *kernel, const char *image,
+                 const struct vmm_caps *caps, char *key, size_t cap)
+{
+	key[0] = 0;
+	const char *env = getenv("NEXUS_VM_SNAPSHOT");   /* "off": node-wide switch (README-vm.md) */
+	if (!spec->snapshot || !caps->restore || !*nxd_cfg.state_dir || !spec->function_name ||
+	    (env && !strcmp(env, "off")))
+		return;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return;
+	}
+	hash_str(md, "function", spec->function_name);
+	hash_str(md, "code_id", spec->code_id);
+	hash_tree(md, "code", spec->code_dir);
+	hash_tree(md, "runtime", spec->runtime_dir);
+	for (const char *const *a = spec->argv; a && *a; a++)
+		hash_str(md, "argv", *a);
+	for (const char *const *e = spec->envp; e && *e; e++)
+		hash_str(md, "env", *e);
+	char mem[32];
+	snprintf(mem, sizeof mem, "%u %d", spec->memory_mb, (int)spec->mode);
+	hash_str(md, "memory", mem);
+	hash_file(md, "kernel", kernel);
+	hash_file(md, "image", image);
+	hash_file(md, "vmm", vmm);
+	unsigned char d[EVP_MAX_MD_SIZE];
+	unsigned int dl = 0;
+	EVP_DigestFinal_ex(md, d, &dl);
+	EVP_MD_CTX_free(md);
+	char hex[17];
+	for (int i = 0; i < 8; i++)
+		snprintf(hex + 2 * i, 3, "%02x", d[i]);
+	snprintf(key, cap, "%s-%s", spec->function_name, hex);
+}
+
+void vm_snap_path(const char *key, const char *suffix, char *out, size_t cap)
+{
+	snprintf(out, cap, "%s/snapshots/%s%s", nxd_cfg.state_dir, key, suffix ? suffix : "");
+}
+
+/* "ino size mtime" of the key's two disk images: a snapshot is only good with
+ * the very images it was taken with. */
+static void disks_sig(const char *key, char *out, size_t cap)
+{
+	size_t n = 0;
+	out[0] = 0;
+	static const char *const names[] = { ".disks/runtime.ext4", ".disks/code.ext4" };
+	for (int i = 0; i < 2; i++) {
+		char p[PATH_MAX];
+		struct stat st;
+		vm_snap_path(key, names[i], p, sizeof p);
+		if (stat(p, &st) < 0)
+			continue;
+		n += (size_t)snprintf(out + n, cap - n, "%llu:%lld:%lld.%09ld;", (unsigned long long)st.st_ino,
+		                      (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+		if (n >= cap)
+			break;
+	}
+}
+
+bool vm_snap_present(const char *key, uint64_t *gen)
+{
+	char dir[PATH_MAX], p[PATH_MAX + 16];
+	vm_snap_path(key, NULL, dir, sizeof dir);
+	snprintf(p, sizeof p, "%s/nexus.json", dir);
+	json_t *j = json_load_file(p, 0, NULL);
+	if (!j)
+		return false;   /* nothing there (the monitor checks vmstate/memory itself) */
+	json_t *g = json_object_get(j, "generation");
+	const char *sig = json_string_value(json_object_get(j, "disks"));
+	char now[256];
+	disks_sig(key, now, sizeof now);
+	bool ok = json_is_integer(g) && sig && !strcmp(sig, now);
+	if (ok)
+		*gen = (uint64_t)json_integer_value(g);
+	json_decref(j);
+	if (!ok)
+		vm_snap_refuse(key, "its nexus.json does not match (generation missing, or the disk images changed)");
+	return ok;
+}
+
+static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)st; (void)f;
+	if (flag == FTW_DP)
+		rmdir(p);
+	else
+		unlink(p);
+	return 0;
+}
+
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+void vm_snap_refuse(const char *key, const char *why)
+{
+	char dir[PATH_MAX];
+	vm_snap_path(key, NULL, dir, sizeof dir);
+	nxd_warn("vm snapshot %s refused: %s; deleted it, booting fresh instead", key, why);
+	rm_tree(dir);
+	vm_snap_count(VMS_FALLBACKS);
+}
+
+/* ---------------------------------------------------------------- claims */
+
+#define CLAIMS_MAX 64
+static pthread_mutex_t claim_mu = PTHREAD_MUTEX_INITIALIZER;
+static char claims[CLAIMS_MAX][80];
+
+bool vm_snap_claim(const char *key)
+{
+	bool ok = false;
+	pthread_mutex_lock(&claim_mu);
+	int free_slot = -1;
+	for (int i = 0; i < CLAIMS_MAX; i++) {
+		if (!strcmp(claims[i], key))
+			goto out;
+		if (!claims[i][0] && free_slot < 0)
+			free_slot = i;
+	}
+	if (free_slot >= 0) {
+		snprintf(claims[free_slot], sizeof claims[free_slot], "%s", key);
+		ok = true;
+	}
+out:
+	pthread_mutex_unlock(&claim_mu);
+	return ok;
+}
+
+void vm_snap_unclaim(const char *key)
+{
+	pthread_mutex_lock(&claim_mu);
+	for (int i = 0; i < CLAIMS_MAX; i++)
+		if (!strcmp(claims[i], key))
+			claims[i][0] = 0;
+	pthread_mutex_unlock(&claim_mu);
+}
+
+/* ------------------------------------------------------------- taking it */
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The guest is asleep on the channel (its runtime waits for the first
+ * invocation) and nexusd has consumed all it posted: then nothing is in
+ * flight and a restored clone only has to re-attach.  Read from nexusd's own
+ * view of the region; the words are the guest's, so this is only a hint of
+ * when to pause, never trusted for anything else. */
+static bool wait_quiet(struct nx_sandbox *sb)
+{
+	size_t len = NX_ARENAS_OFF;
+	const uint8_t *r = mmap(NULL, len, PROT_READ, MAP_SHARED, sb->region_fd, 0);
+	if (r == MAP_FAILED)
+		return false;
+	const struct nx_ring *to_host = (const void *)(r + NX_TO_HOST_RING_OFF);
+	const struct nx_ring *to_guest = (const void *)(r + NX_TO_GUEST_RING_OFF);
+	uint64_t end = mono_ms() + SNAP_QUIESCE_MS;
+	int calm = 0;
+	bool ok = false;
+	while (!sb->snap_cancel && mono_ms() < end) {
+		bool q = __atomic_load_n(&to_guest->consumer_sleeping, __ATOMIC_ACQUIRE) == 1 &&
+		         __atomic_load_n(&to_guest->head, __ATOMIC_ACQUIRE) ==
+		                 __atomic_load_n(&to_guest->tail, __ATOMIC_ACQUIRE) &&
+		         __atomic_load_n(&to_host->head, __ATOMIC_ACQUIRE) ==
+		                 __atomic_load_n(&to_host->tail, __ATOMIC_ACQUIRE);
+		calm = q ? calm + 1 : 0;
+		if (calm >= 5) {   /* 50 ms asleep */
+			ok = true;
+			break;
+		}
+		usleep(10000);
+	}
+	munmap((void *)r, len);
+	return ok;
+}
+
+static void write_meta(const char *dir, const struct nx_sandbox *sb, double ms, uint64_t mem_bytes)
+{
+	char p[PATH_MAX + 16], sig[256];
+	disks_sig(sb->key, sig, sizeof sig);
+	snprintf(p, sizeof p, "%s/nexus.json", dir);
+	json_t *j = json_pack("{s:s,s:I,s:s,s:f,s:I,s:I}", "key", sb->key, "generation", (json_int_t)sb->region_gen,
+	                      "disks", sig, "snapshot_ms", ms, "memory_bytes", (json_int_t)mem_bytes, "taken_at",
+	                      (json_int_t)time(NULL));
+	if (j)
+		json_dump_file(j, p, JSON_COMPACT);
+	json_decref(j);
+}
+
+static void *snap_main(void *arg)
+{
+	struct nx_sandbox *sb = arg;
+	uint64_t t0 = mono_ms();
+	char reply[512], dir[PATH_MAX], tmp[PATH_MAX], cmd[PATH_MAX + 64];
+	bool taken = false;
+	vm_snap_path(sb->key, NULL, dir, sizeof dir);
+	if (!wait_quiet(sb)) {
+		nxd_warn("vm snapshot %s not taken: the guest did not go quiet within %d s after READY", sb->key,
+		         SNAP_QUIESCE_MS / 1000);
+		goto out;
+	}
+	uint64_t t_quiet = mono_ms();
+	if (vmm_command(sb->ctl, "{\"cmd\":\"pause\"}", SNAP_CMD_MS, reply, sizeof reply) < 0) {
+		nxd_warn("vm snapshot %s not taken: pause: %s", sb->key, reply);
+		goto out;
+	}
+	vm_snap_path(sb->key, ".tmp-XXXXXX", tmp, sizeof tmp);
+	if (!mkdtemp(tmp)) {
+		nxd_warn("vm snapshot %s not taken: mkdtemp %s: %s", sb->key, tmp, strerror(errno));
+	} else {
+		snprintf(cmd, sizeof cmd, "{\"cmd\":\"snapshot\",\"dir\":\"%s\"}", tmp);   /* state-dir paths have no '"' */
+		uint64_t t1 = mono_ms();
+		if (vmm_command(sb->ctl, cmd, SNAP_CMD_MS, reply, sizeof reply) < 0) {
+			nxd_warn("vm snapshot %s not taken: the monitor said: %s", sb->key, reply);
+			rm_tree(tmp);
+		} else {
+			json_t *j = json_loads(reply, 0, NULL);
+			uint64_t mem = j ? (uint64_t)json_integer_value(json_object_get(j, "memory_bytes")) : 0;
+			json_decref(j);
+			write_meta(tmp, sb, (double)(mono_ms() - t1), mem);
+			if (rename(tmp, dir) < 0) {   /* atomic: restores see all of it or nothing */
+				nxd_warn("vm snapshot %s: rename to %s: %s", sb->key, dir, strerror(errno));
+				rm_tree(tmp);
+			} else {
+				taken = true;
+				nxd_info("vm snapshot %s taken in %llu ms (%.1f MiB of RAM written; guest quiet %llu ms after READY)",
+				         sb->key, (unsigned long long)(mono_ms() - t1), (double)mem / 1048576.0,
+				         (unsigned long long)(t_quiet - t0));
+			}
+		}
+	}
+	if (vmm_command(sb->ctl, "{\"cmd\":\"resume\"}", SNAP_CMD_MS, reply, sizeof reply) < 0)
+		nxd_warn("vm snapshot %s: resume failed: %s (the instance will not answer)", sb->key, reply);
+out:
+	vm_snap_count(taken ? VMS_TAKES : VMS_TAKE_FAILS);
+	vm_snap_unclaim(sb->key);
+	sb->snap_done(sb->snap_arg);
+	return NULL;
+}
+
+int vm_snap_after_ready(struct nx_sandbox *sb, void (*done)(void *), void *arg)
+{
+	if (!sb->want_snapshot || sb->ctl < 0 || sb->region_fd < 0 || sb->snap_running)
+		return 0;
+	sb->want_snapshot = false;
+	char dir[PATH_MAX];
+	vm_snap_path(sb->key, NULL, dir, sizeof dir);
+	if (access(dir, F_OK) == 0 || !vm_snap_claim(sb->key))
+		return 0;   /* another instance took it, or is taking it */
+	sb->snap_done = done;
+	sb->snap_arg = arg;
+	sb->snap_cancel = false;
+	if (pthread_create(&sb->snap_thread, NULL, snap_main, sb) != 0) {
+		vm_snap_unclaim(sb->key);
+		return 0;
+	}
+	sb->snap_running = true;
+	return 1;
+}
+
+void vm_snap_join(struct nx_sandbox *sb)
+{
+	if (!sb->snap_running)
+		return;
+	sb->snap_cancel = true;
+	pthread_join(sb->snap_thread, NULL);
+	sb->snap_running = false;
+}
