@@ -31,6 +31,7 @@ fi
 
 s3tools=$B/vm-tests/s3tools.ext4; [ -e "$s3tools" ] || s3tools=   # node + s3rver (make-s3tools.sh)
 tier=$(rig/detect-kvm)
+hg=$B/tests/rig/http-get; [ -x "$hg" ] || hg=""   # optional: in-l1-snapshot.sh reads /metrics with it
 out=$(mktemp) s3c=$(mktemp -d); trap 'rm -rf "$out" "$s3c"' EXIT
 /usr/bin/python3 tests/vm/examples_vm.py plan "$s3c/s3cases"   # in-l1-s3.sh's cases (the examples)
 echo "test-vm: rig/detect-kvm says '$tier'"
@@ -39,7 +40,9 @@ if [ "$tier" = hardware ]; then
   ln -s "$PWD/$B/bin/nexus-vmm" "$PWD/$B/bin/guest-realhost" "$d/"; ln -s "$(readlink -f "$kernel")" "$d/vmlinux"
   { tests/vm/in-l1.sh "$d" "$(readlink -f "$image")" "$PWD/$disk"
     ln -s "$PWD/$B/bin/nexusd" "$PWD/$B/bin/nexus" "$PWD/$B/runtime" "$s3c/s3cases" "$PWD/tests/vm/s3copy" "$d/"
-    tests/vm/in-l1-s3.sh "$d" "$(readlink -f "$image")" "$PWD/scripts/s3"; } | tee "$out"
+    tests/vm/in-l1-s3.sh "$d" "$(readlink -f "$image")" "$PWD/scripts/s3"
+    ln -sf "$PWD/functions/hello" "$d/hello"; [ -n "$hg" ] && ln -sf "$PWD/$hg" "$d/http-get"
+    tests/vm/in-l1-snapshot.sh "$d" "$(readlink -f "$image")"; } | tee "$out"
   rc=${PIPESTATUS[0]}; rm -rf "$d"
 else
   echo "test-vm: no hardware KVM here: running the cases inside the nested rig (rig/run-l1), ~1-3 min"
@@ -52,7 +55,8 @@ else
     --file functions/hello:/rig/hello --file "$(command -v mke2fs):/sbin/mkfs.ext4" \
     --file tests/vm/in-l1-s3.sh:/rig/in-l1-s3.sh --file "$s3c/s3cases:/rig/s3cases" --file tests/vm/s3copy:/rig/s3copy \
     --disk "$(readlink -f "$image"),ro" --disk "$disk,ro" ${s3tools:+--disk "$s3tools,ro"} \
-    -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda' | tee "$out"
+    --file tests/vm/in-l1-snapshot.sh:/rig/in-l1-snapshot.sh ${hg:+--file "$hg:/rig/http-get"} \
+    -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda; /rig/in-l1-snapshot.sh /rig /dev/vda' | tee "$out"
   rc=${PIPESTATUS[0]}
   case $rc in
     124) fail "rig" "rig/run-l1 timed out" ;;

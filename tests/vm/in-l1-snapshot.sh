@@ -1,0 +1,162 @@
+#!/bin/sh
+# Per-function microVM snapshots through nexusd (nexusd/README-vm.md, "Snapshots"), in L1 of
+# rig/run-l1 (busybox sh) or directly on a hardware-KVM host.  POSIX sh.
+#
+#   in-l1-snapshot.sh DIR ROOTFS     DIR holds nexusd, nexus, nexus-vmm, vmlinux, runtime/, hello/
+#                                    and optionally http-get (tests/rig/http-get.c, for /metrics)
+#
+# Cases (RESULT pass|fail|skip NAME detail):
+#   snapshot:first-cold      `hello` deployed with --sandbox vm: the first invocation boots fresh
+#                            and nexusd takes the function's snapshot (log + /metrics)
+#   snapshot:restore         after scale to zero, the next invocation is restored from it
+#                            (log + /metrics say restore) and answers right
+#   snapshot:corrupt         the snapshot's vmstate corrupted: refused (nexus-vmm exit 72),
+#                            deleted, fresh boot, the invocation still answers; a new one is taken
+#   snapshot:coldstart       SNAP_RUNS fresh boots (NEXUS_VM_SNAPSHOT=off) against SNAP_RUNS
+#                            restores, same L1 boot: nexusd's "ready in" (instance created ->
+#                            READY) and the client's wall time; lines "COLDSTART kind ms..."
+set -u
+D=$1 ROOT=$2
+RUNS=${SNAP_RUNS:-5}
+PORT=9075
+result() { echo "RESULT $1 $2 $3"; }
+show() { echo "---- $1 ----"; tail -n "${2:-40}" "$1" | tr -d '\r' | sed 's/^/  | /'; echo "----"; }
+
+for f in nexusd nexus nexus-vmm vmlinux; do
+  [ -x "$D/$f" ] || [ -f "$D/$f" ] || { result skip snapshot:all "$D/$f not in L1: not run"; exit 0; }
+done
+if ! "$D/nexus-vmm" --help 2>&1 | grep -q -- '--restore' || ! "$D/nexus-vmm" --help 2>&1 | grep -q -- '--control-fd'; then
+  result skip snapshot:all "this nexus-vmm has no --restore/--control-fd (docs/vmm.md snapshot contract): not run"
+  exit 0
+fi
+
+S=/tmp/nxsnap
+mkdir -p $S/rootfs $S/home
+export NEXUS_HOME=$S/home NEXUS_PORT=$PORT
+
+# Monotonic-enough milliseconds: busybox date may lack %N; /proc/uptime has centiseconds.
+now_ms() {
+  n=$(date +%s%N 2>/dev/null)
+  case "$n" in *N|'') awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime ;; *) echo $((n / 1000000)) ;; esac
+}
+
+start_nexusd() {   # LOG [ENV=VAL...]
+  log=$1; shift
+  env "$@" NEXUS_VMM="$D/nexus-vmm" NEXUS_GUEST_KERNEL="$D/vmlinux" NEXUS_GUEST_IMAGE="$ROOT" \
+    "$D/nexusd" --listen 127.0.0.1:$PORT --state-dir $S/state --runtime-dir "$D/runtime" \
+    --rootfs $S/rootfs --keep-alive 2 >"$log" 2>&1 &
+  NXD=$!
+  i=0; while [ $i -lt 60 ] && ! grep -q 'ready on' "$log"; do sleep 1; i=$((i + 1)); done
+}
+stop_nexusd() { kill "$NXD" 2>/dev/null; wait "$NXD" 2>/dev/null; }
+
+metric() {   # NAME -> value, or "?" without http-get
+  if [ -x "$D/http-get" ]; then
+    "$D/http-get" 127.0.0.1 $PORT /metrics 10 2>/dev/null | tr -d '\r' | awk -v m="$1" '$1 == m { print $2 }'
+  else
+    echo "?"
+  fi
+}
+# metric_is NAME WANT: true when it is WANT, or when /metrics cannot be read here (then the log decides)
+metric_is() { v=$(metric "$1"); [ "$v" = "?" ] || [ "$v" = "$2" ]; }
+
+# Wait until the function's instances have stopped (keep-alive 2 s) and exited.
+wait_zero() {   # LOG COUNT: wait for COUNT "stopping: idle" lines
+  i=0
+  while [ $i -lt 120 ] && [ "$(grep -c 'stopping: idle' "$1")" -lt "$2" ]; do sleep 1; i=$((i + 1)); done
+  sleep 2
+}
+
+invoke() {   # NAME PAYLOAD-NAME OUT -> 0 when the greeting is right; sets MS (client wall time)
+  t0=$(now_ms)
+  "$D/nexus" invoke "$1" --payload "{\"name\":\"$2\"}" >"$3" 2>&1
+  rc=$?
+  MS=$(( $(now_ms) - t0 ))
+  [ $rc -eq 0 ] && grep -q "Hello, $2!" "$3"
+}
+
+L=$S/nexusd.log
+start_nexusd $L
+grep -a 'sandbox driver vm' $L | sed 's/^/INFO /'
+if ! "$D/nexus" deploy "$D/hello" --name snaphello --sandbox vm --timeout 120 --memory 256 >$S/deploy.log 2>&1; then
+  result fail snapshot:deploy "$(tr -d '\n' <$S/deploy.log | cut -c1-200)"; show $L 30; stop_nexusd; exit 0
+fi
+
+# 1. First cold start: fresh boot, snapshot taken before the invocation is served.
+if invoke snaphello first $S/i1.log && grep -q 'vm snapshot snaphello-.* taken' $L &&
+   metric_is nexus_vm_snapshot_takes_total 1 && metric_is nexus_vm_fresh_boots_total 1 &&
+   ls -d $S/state/snapshots/snaphello-* >/dev/null 2>&1; then
+  result pass snapshot:first-cold "fresh boot + snapshot in ${MS} ms: $(grep -a 'vm snapshot snaphello-.* taken' $L | head -1 | sed 's/.*nexusd info: //' | cut -c1-160)"
+else
+  result fail snapshot:first-cold "$(tr -d '\n' <$S/i1.log | cut -c1-200)"; show $L 40; show $S/state/logs/snaphello.log 30
+fi
+
+# 2. Scale to zero, then a cold start restored from the snapshot.
+wait_zero $L 1
+if invoke snaphello restored $S/i2.log && grep -q 'restored from vm snapshot snaphello-' $L &&
+   metric_is nexus_vm_snapshot_restores_total 1; then
+  result pass snapshot:restore "restored cold start in ${MS} ms: $(grep -a 'restored from vm snapshot' $L | tail -1 | sed 's/.*nexusd info: //' | cut -c1-160)"
+else
+  result fail snapshot:restore "$(tr -d '\n' <$S/i2.log | cut -c1-200)"; show $L 40; show $S/state/logs/snaphello.log 30
+fi
+
+# 3. A corrupt snapshot: refused, deleted, fresh boot; the invocation still succeeds.
+wait_zero $L 2
+snap=$(ls -d $S/state/snapshots/snaphello-* 2>/dev/null | grep -v '\.disks$' | head -1)
+if [ -n "$snap" ] && [ -f "$snap/vmstate" ]; then
+  printf 'CORRUPTCORRUPTCORRUPT' | dd of="$snap/vmstate" bs=1 seek=200 conv=notrunc 2>/dev/null
+  if invoke snaphello fallback $S/i3.log && grep -q "vm snapshot snaphello-.* refused" $L &&
+     metric_is nexus_vm_snapshot_fallbacks_total 1; then
+    result pass snapshot:corrupt "answered after ${MS} ms: $(grep -a 'refused' $L | tail -1 | sed 's/.*nexusd warn: //' | cut -c1-220)"
+  else
+    result fail snapshot:corrupt "$(tr -d '\n' <$S/i3.log | cut -c1-200)"; show $L 40
+  fi
+  if [ -f "$snap/vmstate" ] && grep -c 'vm snapshot snaphello-.* taken' $L | grep -q '^2$'; then
+    result pass snapshot:retaken "the fresh boot after the refusal took a new snapshot"
+  else
+    result fail snapshot:retaken "no new snapshot after the refusal"
+  fi
+else
+  result fail snapshot:corrupt "no snapshot directory to corrupt under $S/state/snapshots"
+fi
+stop_nexusd
+
+# 4. Cold start: fresh boots (snapshots off node-wide) vs restores, same L1 boot.
+ready_ms() { grep -a "instance .* ($1, .*) ready in" "$2" | sed 's/.* ready in \([0-9.]*\) ms.*/\1/'; }
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR) printf "median %s min %s max %s (n=%d)", a[int((NR + 1) / 2)], a[1], a[NR], NR }'; }
+LF=$S/nexusd-fresh.log
+start_nexusd $LF NEXUS_VM_SNAPSHOT=off
+"$D/nexus" deploy "$D/hello" --name coldfresh --sandbox vm --timeout 120 --memory 256 >/dev/null 2>&1
+wall_f=""; k=0; ok=1
+while [ $k -lt "$RUNS" ]; do
+  k=$((k + 1))
+  invoke coldfresh "f$k" $S/f.log || ok=0
+  wall_f="$wall_f $MS"
+  wait_zero $LF $k
+done
+stop_nexusd
+LR=$S/nexusd-restore.log
+start_nexusd $LR
+invoke snaphello warmup $S/r0.log || ok=0   # the snapshot from case 3 (or a fresh one)
+wall_r=""; k=0
+wait_zero $LR 1
+while [ $k -lt "$RUNS" ]; do
+  k=$((k + 1))
+  invoke snaphello "r$k" $S/r.log || ok=0
+  wall_r="$wall_r $MS"
+  wait_zero $LR $((k + 1))
+done
+stop_nexusd
+nrest=$(grep -c 'restored from vm snapshot' $LR)
+echo "COLDSTART fresh-ready-ms $(ready_ms coldfresh $LF | tr '\n' ' ')"
+echo "COLDSTART fresh-wall-ms$wall_f"
+echo "COLDSTART restore-ready-ms $(grep -a 'restored from vm snapshot' $LR | sed 's/.*re-attached \([0-9.]*\) ms.*/\1/' | tr '\n' ' ')"
+echo "COLDSTART restore-instance-ready-ms $(ready_ms snaphello $LR | tr '\n' ' ')"
+echo "COLDSTART restore-wall-ms$wall_r"
+fs=$(ready_ms coldfresh $LF | median); rs=$(ready_ms snaphello $LR | tail -n "$RUNS" | median)
+fw=$(echo "$wall_f" | tr ' ' '\n' | grep . | median); rw=$(echo "$wall_r" | tr ' ' '\n' | grep . | median)
+if [ $ok -eq 1 ] && [ "$nrest" -ge "$RUNS" ]; then
+  result pass snapshot:coldstart "ready: fresh $fs ms, restore $rs ms; client wall: fresh $fw ms, restore $rw ms"
+else
+  result fail snapshot:coldstart "ok=$ok restores=$nrest/$((RUNS + 1)); fresh $fs; restore $rs"; show $LR 30
+fi
