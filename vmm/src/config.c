@@ -30,6 +30,7 @@ void config_defaults(struct vmm_config *c)
     c->vcpus = 1;
     c->serial = SERIAL_STDOUT;
     c->nexus_fds[0] = c->nexus_fds[1] = c->nexus_fds[2] = -1;
+    c->control_fd = -1;
     /* Locally administered unicast MAC. */
     static const uint8_t mac[6] = { 0x06, 0x00, 0xac, 0x10, 0x00, 0x02 };
     memcpy(c->net_mac, mac, 6);
@@ -50,6 +51,8 @@ void config_free(struct vmm_config *c)
     free(c->net_tap);
     free(c->serial_path);
     free(c->control_path);
+    free(c->restore_dir);
+    free(c->ws_file);
     memset(c, 0, sizeof(*c));
 }
 
@@ -59,11 +62,14 @@ void config_usage(void *stream)
         "usage: nexus-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--mem MB] [--vcpus N]\n"
         "                 [--disk PATH[,ro]]... [--net TAPNAME[,mac=XX:XX:XX:XX:XX:XX]]\n"
         "                 [--serial stdout|file:PATH|none] [--control SOCKPATH] [--config FILE.json]\n"
-        "                 [--nexus REGION_FD,KICK_HOST_FD,KICK_GUEST_FD]\n"
+        "                 [--nexus REGION_FD,KICK_HOST_FD,KICK_GUEST_FD | --nexus control]\n"
+        "                 [--control-fd N]\n"
+        "       nexus-vmm --restore DIR [--ws FILE] [--disk ...] [--nexus ...] [--serial ...]\n"
+        "                 [--control SOCKPATH] [--control-fd N]   (kernel, mem, vcpus from the snapshot)\n"
         "                 [--seccomp kill|log|off] [--verbose]\n"
         "Exit status: the guest's exit-port value (0..63), or 64 usage, 65 setup error,\n"
         "66 triple fault, 67 guest panic, 68 internal/KVM error, 69 i8042 reset,\n"
-        "70 stopped by the host, 71 bad exit-port value (see docs/vmm.md).\n");
+        "70 stopped by the host, 71 bad exit-port value, 72 snapshot refused (see docs/vmm.md).\n");
 }
 
 static int parse_u64(const char *s, uint64_t *out)
@@ -272,13 +278,18 @@ int config_load_json(struct vmm_config *c, const char *path, char *err, size_t n
 }
 
 enum { OPT_KERNEL = 256, OPT_INITRD, OPT_CMDLINE, OPT_MEM, OPT_VCPUS, OPT_DISK, OPT_NET,
-       OPT_SERIAL, OPT_CONTROL, OPT_CONFIG, OPT_SECCOMP, OPT_VERBOSE, OPT_HELP, OPT_NEXUS };
+       OPT_SERIAL, OPT_CONTROL, OPT_CONFIG, OPT_SECCOMP, OPT_VERBOSE, OPT_HELP, OPT_NEXUS,
+       OPT_CONTROL_FD, OPT_RESTORE, OPT_WS };
 
 /* --nexus R,H,G: three inherited fds (checked further when the device opens them). */
 static int set_nexus(struct vmm_config *c, const char *spec, char *err, size_t n)
 {
     int f[3];
     char tail;
+    if (!strcmp(spec, "control")) {
+        c->nexus_control = true;
+        return 0;
+    }
     if (sscanf(spec, "%d,%d,%d%c", &f[0], &f[1], &f[2], &tail) != 3 || f[0] < 3 || f[1] < 3 || f[2] < 3 ||
         f[0] == f[1] || f[0] == f[2] || f[1] == f[2])
         return fail(err, n, "--nexus: expected REGION_FD,KICK_HOST_FD,KICK_GUEST_FD (three distinct fds >= 3)");
@@ -303,6 +314,9 @@ int config_parse_args(struct vmm_config *c, int argc, char **argv, char *err, si
         { "verbose", no_argument, 0, OPT_VERBOSE },
         { "help", no_argument, 0, OPT_HELP },
         { "nexus", required_argument, 0, OPT_NEXUS },
+        { "control-fd", required_argument, 0, OPT_CONTROL_FD },
+        { "restore", required_argument, 0, OPT_RESTORE },
+        { "ws", required_argument, 0, OPT_WS },
         { 0, 0, 0, 0 },
     };
     /* Pass 1: the config file, so that flags override it whatever their order. */
@@ -360,13 +374,26 @@ int config_parse_args(struct vmm_config *c, int argc, char **argv, char *err, si
             if (set_nexus(c, optarg, err, n) < 0)
                 return -1;
             break;
+        case OPT_CONTROL_FD:
+            if (parse_u64(optarg, &x) < 0 || x < 3 || x > 1000000)
+                return fail(err, n, "--control-fd: expected an fd number >= 3: %s", optarg);
+            c->control_fd = (int)x;
+            break;
+        case OPT_RESTORE: set_str(&c->restore_dir, optarg); break;
+        case OPT_WS: set_str(&c->ws_file, optarg); break;
         default:
             return fail(err, n, "unknown or incomplete option: %s", argv[optind - 1]);
         }
     }
     if (optind < argc)
         return fail(err, n, "unexpected argument: %s", argv[optind]);
-    if (!c->kernel)
-        return fail(err, n, "--kernel is required");
+    if (c->restore_dir && (c->kernel || c->initrd || c->cmdline))
+        return fail(err, n, "--restore: the kernel, initrd and command line come from the snapshot");
+    if (c->ws_file && !c->restore_dir)
+        return fail(err, n, "--ws needs --restore");
+    if (!c->kernel && !c->restore_dir)
+        return fail(err, n, "--kernel (or --restore DIR) is required");
+    if (c->nexus_control && c->control_fd < 0 && !c->control_path)
+        return fail(err, n, "--nexus control needs --control or --control-fd");
     return 0;
 }

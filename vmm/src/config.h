@@ -35,6 +35,16 @@ struct vmm_config {
     /* --nexus REGION_FD,KICK_HOST_FD,KICK_GUEST_FD: the Nexus device (dev_nexus.c)
      * on fds inherited from nexusd; nexus_fds[0] < 0 = no device. */
     int nexus_fds[3];
+    /* --nexus control: the three fds arrive with {"cmd":"nexus-attach"} (SCM_RIGHTS)
+     * on a control connection; the VM does not run until they have. */
+    bool nexus_control;
+    /* --control-fd N: an inherited, connected AF_UNIX stream socket served like a
+     * client of --control (-1: none). */
+    int control_fd;
+    /* --restore DIR: start from the snapshot in DIR (snapshot.c) instead of a kernel;
+     * --ws FILE: pre-fault the working-set page ranges in FILE before resuming. */
+    char *restore_dir;
+    char *ws_file;
 };
 
 #define VMM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1"

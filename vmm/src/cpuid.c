@@ -86,6 +86,14 @@ void cpuid_filter(struct kvm_cpuid_entry2 *e, unsigned nent, unsigned index, uns
                 x->ecx = x->index & 0xff;  /* invalid level */
             }
             break;
+        case 0x8000001e:
+            /* AMD extended APIC id / core id: KVM passes the host CPU's own, which
+             * differs with the CPU the monitor happened to run on (and would make
+             * two monitors of one snapshot disagree).  One core per vCPU, node 0. */
+            x->eax = index;
+            x->ebx = index & 0xff;
+            x->ecx = 0;
+            break;
         default:
             break;
         }

@@ -6,6 +6,8 @@
  * setup the monitor is in neither path. */
 #ifndef VMM_DEV_NEXUS_H
 #define VMM_DEV_NEXUS_H
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "virtio_mmio.h"
@@ -17,6 +19,8 @@ struct nexus_dev {
     int region_fd, kick_host_fd, kick_guest_fd;
     void *region;                 /* the monitor's own mapping (given to KVM only) */
     uint64_t size, gpa;
+    uint64_t snap_size;           /* restored: the region must have this size (0: any) */
+    bool attached;
 };
 
 extern const struct virtio_dev_ops nexus_dev_ops;
@@ -31,5 +35,8 @@ uint64_t nexus_dev_gpa(const struct guest_mem *gm);
  * ioeventfd, irqfd.  0 or -1 with a message in err. */
 int nexus_dev_attach(struct nexus_dev *nd, int vm_fd, const struct guest_mem *gm, unsigned slot,
                      char *err, size_t errlen);
+
+void nexus_dev_save(void *dev, struct snap_out *o, uint32_t index);
+int nexus_dev_restore(void *dev, const struct snap_in *in, uint32_t index, char *err, size_t n);
 
 #endif

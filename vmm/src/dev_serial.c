@@ -5,9 +5,11 @@
 #include "devices.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "snapshot.h"
 #include "vmm.h"
 
 enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
@@ -177,4 +179,45 @@ int serial_register(struct vmm *vm, struct serial *s, int out_fd)
 {
     serial_setup(s, out_fd, serial_set_irq, vm);
     return io_bus_register(&vm->pio, SERIAL_COM1_BASE, 8, &serial_ops, s, "serial-com1");
+}
+
+/* ---- snapshot: the register file (the line level itself is in the irqchip) ---- */
+
+struct serial_state {
+    uint8_t ier, iir, lcr, mcr, lsr, msr, scr, dll, dlm, fcr, thr_irq_pending, irq_level;
+};
+
+void serial_save(void *dev, struct snap_out *o, uint32_t index)
+{
+    struct serial *s = dev;
+    pthread_mutex_lock(&s->lock);
+    struct serial_state st = { s->ier, s->iir, s->lcr, s->mcr, s->lsr, s->msr, s->scr, s->dll, s->dlm,
+                               s->fcr, s->thr_irq_pending, s->irq_level };
+    pthread_mutex_unlock(&s->lock);
+    snap_put(o, "serial", index, &st, sizeof(st));
+}
+
+int serial_restore(void *dev, const struct snap_in *in, uint32_t index, char *err, size_t n)
+{
+    struct serial *s = dev;
+    const struct serial_state *st = snap_get(in, "serial", index, sizeof(*st));
+    if (!st) {
+        snprintf(err, n, "record missing");
+        return -1;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->ier = st->ier & 0x0f;
+    s->iir = st->iir;
+    s->lcr = st->lcr;
+    s->mcr = st->mcr & 0x1f;
+    s->lsr = st->lsr;
+    s->msr = st->msr;
+    s->scr = st->scr;
+    s->dll = st->dll;
+    s->dlm = st->dlm;
+    s->fcr = st->fcr & 0xc9;
+    s->thr_irq_pending = st->thr_irq_pending != 0;
+    s->irq_level = st->irq_level != 0;
+    pthread_mutex_unlock(&s->lock);
+    return 0;
 }

@@ -3,6 +3,7 @@
 #define VMM_DEVICES_H
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "io_bus.h"
@@ -28,6 +29,10 @@ struct serial {
 extern const struct io_ops serial_ops;
 void serial_setup(struct serial *s, int out_fd, void (*set_irq)(void *, int), void *ctx);
 int  serial_register(struct vmm *vm, struct serial *s, int out_fd);
+struct snap_out;
+struct snap_in;
+void serial_save(void *dev, struct snap_out *o, uint32_t index);
+int  serial_restore(void *dev, const struct snap_in *in, uint32_t index, char *err, size_t n);
 
 /* ---- i8042 keyboard controller, only what reboot needs (dev_i8042.c) ---- */
 int i8042_register(struct vmm *vm);

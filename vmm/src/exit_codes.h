@@ -13,5 +13,6 @@
 #define VMM_EXIT_RESET          69  /* i8042 reset (0xfe to port 0x64), e.g. reboot=k */
 #define VMM_EXIT_STOPPED        70  /* stopped by the host: control socket `stop`, SIGTERM, SIGINT */
 #define VMM_EXIT_BAD_EXIT_VALUE 71  /* guest wrote a value > 63 to the exit port */
+#define VMM_EXIT_SNAPSHOT       72  /* --restore: snapshot corrupt, truncated, wrong version or mismatched */
 
 #endif

@@ -36,6 +36,25 @@ int guest_mem_init(struct guest_mem *gm, uint64_t size)
     return 0;
 }
 
+int guest_mem_map_snapshot(struct guest_mem *gm, int fd, uint64_t size)
+{
+    memset(gm, 0, sizeof(*gm));
+    gm->fd = -1;
+    if (size == 0 || (size & 0xfff))
+        return -EINVAL;
+    /* MAP_PRIVATE: clones of one snapshot share its page cache and each gets
+     * its own copy of a page only when it writes to it; the file never changes. */
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
+    if (p == MAP_FAILED)
+        return -errno;
+    gm->fd = fd;
+    gm->host = p;
+    gm->size = size;
+    gm->low_size = size < GM_MMIO_HOLE_START ? size : GM_MMIO_HOLE_START;
+    gm->high_size = size - gm->low_size;
+    return 0;
+}
+
 void guest_mem_free(struct guest_mem *gm)
 {
     if (gm->host)

@@ -15,7 +15,7 @@
 #define GM_HIGH_START      0x100000000ULL  /* and continues here */
 
 struct guest_mem {
-    int      fd;         /* memfd backing all guest RAM */
+    int      fd;         /* memfd backing all guest RAM (restored: the snapshot's memory file) */
     uint8_t *host;       /* host mapping of the whole memfd */
     uint64_t size;       /* total RAM bytes */
     uint64_t low_size;   /* RAM at [0, low_size) */
@@ -23,6 +23,8 @@ struct guest_mem {
 };
 
 int  guest_mem_init(struct guest_mem *gm, uint64_t size);
+/* --restore: map a snapshot's memory file (fd kept) MAP_PRIVATE as guest RAM. */
+int  guest_mem_map_snapshot(struct guest_mem *gm, int fd, uint64_t size);
 void guest_mem_free(struct guest_mem *gm);
 
 /* Host pointer for [gpa, gpa+len) or NULL if any byte is outside RAM or the

@@ -25,6 +25,7 @@
 
 #include "boot_linux.h"
 #include "control.h"
+#include "cpuid.h"
 #include "devices.h"
 #include "exit_codes.h"
 #include "layout.h"
@@ -34,6 +35,8 @@
 #include "virtio_blk.h"
 #include "virtio_net.h"
 #include "dev_nexus.h"
+#include "snapshot.h"
+#include "vcpu_state.h"
 #include "vmm.h"
 
 static struct vmm the_vm;
@@ -174,7 +177,7 @@ static int add_virtio(struct vmm *vm, struct virtio_mmio *t, const struct virtio
     return 0;
 }
 
-static int kvm_setup(struct vmm *vm)
+static int kvm_setup(struct vmm *vm, int snap_mem_fd)
 {
     vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (vm->kvm_fd < 0)
@@ -208,7 +211,8 @@ static int kvm_setup(struct vmm *vm)
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return setup_fail("KVM_CREATE_PIT2: %s", strerror(errno));
 
-    int r = guest_mem_init(&vm->mem, vm->cfg.mem_mb << 20);
+    int r = snap_mem_fd >= 0 ? guest_mem_map_snapshot(&vm->mem, snap_mem_fd, vm->cfg.mem_mb << 20)
+                             : guest_mem_init(&vm->mem, vm->cfg.mem_mb << 20);
     if (r < 0)
         return setup_fail("guest memory (%llu MiB): %s", (unsigned long long)vm->cfg.mem_mb, strerror(-r));
     struct kvm_userspace_memory_region slot = {
@@ -256,12 +260,145 @@ static int open_serial_out(const struct vmm_config *c)
     return fd < 0 ? -2 : fd;
 }
 
+/* The devices, in the same order for a boot and a restore (a restored guest
+ * finds each at the address and IRQ it had): legacy ports, disks, net, Nexus.
+ * Each stateful device also goes into the snapshot table (snapshot.h). */
+static int register_devices(struct vmm *vm, int serial_fd, char *cmdline, size_t cmdline_len)
+{
+    const struct vmm_config *c = &vm->cfg;
+    char err[256], ident[48];
+    if (serial_register(vm, &com1, serial_fd) < 0 || i8042_register(vm) < 0 ||
+        exit_port_register(vm) < 0 || legacy_ports_register(vm) < 0 ||
+        vmm_add_snap_dev(vm, "serial", &com1, serial_save, serial_restore) < 0)
+        return setup_fail("cannot register legacy devices");
+    for (unsigned i = 0; i < c->nr_disks; i++) {
+        int r = virtio_blk_open(&disks[i], c->disks[i].path, c->disks[i].ro, i);
+        if (r < 0)
+            return setup_fail("disk %s: %s", c->disks[i].path, strerror(-r));
+        if (add_virtio(vm, &disks[i].transport, &virtio_blk_ops, &disks[i], cmdline, cmdline_len) < 0)
+            return -1;
+        snprintf(ident, sizeof(ident), "virtio-blk:%s:%llu", disks[i].ro ? "ro" : "rw",
+                 (unsigned long long)disks[i].capacity);
+        if (vmm_add_snap_dev(vm, ident, &disks[i].transport, virtio_mmio_save, virtio_mmio_restore) < 0)
+            return setup_fail("out of memory");
+    }
+    if (c->net_tap) {
+        int r = virtio_net_open(&net, c->net_tap, c->net_mac);
+        if (r < 0)
+            return setup_fail("tap %s: %s (create it, in the VM's network namespace, before starting)",
+                              c->net_tap, strerror(-r));
+        if (add_virtio(vm, &net.transport, &virtio_net_ops, &net, cmdline, cmdline_len) < 0)
+            return -1;
+        if (virtio_net_start(&net) < 0)
+            return setup_fail("cannot start the network RX thread");
+        if (vmm_add_snap_dev(vm, "virtio-net", &net.transport, virtio_mmio_save, virtio_mmio_restore) < 0)
+            return setup_fail("out of memory");
+    }
+    if (c->nexus_fds[0] >= 0 || c->nexus_control) {   /* the Nexus device: dev_nexus.c (memory slot 2) */
+        nexus_dev.region_fd = nexus_dev.kick_host_fd = nexus_dev.kick_guest_fd = -1;
+        if (add_virtio(vm, &nexus_dev.transport, &nexus_dev_ops, &nexus_dev, cmdline, cmdline_len) < 0)
+            return -1;
+        if (vmm_add_snap_dev(vm, "nexus", &nexus_dev, nexus_dev_save, nexus_dev_restore) < 0)
+            return setup_fail("out of memory");
+    }
+    (void)err;
+    return 0;
+}
+
+int vmm_nexus_attach(struct vmm *vm, int fds[3], char *err, size_t n)
+{
+    if (nexus_dev.attached) {
+        snprintf(err, n, "nexus-attach: the Nexus device already has its region");
+        return -1;
+    }
+    if (vm->started) {
+        snprintf(err, n, "nexus-attach: only before the VM starts");
+        return -1;
+    }
+    if (nexus_dev_open(&nexus_dev, fds, err, n) < 0 ||
+        nexus_dev_attach(&nexus_dev, vm->vm_fd, &vm->mem, 2, err, n) < 0) {
+        if (nexus_dev.region)
+            munmap(nexus_dev.region, nexus_dev.size);
+        nexus_dev.region = NULL;
+        nexus_dev.region_fd = nexus_dev.kick_host_fd = nexus_dev.kick_guest_fd = -1;
+        return -1;
+    }
+    nexus_dev.attached = true;
+    vmm_debug(vm, "nexus: region of %llu KiB attached at 0x%llx", (unsigned long long)(nexus_dev.size >> 10),
+              (unsigned long long)nexus_dev.gpa);
+    return 0;
+}
+
+/* The CPU a snapshot needs: vCPU 0's CPUID as the guest sees it (filtered, so
+ * that nothing of the host CPU the monitor runs on, such as its APIC id, is in it). */
+static uint64_t cpuid_identity(const struct kvm_cpuid2 *c, unsigned nr_vcpus)
+{
+    size_t sz = c->nent * sizeof(c->entries[0]);
+    struct kvm_cpuid_entry2 *e = malloc(sz);
+    if (!e)
+        return 0;
+    memcpy(e, c->entries, sz);
+    cpuid_filter(e, c->nent, 0, nr_vcpus);
+    uint64_t h = snap_checksum(e, sz);
+    free(e);
+    return h;
+}
+
+static int create_vcpus(struct vmm *vm)
+{
+    struct kvm_cpuid2 *cpuid = supported_cpuid(vm->kvm_fd);
+    if (!cpuid)
+        return setup_fail("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
+    snapshot_set_cpuid_hash(cpuid_identity(cpuid, vm->nr_vcpus));
+    vm->vcpus = calloc(vm->nr_vcpus, sizeof(struct vcpu));
+    if (!vm->vcpus)
+        return setup_fail("out of memory");
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+        int r = vcpu_create(vm, &vm->vcpus[i], i, cpuid);
+        if (r < 0)
+            return setup_fail("vcpu%u: %s", i, strerror(-r));
+    }
+    free(cpuid);
+    int r = vcpu_state_init(vm);
+    if (r < 0)
+        return setup_fail("KVM_GET_MSR_INDEX_LIST: %s", strerror(-r));
+    return 0;
+}
+
+static int open_control(struct vmm *vm, struct control *ctl)
+{
+    const struct vmm_config *c = &vm->cfg;
+    if (c->control_path) {
+        int r = control_open(ctl, c->control_path);
+        if (r < 0)
+            return setup_fail("control socket %s: %s", c->control_path, strerror(-r));
+    }
+    if (c->control_fd >= 0) {
+        int r = control_add_client(ctl, c->control_fd);
+        if (r < 0)
+            return setup_fail("--control-fd %d: %s (expected a connected AF_UNIX stream socket)",
+                              c->control_fd, strerror(-r));
+    }
+    return 0;
+}
+
+static int attach_inherited_nexus(struct vmm *vm)
+{
+    char err[256];
+    if (vm->cfg.nexus_fds[0] < 0)
+        return 0;
+    int fds[3] = { vm->cfg.nexus_fds[0], vm->cfg.nexus_fds[1], vm->cfg.nexus_fds[2] };
+    if (vmm_nexus_attach(vm, fds, err, sizeof(err)) < 0)
+        return setup_fail("%s", err);
+    return 0;
+}
+
 static int setup(struct vmm *vm, struct control *ctl, int *serial_fd)
 {
     const struct vmm_config *c = &vm->cfg;
     char err[256];
     phase(vm, "start");
-    if (kvm_setup(vm) < 0)
+    if (kvm_setup(vm, -1) < 0)
         return -1;
     phase(vm, "kvm+memory");
 
@@ -279,40 +416,13 @@ static int setup(struct vmm *vm, struct control *ctl, int *serial_fd)
     }
 
     phase(vm, "kernel");
-    /* Devices. */
     *serial_fd = open_serial_out(c);
     if (*serial_fd == -2)
         return -1;
-    if (serial_register(vm, &com1, *serial_fd) < 0 || i8042_register(vm) < 0 ||
-        exit_port_register(vm) < 0 || legacy_ports_register(vm) < 0)
-        return setup_fail("cannot register legacy devices");
     char cmdline[LAYOUT_CMDLINE_MAX];
     snprintf(cmdline, sizeof(cmdline), "%s", c->cmdline ? c->cmdline : VMM_DEFAULT_CMDLINE);
-    for (unsigned i = 0; i < c->nr_disks; i++) {
-        int r = virtio_blk_open(&disks[i], c->disks[i].path, c->disks[i].ro, i);
-        if (r < 0)
-            return setup_fail("disk %s: %s", c->disks[i].path, strerror(-r));
-        if (add_virtio(vm, &disks[i].transport, &virtio_blk_ops, &disks[i], cmdline, sizeof(cmdline)) < 0)
-            return -1;
-    }
-    if (c->net_tap) {
-        int r = virtio_net_open(&net, c->net_tap, c->net_mac);
-        if (r < 0)
-            return setup_fail("tap %s: %s (create it, in the VM's network namespace, before starting)",
-                              c->net_tap, strerror(-r));
-        if (add_virtio(vm, &net.transport, &virtio_net_ops, &net, cmdline, sizeof(cmdline)) < 0)
-            return -1;
-        if (virtio_net_start(&net) < 0)
-            return setup_fail("cannot start the network RX thread");
-    }
-    if (c->nexus_fds[0] >= 0) {   /* the Nexus device: dev_nexus.c (memory slot 2) */
-        if (nexus_dev_open(&nexus_dev, c->nexus_fds, err, sizeof(err)) < 0)
-            return setup_fail("%s", err);
-        if (add_virtio(vm, &nexus_dev.transport, &nexus_dev_ops, &nexus_dev, cmdline, sizeof(cmdline)) < 0)
-            return -1;
-        if (nexus_dev_attach(&nexus_dev, vm->vm_fd, &vm->mem, 2, err, sizeof(err)) < 0)
-            return setup_fail("%s", err);
-    }
+    if (register_devices(vm, *serial_fd, cmdline, sizeof(cmdline)) < 0 || attach_inherited_nexus(vm) < 0)
+        return -1;
 
     if (boot_write_params(&vm->mem, &kernel, &be, cmdline, err, sizeof(err)) < 0)
         return setup_fail("%s", err);
@@ -329,29 +439,96 @@ static int setup(struct vmm *vm, struct control *ctl, int *serial_fd)
         munmap((void *)initrd.data, initrd.size);
 
     phase(vm, "devices");
-    struct kvm_cpuid2 *cpuid = supported_cpuid(vm->kvm_fd);
-    if (!cpuid)
-        return setup_fail("KVM_GET_SUPPORTED_CPUID: %s", strerror(errno));
-    vm->vcpus = calloc(vm->nr_vcpus, sizeof(struct vcpu));
-    if (!vm->vcpus)
-        return setup_fail("out of memory");
-    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
-        int r = vcpu_create(vm, &vm->vcpus[i], i, cpuid);
-        if (r < 0)
-            return setup_fail("vcpu%u: %s", i, strerror(-r));
-    }
-    free(cpuid);
+    if (create_vcpus(vm) < 0)
+        return -1;
     int r = vcpu_setup_boot_regs(&vm->vcpus[0], be.entry);
     if (r < 0)
         return setup_fail("vcpu0 registers: %s", strerror(-r));
-
     phase(vm, "vcpus");
-    if (c->control_path) {
-        r = control_open(ctl, c->control_path);
-        if (r < 0)
-            return setup_fail("control socket %s: %s", c->control_path, strerror(-r));
+    return open_control(vm, ctl);
+}
+
+/* A snapshot the monitor refuses: one line, exit VMM_EXIT_SNAPSHOT. */
+static int refuse_snapshot(const char *dir, const char *why)
+{
+    vmm_log("restore %s: %s", dir, why);
+    return -2;
+}
+
+/* --restore DIR: RAM is DIR/memory mapped MAP_PRIVATE, mem/vCPUs come from the
+ * header; devices are registered as for a boot, then every state is put back.
+ * -1 = setup error (65), -2 = snapshot refused (72). */
+static int setup_restore(struct vmm *vm, struct control *ctl, int *serial_fd)
+{
+    struct vmm_config *c = &vm->cfg;
+    char err[512];
+    struct snap_in snap;
+    int mem_fd;
+    phase(vm, "start");
+    if (snapshot_load(c->restore_dir, &snap, &mem_fd, err, sizeof(err)) < 0)
+        return refuse_snapshot(c->restore_dir, err);
+    c->mem_mb = snap.hdr.mem_size >> 20;
+    c->vcpus = vm->nr_vcpus = snap.hdr.nr_vcpus;
+    vm->restored = true;
+    if (kvm_setup(vm, mem_fd) < 0)
+        return -1;
+    vm->pagemap_fd = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    phase(vm, "kvm+memory");
+    *serial_fd = open_serial_out(c);
+    if (*serial_fd == -2)
+        return -1;
+    char cmdline[LAYOUT_CMDLINE_MAX] = "";   /* the guest read its own long ago */
+    if (register_devices(vm, *serial_fd, cmdline, sizeof(cmdline)) < 0 || create_vcpus(vm) < 0)
+        return -1;
+    phase(vm, "devices");
+    int r = 0;
+    if (snapshot_check_identity(vm, &snap, err, sizeof(err)) < 0 ||
+        snapshot_restore_state(vm, &snap, err, sizeof(err)) < 0)
+        r = refuse_snapshot(c->restore_dir, err);
+    snapshot_free(&snap);
+    if (r < 0)
+        return r;
+    phase(vm, "state");
+    if (attach_inherited_nexus(vm) < 0)
+        return -1;
+    if (c->ws_file) {
+        uint64_t pages;
+        if (ws_load(vm, c->ws_file, &pages, err, sizeof(err)) < 0)
+            return setup_fail("%s", err);
+        phase(vm, "ws");
+        vmm_debug(vm, "working set: %llu pages pre-faulted", (unsigned long long)pages);
     }
-    return 0;
+    return open_control(vm, ctl);
+}
+
+/* Serve the control socket and signals until the VM ends, or (before start)
+ * until `ready` says the VM may run. */
+static void main_loop(struct vmm *vm, struct control *ctl, int sfd, bool (*ready)(void))
+{
+    while (!vmm_is_exiting(vm) && !(ready && ready())) {
+        struct pollfd p[2 + 1 + CONTROL_MAX_CLIENTS];
+        int n = 0;
+        p[n++] = (struct pollfd){ vm->exit_efd, POLLIN, 0 };
+        p[n++] = (struct pollfd){ sfd, POLLIN, 0 };
+        int nctl = control_pollfds(ctl, p + n);
+        if (poll(p, (nfds_t)(n + nctl), -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            vmm_request_exit(vm, VMM_EXIT_INTERNAL, "poll: %s", strerror(errno));
+            break;
+        }
+        if (p[1].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof(si)) == sizeof(si))
+                vmm_request_exit(vm, VMM_EXIT_STOPPED, "stopped by signal %u", si.ssi_signo);
+        }
+        control_handle(ctl, vm, p + n, nctl);
+    }
+}
+
+static bool nexus_ready(void)
+{
+    return nexus_dev.attached;
 }
 
 int main(int argc, char **argv)
@@ -396,10 +573,24 @@ int main(int argc, char **argv)
         return VMM_EXIT_SETUP;
     }
 
-    struct control ctl = { .listen_fd = -1 };
+    struct control ctl;
+    control_init(&ctl);
     int serial_fd = -1;
-    if (setup(vm, &ctl, &serial_fd) < 0)
-        return VMM_EXIT_SETUP;
+    vm->pagemap_fd = -1;
+    pthread_mutex_init(&vm->run_lock, NULL);
+    pthread_cond_init(&vm->run_cond, NULL);
+    int sr = vm->cfg.restore_dir ? setup_restore(vm, &ctl, &serial_fd) : setup(vm, &ctl, &serial_fd);
+    if (sr < 0)
+        return sr == -2 ? VMM_EXIT_SNAPSHOT : VMM_EXIT_SETUP;
+    /* --nexus control: the VM does not run before nexus-attach brought the fds
+     * (served here, before the seccomp filter: attaching needs mmap and KVM ioctls). */
+    if (vm->cfg.nexus_control) {
+        main_loop(vm, &ctl, sfd, nexus_ready);
+        if (vmm_is_exiting(vm)) {
+            vmm_log("%s before the Nexus device was attached (exit %d)", vm->exit_reason, vm->exit_code);
+            return vm->exit_code;
+        }
+    }
 
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, vm->nr_vcpus + 1);
@@ -419,30 +610,21 @@ int main(int argc, char **argv)
         return VMM_EXIT_SETUP;
     }
     phase(vm, "seccomp");
+    vm->started = true;
     pthread_barrier_wait(&go);
-
-    /* Main loop: wait for the end while serving the control socket. */
-    while (!vmm_is_exiting(vm)) {
-        struct pollfd p[2 + 1 + CONTROL_MAX_CLIENTS];
-        int n = 0;
-        p[n++] = (struct pollfd){ vm->exit_efd, POLLIN, 0 };
-        p[n++] = (struct pollfd){ sfd, POLLIN, 0 };
-        int nctl = ctl.listen_fd >= 0 ? control_pollfds(&ctl, p + n) : 0;
-        if (poll(p, (nfds_t)(n + nctl), -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            vmm_request_exit(vm, VMM_EXIT_INTERNAL, "poll: %s", strerror(errno));
-            break;
-        }
-        if (p[1].revents & POLLIN) {
-            struct signalfd_siginfo si;
-            if (read(sfd, &si, sizeof(si)) == sizeof(si))
-                vmm_request_exit(vm, VMM_EXIT_STOPPED, "stopped by signal %u", si.ssi_signo);
-        }
-        if (nctl)
-            control_handle(&ctl, vm, p + n, nctl);
+    /* A restored guest may sleep on /dev/nexus: one interrupt makes it look, see
+     * the new region's generation (ESTALE) and re-attach. */
+    if (vm->restored && nexus_dev.attached) {
+        uint64_t one = 1;
+        if (write(nexus_dev.kick_guest_fd, &one, sizeof(one)) < 0)
+            vmm_log("nexus: signalling the restored guest: %s", strerror(errno));
     }
 
+    main_loop(vm, &ctl, sfd, NULL);
+
+    pthread_mutex_lock(&vm->run_lock);   /* wake parked vCPUs: they see `exiting` */
+    pthread_cond_broadcast(&vm->run_cond);
+    pthread_mutex_unlock(&vm->run_lock);
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         vcpu_kick(&vm->vcpus[i]);
     for (unsigned i = 0; i < vm->nr_vcpus; i++)

@@ -1,5 +1,8 @@
 /* After setup the monitor needs only: KVM_RUN and a few vCPU/VM ioctls, file
  * and socket I/O on descriptors it already holds, accept on the control socket,
+ * for snapshots the read-only KVM_GET_* state ioctls, ftruncate, and opening
+ * files only to create new ones (O_CREAT|O_EXCL|O_WRONLY: never to read or
+ * overwrite an existing file),
  * memory management for malloc (never executable), futexes and signals between
  * its own threads, clocks, and exit.  Everything else (open, socket, execve,
  * ptrace, mprotect to exec, ...) ends the process with VMM_EXIT_INTERNAL and the
@@ -8,6 +11,7 @@
 #include "seccomp_filter.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -51,7 +55,7 @@ int seccomp_filter_install(enum seccomp_mode mode)
         SCMP_SYS(pread64), SCMP_SYS(pwrite64), SCMP_SYS(preadv), SCMP_SYS(pwritev),
         SCMP_SYS(fdatasync), SCMP_SYS(fsync), SCMP_SYS(close), SCMP_SYS(lseek), SCMP_SYS(fstat),
         SCMP_SYS(newfstatat),
-        SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(accept4),
+        SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(accept4), SCMP_SYS(recvmsg), SCMP_SYS(ftruncate),
         SCMP_SYS(futex), SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn),
         SCMP_SYS(rt_sigprocmask), SCMP_SYS(tgkill), SCMP_SYS(gettid), SCMP_SYS(getpid),
         SCMP_SYS(clock_gettime), SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep),
@@ -71,8 +75,16 @@ int seccomp_filter_install(enum seccomp_mode mode)
     if (r == 0)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
                              SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    /* Snapshot files and ws-save: create-only opens. */
+    if (r == 0)
+        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+                             SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_EXCL,
+                                     O_WRONLY | O_CREAT | O_EXCL));
     static const unsigned long ioctls[] = {
         KVM_RUN, KVM_IRQ_LINE, KVM_IRQ_LINE_STATUS, KVM_GET_REGS, KVM_GET_SREGS,
+        /* snapshot (all read-only): */
+        KVM_GET_XCRS, KVM_GET_DEBUGREGS, KVM_GET_MP_STATE, KVM_GET_LAPIC, KVM_GET_VCPU_EVENTS,
+        KVM_GET_XSAVE, KVM_GET_XSAVE2, KVM_GET_MSRS, KVM_GET_CLOCK, KVM_GET_PIT2, KVM_GET_IRQCHIP,
     };
     for (unsigned i = 0; i < sizeof(ioctls) / sizeof(ioctls[0]) && r == 0; i++)
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,

@@ -222,6 +222,64 @@ static void note_first_run(struct vmm *vm)
         vmm_log("timing: setup_wall_ms=%.3f setup_cpu_ms=%.3f", vm->setup_wall_ms, vm->setup_cpu_ms);
 }
 
+/* Pause protocol (vmm_pause/vmm_resume): the main thread sets pause_req and kicks;
+ * a vCPU parks only after KVM_RUN returned EINTR with immediate_exit set, i.e.
+ * after KVM completed any in-flight port/MMIO instruction, so the registers read
+ * while it is parked are a clean instruction boundary (the KVM API's requirement
+ * for saving state). */
+static void park_if_asked(struct vcpu *v)
+{
+    struct vmm *vm = v->vm;
+    pthread_mutex_lock(&vm->run_lock);
+    if (vm->pause_req && !vmm_is_exiting(vm)) {
+        vm->parked++;
+        pthread_cond_broadcast(&vm->run_cond);
+        while (vm->pause_req && !vmm_is_exiting(vm))
+            pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+        vm->parked--;
+    }
+    pthread_mutex_unlock(&vm->run_lock);
+}
+
+static void note_stopped(struct vmm *vm)
+{
+    pthread_mutex_lock(&vm->run_lock);
+    vm->stopped++;
+    pthread_cond_broadcast(&vm->run_cond);
+    pthread_mutex_unlock(&vm->run_lock);
+}
+
+bool vmm_paused(struct vmm *vm)
+{
+    pthread_mutex_lock(&vm->run_lock);
+    bool p = vm->pause_req && vm->parked + vm->stopped == vm->nr_vcpus;
+    pthread_mutex_unlock(&vm->run_lock);
+    return p;
+}
+
+int vmm_pause(struct vmm *vm)
+{
+    pthread_mutex_lock(&vm->run_lock);
+    vm->pause_req = true;
+    pthread_mutex_unlock(&vm->run_lock);
+    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+        vcpu_kick(&vm->vcpus[i]);
+    pthread_mutex_lock(&vm->run_lock);
+    while (vm->parked + vm->stopped < vm->nr_vcpus && !vmm_is_exiting(vm))
+        pthread_cond_wait(&vm->run_cond, &vm->run_lock);
+    int r = vmm_is_exiting(vm) ? -1 : 0;
+    pthread_mutex_unlock(&vm->run_lock);
+    return r;
+}
+
+void vmm_resume(struct vmm *vm)
+{
+    pthread_mutex_lock(&vm->run_lock);
+    vm->pause_req = false;
+    pthread_cond_broadcast(&vm->run_cond);
+    pthread_mutex_unlock(&vm->run_lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
     struct vcpu *v = arg;
@@ -238,6 +296,7 @@ static void *vcpu_thread(void *arg)
         if (r < 0) {
             if (errno == EINTR || errno == EAGAIN) {
                 __atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+                park_if_asked(v);
                 continue;
             }
             vmm_request_exit(vm, VMM_EXIT_INTERNAL, "vcpu%u: KVM_RUN: %s", v->index, strerror(errno));
@@ -287,6 +346,7 @@ static void *vcpu_thread(void *arg)
             break;
         }
     }
+    note_stopped(vm);
     return NULL;
 }
 

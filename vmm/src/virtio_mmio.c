@@ -3,7 +3,10 @@
 
 #include <linux/virtio_config.h>
 #include <linux/virtio_mmio.h>
+#include <stdio.h>
 #include <string.h>
+
+#include "snapshot.h"
 
 #define VIRTIO_MMIO_MAGIC  0x74726976   /* "virt" */
 #define VIRTIO_MMIO_VENDOR 0x5358454e   /* "NEXS" */
@@ -227,3 +230,81 @@ static void mmio_write(void *dev, uint64_t off, const void *data, unsigned len)
 }
 
 const struct io_ops virtio_mmio_ops = { mmio_read, mmio_write };
+
+/* ---- snapshot: the transport's registers and every queue's ring state ---- */
+
+struct vmmio_vq_state {
+    uint64_t desc, avail, used;
+    uint16_t num, last_avail, used_idx;
+    uint8_t ready, broken;
+};
+struct vmmio_state {
+    uint32_t status, dev_features_sel, drv_features_sel, queue_sel, shm_sel;
+    uint32_t config_generation, interrupt_status, reserved;
+    uint64_t driver_features;
+    struct vmmio_vq_state vq[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+void virtio_mmio_save(void *dev, struct snap_out *o, uint32_t index)
+{
+    struct virtio_mmio *t = dev;
+    struct vmmio_state s;
+    memset(&s, 0, sizeof(s));
+    pthread_mutex_lock(&t->lock);
+    s.status = t->status;
+    s.dev_features_sel = t->dev_features_sel;
+    s.drv_features_sel = t->drv_features_sel;
+    s.queue_sel = t->queue_sel;
+    s.shm_sel = t->shm_sel;
+    s.config_generation = t->config_generation;
+    s.interrupt_status = t->interrupt_status;
+    s.driver_features = t->driver_features;
+    for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
+        const struct virtqueue *q = &t->vq[i];
+        s.vq[i] = (struct vmmio_vq_state){ q->desc_gpa, q->avail_gpa, q->used_gpa, q->num,
+                                          q->last_avail, q->used_idx, q->ready, q->broken };
+    }
+    pthread_mutex_unlock(&t->lock);
+    snap_put(o, "virtio-mmio", index, &s, sizeof(s));
+}
+
+/* The file is checked, but a ready queue is validated again as if the driver
+ * had just set QueueReady: rings of the wrong size or outside RAM refuse it. */
+int virtio_mmio_restore(void *dev, const struct snap_in *in, uint32_t index, char *err, size_t n)
+{
+    struct virtio_mmio *t = dev;
+    const struct vmmio_state *s = snap_get(in, "virtio-mmio", index, sizeof(*s));
+    if (!s) {
+        snprintf(err, n, "transport record missing");
+        return -1;
+    }
+    pthread_mutex_lock(&t->lock);
+    t->status = s->status;
+    t->dev_features_sel = s->dev_features_sel;
+    t->drv_features_sel = s->drv_features_sel;
+    t->queue_sel = s->queue_sel;
+    t->shm_sel = s->shm_sel;
+    t->config_generation = s->config_generation;
+    t->interrupt_status = s->interrupt_status & (VIRTIO_MMIO_INT_VRING | VIRTIO_MMIO_INT_CONFIG);
+    t->driver_features = s->driver_features;
+    int r = 0;
+    for (unsigned i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++) {
+        const struct vmmio_vq_state *q = &s->vq[i];
+        struct virtqueue *vq = &t->vq[i];
+        vq_reset(vq);
+        vq->desc_gpa = q->desc;
+        vq->avail_gpa = q->avail;
+        vq->used_gpa = q->used;
+        vq->num = q->num;
+        vq->last_avail = q->last_avail;
+        vq->used_idx = q->used_idx;
+        vq->broken = q->broken;
+        if (q->ready && (i >= t->ops->num_queues || vq_validate(vq, t->mem) < 0)) {
+            snprintf(err, n, "queue %u: size or ring addresses invalid", i);
+            r = -1;
+        }
+        vq->ready = q->ready && r == 0;
+    }
+    pthread_mutex_unlock(&t->lock);
+    return r;
+}

@@ -6,6 +6,7 @@
 #define VMM_VIRTIO_MMIO_H
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "guest_mem.h"
@@ -66,5 +67,11 @@ void virtio_mmio_signal_used(struct virtio_mmio *t);
 void virtio_mmio_fail(struct virtio_mmio *t, const char *why);
 bool virtio_mmio_driver_ok(const struct virtio_mmio *t);
 uint64_t virtio_mmio_device_features(const struct virtio_mmio *t);
+
+/* Snapshot save/restore of the transport (snapshot.h's snap_dev interface). */
+struct snap_out;
+struct snap_in;
+void virtio_mmio_save(void *dev, struct snap_out *o, uint32_t index);
+int virtio_mmio_restore(void *dev, const struct snap_in *in, uint32_t index, char *err, size_t n);
 
 #endif

@@ -3,6 +3,7 @@
 #define VMM_VMM_H
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -11,6 +12,7 @@
 #include "io_bus.h"
 
 struct vcpu;
+struct snap_dev;
 struct vmm {
     struct vmm_config cfg;
     int kvm_fd, vm_fd;
@@ -29,6 +31,19 @@ struct vmm {
     char exit_reason[160];
     bool guest_panicked;          /* pvpanic write or the kernel's panic line seen */
 
+    /* Pause (control `pause`): vCPU threads park outside KVM_RUN (vcpu.c). */
+    pthread_mutex_t run_lock;
+    pthread_cond_t run_cond;
+    bool pause_req;
+    unsigned parked, stopped;     /* vCPU threads parked / returned */
+
+    /* Snapshots (snapshot.c): the devices' save/restore table, filled by setup. */
+    struct snap_dev *snap_devs;
+    unsigned nr_snap_devs;
+    bool started;                 /* vCPU threads released */
+    bool restored;                /* started with --restore: RAM is a MAP_PRIVATE file */
+    int pagemap_fd;               /* /proc/self/pagemap, opened before seccomp (ws-save) */
+
     struct timespec t_start;      /* process start (main() entry) */
     double setup_wall_ms, setup_cpu_ms;  /* start -> first KVM_RUN */
     bool verbose;
@@ -39,6 +54,15 @@ struct vmm {
 void vmm_request_exit(struct vmm *vm, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool vmm_is_exiting(struct vmm *vm);
+
+/* Park every vCPU outside KVM_RUN (0), or -1 if the VM is ending.  Main thread. */
+int vmm_pause(struct vmm *vm);
+void vmm_resume(struct vmm *vm);
+bool vmm_paused(struct vmm *vm);
+
+/* nexus-attach (control.c): validate the region memfd and the two eventfds and
+ * plug them into the Nexus device.  0 (fds kept) or -1 with err (fds untouched). */
+int vmm_nexus_attach(struct vmm *vm, int fds[3], char *err, size_t n);
 
 /* Set an interrupt line (GSI) of the in-kernel irqchip. */
 void vmm_irq_line(struct vmm *vm, unsigned gsi, int level);

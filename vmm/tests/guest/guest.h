@@ -39,6 +39,8 @@ int test_blk(void);
 int test_blk_hostile(void);
 int test_smp(void);
 int test_net(void);
+int test_count(void);
+int test_nexus(void);
 void smp_prepare(void);
 
 #endif

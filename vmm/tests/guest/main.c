@@ -15,7 +15,7 @@ static uint8_t tss[104] __attribute__((aligned(16)));
 static uint64_t idt[64] __attribute__((aligned(16)));
 static uint64_t pml4[512] __attribute__((aligned(4096)));
 static uint64_t pdpt[512] __attribute__((aligned(4096)));
-static uint64_t pd[4][512] __attribute__((aligned(4096)));
+static uint64_t pd[5][512] __attribute__((aligned(4096)));
 static uint8_t exc_stack[8192] __attribute__((aligned(16)));
 static uint8_t user_stack[65536] __attribute__((aligned(16)));
 static char test_name[32];
@@ -51,8 +51,9 @@ static void setup_cpu(void)
                      "mov $0x10, %%eax; mov %%ax, %%ds; mov %%ax, %%es; mov %%ax, %%ss" ::: "rax", "memory");
     __asm__ volatile("ltr %w0" :: "r"(0x28));
 
-    /* Identity map 0-4 GiB, 2 MiB pages, user-accessible (P|RW|US|PS). */
-    for (int i = 0; i < 4; i++) {
+    /* Identity map 0-5 GiB, 2 MiB pages, user-accessible (P|RW|US|PS); 4-5 GiB
+     * is where the Nexus device's region goes. */
+    for (int i = 0; i < 5; i++) {
         for (int j = 0; j < 512; j++)
             pd[i][j] = (((uint64_t)i << 30) + ((uint64_t)j << 21)) | 0x87;
         pdpt[i] = (uint64_t)pd[i] | 0x7;
@@ -85,6 +86,10 @@ static void user_main(void)
         r = test_blk_hostile();
     else if (!memcmp(test_name, "net", 4))
         r = test_net();
+    else if (!memcmp(test_name, "count", 6))
+        r = test_count();
+    else if (!memcmp(test_name, "nexus", 6))
+        r = test_nexus();
     else if (!memcmp(test_name, "smp", 4))
         r = test_smp();
     else if (!memcmp(test_name, "reset", 6))

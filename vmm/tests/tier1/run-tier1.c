@@ -14,7 +14,9 @@
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -457,6 +459,396 @@ static bool t_net(void)
     return expect_out("PASS net");
 }
 
+
+/* ---- snapshots (vmm/tests/guest/snap.c: test=count) ---- */
+
+#define COUNT_CMDLINE "test=count shift=21"
+
+/* Wait until the file holds at least `n` complete "tick" lines. */
+static bool wait_ticks(const char *file, int n, double timeout_s, pid_t pid)
+{
+    double end = now_s() + timeout_s;
+    while (now_s() < end) {
+        char *o = slurp(file, NULL);
+        int k = 0;
+        for (char *q = o; q && (q = strstr(q, "tick ")); q++)
+            if (strchr(q, '\n'))
+                k++;
+        free(o);
+        if (k >= n)
+            return true;
+        if (pid > 0 && waitpid(pid, NULL, WNOHANG) == pid)
+            return false;
+        usleep(20000);
+    }
+    return false;
+}
+
+/* The serial stream `text` must be "testguest..." then tick lines numbered
+ * consecutively from 1: what a restored clone prints continues the original's
+ * stream byte for byte.  Returns the number of ticks, or -1. */
+static int consecutive_ticks(const char *text)
+{
+    const char *q = strstr(text, "tick ");
+    long want = 1;
+    int n = 0;
+    while (q && (q = strstr(q, "tick "))) {
+        char *e;
+        long v = strtol(q + 5, &e, 10);
+        if (*e != '\n')
+            break;   /* a line still being written */
+        if (v != want)
+            return -1;
+        want++;
+        n++;
+        q = e;
+    }
+    return n;
+}
+
+static pid_t start_restore(const char *dir, const char *serial, const char *ctl, const char *const *extra)
+{
+    char spec[600];
+    snprintf(spec, sizeof(spec), "file:%s", serial);
+    const char *argv[40];
+    int n = 0;
+    argv[n++] = vmm;
+    argv[n++] = "--restore";
+    argv[n++] = dir;
+    argv[n++] = "--serial";
+    argv[n++] = spec;
+    if (ctl) {
+        argv[n++] = "--control";
+        argv[n++] = ctl;
+    }
+    for (; extra && *extra && n < 38; extra++)
+        argv[n++] = *extra;
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        char errf[600];
+        snprintf(errf, sizeof(errf), "%s.err", serial);
+        int e = open(errf, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(e, 2);
+        execv(vmm, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static uint64_t file_sum(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    uint64_t h = 1469598103934665603ULL;
+    uint8_t b[65536];
+    ssize_t r;
+    while (fd >= 0 && (r = read(fd, b, sizeof(b))) > 0)
+        for (ssize_t i = 0; i < r; i++)
+            h = (h ^ b[i]) * 1099511628211ULL;
+    if (fd >= 0)
+        close(fd);
+    return h;
+}
+
+/* Boot `cmdline` with a control socket, let it print `ticks` ticks (0: none),
+ * pause, snapshot into dir; the serial text at that moment goes to *prefix.
+ * The original is stopped afterwards. */
+static bool make_snapshot(const char *cmdline, int ticks, const char *dir, char **prefix)
+{
+    const char *sock = path_in("snap-orig.sock"), *serial = path_in("snap-orig.txt");
+    char spec[600], rep[1024], req[700];
+    snprintf(spec, sizeof(spec), "file:%s", serial);
+    pid_t pid = start_vmm(cmdline, (const char *const[]){ "--control", sock, "--serial", spec, NULL });
+    int fd = ctl_connect(sock, 30);
+    bool ok = fd >= 0;
+    if (!ok)
+        failf("control socket never appeared");
+    if (ok && ticks && !wait_ticks(serial, ticks, 60, pid))
+        ok = failf("the original guest printed fewer than %d ticks", ticks);
+    mkdir(dir, 0755);
+    snprintf(req, sizeof(req), "{\"cmd\":\"snapshot\",\"dir\":\"%s\"}\n", dir);
+    if (ok && !(ctl_ask(fd, req, rep, sizeof(rep)) && strstr(rep, "\"ok\":false") && strstr(rep, "not paused")))
+        ok = failf("snapshot of a running VM not refused: %s", rep);
+    if (ok && !(ctl_ask(fd, "{\"cmd\":\"pause\"}\n", rep, sizeof(rep)) && strstr(rep, "\"state\":\"paused\"")))
+        ok = failf("bad pause reply: %s", rep);
+    if (ok && !(ctl_ask(fd, "status\n", rep, sizeof(rep)) && strstr(rep, "\"state\":\"paused\"")))
+        ok = failf("status while paused: %s", rep);
+    if (ok && !(ctl_ask(fd, req, rep, sizeof(rep)) && strstr(rep, "\"ok\":true") && strstr(rep, "\"memory_bytes\":")))
+        ok = failf("bad snapshot reply: %s", rep);
+    if (ok && prefix)
+        *prefix = slurp(serial, NULL);
+    if (ok && !(ctl_ask(fd, "{\"cmd\":\"resume\"}\n", rep, sizeof(rep)) && strstr(rep, "\"state\":\"running\"")))
+        ok = failf("bad resume reply: %s", rep);
+    if (ok && ticks && !wait_ticks(serial, ticks + 2, 60, pid))
+        ok = failf("the original did not go on counting after resume");
+    if (fd >= 0) {
+        ctl_ask(fd, "stop\n", rep, sizeof(rep));
+        close(fd);
+    }
+    int st = wait_vmm(pid, 30);
+    return ok && expect_exit(st, 70);
+}
+
+static bool t_snapshot_restore(void)
+{
+    const char *dir = path_in("snap1");
+    char *prefix = NULL;
+    if (!make_snapshot(COUNT_CMDLINE, 3, dir, &prefix))
+        return false;
+    char mem[600];
+    snprintf(mem, sizeof(mem), "%s/memory", dir);
+    uint64_t before = file_sum(mem);
+    int base = consecutive_ticks(prefix);
+    if (base < 3) {
+        free(prefix);
+        return failf("the original's ticks are not consecutive (%d)", base);
+    }
+    /* Two clones of the one snapshot, at the same time. */
+    const char *ser[2] = { path_in("clone-a.txt"), path_in("clone-b.txt") };
+    const char *ctl[2] = { path_in("clone-a.sock"), path_in("clone-b.sock") };
+    pid_t pid[2];
+    for (int i = 0; i < 2; i++)
+        pid[i] = start_restore(dir, ser[i], ctl[i], NULL);
+    bool ok = true;
+    for (int i = 0; i < 2 && ok; i++)
+        if (!wait_ticks(ser[i], 4, 60, pid[i])) {
+            char ef[600];
+            snprintf(ef, sizeof(ef), "%s.err", ser[i]);
+            char *e = slurp(ef, NULL), *o = slurp(ser[i], NULL);
+            ok = failf("clone %c printed fewer than 4 ticks: serial [%.100s] stderr [%.250s]", 'a' + i,
+                       o ? o : "", e ? e : "");
+            free(e);
+            free(o);
+        }
+    for (int i = 0; i < 2; i++) {
+        int fd = ctl_connect(ctl[i], 5);
+        char rep[1024] = "";
+        if (fd >= 0 && ok && !(ctl_ask(fd, "status\n", rep, sizeof(rep)) && strstr(rep, "\"restored\":true")))
+            ok = failf("clone status: %s", rep);
+        if (fd >= 0)
+            close(fd);
+        kill(pid[i], SIGTERM);
+        int st = wait_vmm(pid[i], 30);
+        if (ok && !expect_exit(st, 70))
+            ok = failf("clone %c: %s", 'a' + i, fail_msg);
+    }
+    for (int i = 0; i < 2 && ok; i++) {
+        char *c = slurp(ser[i], NULL);
+        size_t lp = strlen(prefix), lc = c ? strlen(c) : 0;
+        char *all = malloc(lp + lc + 1);
+        memcpy(all, prefix, lp);
+        memcpy(all + lp, c ? c : "", lc + 1);
+        int n = consecutive_ticks(all);
+        if (n < base + 3)
+            ok = failf("clone %c does not continue the count from tick %d (%d consecutive ticks in all): %.200s",
+                       'a' + i, base, n, c ? c : "");
+        free(all);
+        free(c);
+    }
+    if (ok && file_sum(mem) != before)
+        ok = failf("the snapshot's memory file changed while clones ran (must be MAP_PRIVATE)");
+    free(prefix);
+    return ok;
+}
+
+static bool copy_file(const char *from, const char *to, long flip_at, int set_version)
+{
+    size_t n;
+    char *b = slurp(from, &n);
+    if (!b)
+        return false;
+    if (flip_at >= 0 && (size_t)flip_at < n)
+        b[flip_at] ^= 0x40;
+    if (set_version >= 0)
+        memcpy(b + 8, &set_version, 4);
+    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    bool ok = fd >= 0 && write(fd, b, n) == (ssize_t)n;
+    close(fd);
+    free(b);
+    return ok;
+}
+
+/* Restore from a bad snapshot: must exit 72 with `why` on stderr, before running. */
+static bool expect_refused(const char *dir, const char *why, const char *const *extra)
+{
+    const char *ser = path_in("refused.txt");
+    pid_t pid = start_restore(dir, ser, NULL, extra);
+    int st = wait_vmm(pid, CASE_TIMEOUT_S);
+    char errf[600];
+    snprintf(errf, sizeof(errf), "%s.err", ser);
+    char *e = slurp(errf, NULL), *o = slurp(ser, NULL);
+    bool ok = expect_exit(st, 72);
+    if (ok && !(e && strstr(e, why)))
+        ok = failf("stderr lacks \"%s\": %s", why, e ? e : "");
+    if (ok && o && strstr(o, "tick"))
+        ok = failf("the guest ran although the snapshot was refused");
+    if (!ok) {
+        char m[sizeof(fail_msg)];
+        memcpy(m, fail_msg, sizeof(m));
+        failf("%.200s: %.300s", dir, m);
+    }
+    free(e);
+    free(o);
+    return ok;
+}
+
+static bool t_snapshot_refused(void)
+{
+    const char *dir = path_in("snap2");
+    if (!make_snapshot(COUNT_CMDLINE, 1, dir, NULL))
+        return false;
+    char vs[600], mem[600], d[512], p[600];
+    snprintf(vs, sizeof(vs), "%s/vmstate", dir);
+    snprintf(mem, sizeof(mem), "%s/memory", dir);
+    size_t len;
+    free(slurp(vs, &len));
+    bool ok = true;
+    /* corrupt vmstate: one flipped byte in the middle */
+    snprintf(d, sizeof(d), "%s/bad-sum", work);
+    mkdir(d, 0755);
+    snprintf(p, sizeof(p), "%s/vmstate", d);
+    ok = ok && copy_file(vs, p, (long)len / 2, -1);
+    snprintf(p, sizeof(p), "%s/memory", d);
+    ok = ok && link(mem, p) == 0;
+    ok = ok && expect_refused(d, "checksum mismatch", NULL);
+    /* format version from the future */
+    snprintf(d, sizeof(d), "%s/bad-version", work);
+    mkdir(d, 0755);
+    snprintf(p, sizeof(p), "%s/vmstate", d);
+    ok = ok && copy_file(vs, p, -1, 99);
+    snprintf(p, sizeof(p), "%s/memory", d);
+    ok = ok && link(mem, p) == 0;
+    ok = ok && expect_refused(d, "format version 99", NULL);
+    /* truncated memory file */
+    snprintf(d, sizeof(d), "%s/bad-memory", work);
+    mkdir(d, 0755);
+    snprintf(p, sizeof(p), "%s/vmstate", d);
+    ok = ok && link(vs, p) == 0;
+    snprintf(p, sizeof(p), "%s/memory", d);
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ok = ok && fd >= 0 && ftruncate(fd, 64 << 20) == 0;
+    close(fd);
+    ok = ok && expect_refused(d, "truncated", NULL);
+    /* other devices than at snapshot time */
+    const char *disk = path_in("snap-extra.img");
+    make_disk(disk);
+    ok = ok && expect_refused(dir, "devices differ", (const char *const[]){ "--disk", disk, NULL });
+    /* and the good one still restores (and counts on) */
+    if (ok) {
+        const char *ser = path_in("snap2-clone.txt");
+        pid_t pid = start_restore(dir, ser, NULL, NULL);
+        if (!wait_ticks(ser, 2, 60, pid))
+            ok = failf("the intact snapshot did not restore");
+        kill(pid, SIGTERM);
+        if (!expect_exit(wait_vmm(pid, 30), 70))
+            ok = false;
+    }
+    return ok;
+}
+
+/* ---- --nexus control: the region and eventfds as SCM_RIGHTS on --control-fd ---- */
+
+static bool send_fds(int sock, const char *line, const int *fds, int n)
+{
+    union { char b[CMSG_SPACE(sizeof(int) * 8)]; struct cmsghdr a; } c;
+    memset(&c, 0, sizeof(c));
+    struct iovec iov = { (void *)line, 1 };   /* the fds ride on the first byte */
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.b,
+                        .msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)n) };
+    struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)n);
+    memcpy(CMSG_DATA(h), fds, sizeof(int) * (size_t)n);
+    if (sendmsg(sock, &m, 0) != 1)
+        return false;
+    size_t rest = strlen(line) - 1;
+    return write(sock, line + 1, rest) == (ssize_t)rest;
+}
+
+static bool read_reply(int fd, char *rep, size_t n)
+{
+    size_t got = 0;
+    while (got < n - 1) {
+        ssize_t r = read(fd, rep + got, n - 1 - got);
+        if (r <= 0)
+            return false;
+        got += (size_t)r;
+        rep[got] = 0;
+        if (strchr(rep, '\n'))
+            return true;
+    }
+    return false;
+}
+
+static bool t_nexus_attach(void)
+{
+    enum { REGION = 4 << 20 };
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp) < 0)
+        return failf("socketpair: %s", strerror(errno));
+    fcntl(sp[0], F_SETFD, FD_CLOEXEC);
+    int region = memfd_create("region", MFD_CLOEXEC), small = memfd_create("small", MFD_CLOEXEC);
+    int bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), irq = eventfd(0, EFD_CLOEXEC);
+    const char *plain = path_in("not-a-memfd");
+    int file = open(plain, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (region < 0 || small < 0 || bell < 0 || irq < 0 || file < 0 || ftruncate(region, REGION) < 0 ||
+        ftruncate(small, 1 << 20) < 0 || ftruncate(file, REGION) < 0)
+        return failf("cannot make the fds");
+    uint64_t *r = mmap(NULL, REGION, PROT_READ | PROT_WRITE, MAP_SHARED, region, 0);
+    r[8] = 0x4e4558555352474eULL;
+    char fdarg[16], cl[96];
+    snprintf(fdarg, sizeof(fdarg), "%d", sp[1]);
+    snprintf(cl, sizeof(cl), "test=nexus expect_len=%d", REGION);
+    pid_t pid = start_vmm(cl, (const char *const[]){ "--control-fd", fdarg, "--nexus", "control", NULL });
+    close(sp[1]);
+    char rep[1024];
+    bool ok = ctl_ask(sp[0], "status\n", rep, sizeof(rep)) && strstr(rep, "\"state\":\"created\"");
+    if (!ok)
+        failf("status before nexus-attach: %s", rep);
+    const char *att = "{\"cmd\":\"nexus-attach\"}\n";
+    if (ok && !(send_fds(sp[0], att, (int[]){ file, bell, irq }, 3) && read_reply(sp[0], rep, sizeof(rep)) &&
+                strstr(rep, "\"ok\":false") && strstr(rep, "memfd")))
+        ok = failf("a regular file as the region was not refused: %s", rep);
+    if (ok && !(send_fds(sp[0], att, (int[]){ small, bell, irq }, 3) && read_reply(sp[0], rep, sizeof(rep)) &&
+                strstr(rep, "\"ok\":false")))
+        ok = failf("a too-small region was not refused: %s", rep);
+    if (ok && !(send_fds(sp[0], att, (int[]){ region, bell }, 2) && read_reply(sp[0], rep, sizeof(rep)) &&
+                strstr(rep, "\"ok\":false")))
+        ok = failf("nexus-attach with two fds was not refused: %s", rep);
+    char *o = slurp(path_in("out.txt"), NULL);
+    if (ok && o && strstr(o, "testguest"))
+        ok = failf("the guest ran before nexus-attach");
+    free(o);
+    /* The good set, plus a pipe's write end as an extra fd the monitor must close. */
+    int pp[2];
+    if (pipe(pp) < 0)
+        return failf("pipe");
+    if (ok && !(send_fds(sp[0], att, (int[]){ region, bell, irq, pp[1] }, 4) && read_reply(sp[0], rep, sizeof(rep)) &&
+                strstr(rep, "\"ok\":true")))
+        ok = failf("nexus-attach refused: %s", rep);
+    close(pp[1]);
+    struct pollfd pf = { pp[0], POLLIN, 0 };
+    char c;
+    if (ok && !(poll(&pf, 1, 10000) == 1 && read(pp[0], &c, 1) == 0))
+        ok = failf("the extra fd sent with nexus-attach was not closed");
+    int st = wait_vmm(pid, CASE_TIMEOUT_S);
+    ok = ok && expect_exit(st, 0) && expect_out("PASS nexus");
+    uint64_t kicks = 0;
+    if (ok && r[16] != 0x600dcafe600dcafeULL)
+        ok = failf("the guest's write is not in the region");
+    if (ok && !(read(bell, &kicks, 8) == 8 && kicks >= 1))
+        ok = failf("the doorbell eventfd was not signalled");
+    if (!ok && waitpid(pid, NULL, WNOHANG) == 0) {
+        kill(pid, SIGKILL);
+        wait_vmm(pid, 5);
+    }
+    close(sp[0]);
+    close(region); close(small); close(bell); close(irq); close(file); close(pp[0]);
+    munmap(r, REGION);
+    return ok;
+}
+
 static const struct { const char *name; bool (*fn)(void); } cases[] = {
     { "bootparams", t_bootparams },
     { "bootparams-initrd-disks-2cpu", t_bootparams_full },
@@ -475,6 +867,9 @@ static const struct { const char *name; bool (*fn)(void); } cases[] = {
     { "control-socket", t_control },
     { "sigterm", t_sigterm },
     { "config-json", t_config_json },
+    { "snapshot-restore-2-clones", t_snapshot_restore },
+    { "snapshot-refused", t_snapshot_refused },
+    { "nexus-attach-scm-rights", t_nexus_attach },
 };
 
 int main(int argc, char **argv)

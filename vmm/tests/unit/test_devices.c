@@ -273,6 +273,26 @@ static void test_control_reply(void **st)
     vm.cfg.mem_mb = 128;
     int stop;
     char *r = control_reply(&vm, "status", &stop);
+    assert_non_null(strstr(r, "\"state\":\"created\""));   /* vCPUs not released yet */
+    free(r);
+    r = control_reply(&vm, "pause", &stop);
+    assert_non_null(strstr(r, "\"ok\":false"));
+    free(r);
+    /* snapshot and ws-save need their argument, and a paused / restored VM */
+    r = control_reply(&vm, "{\"cmd\":\"snapshot\"}", &stop);
+    assert_non_null(strstr(r, "\"ok\":false"));
+    free(r);
+    r = control_reply(&vm, "{\"cmd\":\"snapshot\",\"dir\":\"/tmp\"}", &stop);
+    assert_non_null(strstr(r, "not paused"));
+    free(r);
+    r = control_reply(&vm, "{\"cmd\":\"ws-save\",\"file\":\"/tmp/x\"}", &stop);
+    assert_non_null(strstr(r, "restored VM only"));
+    free(r);
+    r = control_reply(&vm, "{\"cmd\":\"nexus-attach\"}", &stop);
+    assert_non_null(strstr(r, "--nexus control"));
+    free(r);
+    vm.started = true;
+    r = control_reply(&vm, "status", &stop);
     assert_non_null(strstr(r, "\"state\":\"running\""));
     assert_non_null(strstr(r, "\"vcpus\":2"));
     assert_non_null(strstr(r, "\"mem_mib\":128"));

@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include <linux/virtio_mmio.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -39,7 +40,7 @@ static void wr(struct virtio_mmio *t, uint64_t off, uint32_t v)
 static void test_open_validates(void **state)
 {
     (void)state;
-    struct nexus_dev nd;
+    struct nexus_dev nd = { 0 };
     char err[256];
     int efd1 = eventfd(0, EFD_CLOEXEC), efd2 = eventfd(0, EFD_CLOEXEC);
     int small = memfd_of(1 << 20), odd = memfd_of(NX_REGION_MIN + 100), good = memfd_of(NX_REGION_MIN);
@@ -51,6 +52,18 @@ static void test_open_validates(void **state)
     assert_int_equal(nexus_dev_open(&nd, fds, err, sizeof(err)), -1);      /* kick fd not an eventfd */
     assert_non_null(strstr(err, "eventfd"));
     fds[1] = efd1;
+    /* A plain file of the right size is not a memfd. */
+    FILE *tf = tmpfile();
+    assert_int_equal(ftruncate(fileno(tf), NX_REGION_MIN), 0);
+    fds[0] = fileno(tf);
+    assert_int_equal(nexus_dev_open(&nd, fds, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "memfd"));
+    fclose(tf);
+    /* A restored device takes only a region of the snapshotted size. */
+    fds[0] = good;
+    nd.snap_size = 2 * NX_REGION_MIN;
+    assert_int_equal(nexus_dev_open(&nd, fds, err, sizeof(err)), -1);
+    nd.snap_size = NX_REGION_MIN;
     assert_int_equal(nexus_dev_open(&nd, fds, err, sizeof(err)), 0);
     assert_int_equal(nd.size, NX_REGION_MIN);
     /* The monitor's mapping is the same memory as nexusd's. */
