@@ -1,17 +1,22 @@
 #!/usr/bin/python3
-"""The guest's wait policy, measured: warm latency and node CPU per invocation
-of nexus-mode functions for several spin policies of libnexus (how long a
-waiting guest spins on its ring before it sleeps on the doorbell, and whether
-it calls sched_yield while spinning; guest/libnexus/transport_common.c).
+"""Before/after of one code change, measured side by side: warm latency and
+node CPU per invocation of nexus-mode functions on several nodes at once, one
+per variant, in interleaved rounds (round-robin over the nodes, the order
+reversed every other round), so machine noise hits each variant alike.
 
-NEXUS_* variables are reserved in a function's environment, so each variant
-is a libnexus.so built with -DNX_SPIN_US_DEFAULT=US -DNX_SPIN_YIELD_DEFAULT=Y
-in its own copy of the runtime directory, served by its own node (nexusd +
-nexus-s3peer); all nodes run at once and the rounds go round-robin over them
-(order reversed every other round), so machine noise hits each alike.
+A variant is one of
+  base                 this build as it is
+  spin=US:Y            libnexus.so built with -DNX_SPIN_US_DEFAULT=US
+                       -DNX_SPIN_YIELD_DEFAULT=Y (the guest's wait policy,
+                       guest/libnexus/transport_common.c), in its own copy of the
+                       runtime directory.  (NEXUS_* variables are reserved in a
+                       function's environment, hence a build per policy.)
+  nexusd=PATH          another nexusd binary (e.g. built from the previous
+                       commit's sources) with this build's runtime
+Each node has its own nexusd and nexus-s3peer.
 
-    /usr/bin/python3 bench/spin.py [--rounds 6] [--n 300] [--variants 50:1,10:0,0:0]
-                                   [--funcs hello,wordcount] [--json out.json]
+    /usr/bin/python3 bench/ab.py [--rounds 6] [--n 300] [--variants spin=50:1,spin=0:0]
+                                 [--funcs hello,wordcount] [--json out.json]
 
 Prints a Markdown table: per variant, the median over rounds of each round's
 p50 (and min/max), and node CPU per invocation (nexusd + the instance's cgroup)."""
@@ -33,7 +38,7 @@ from node import BIN, BUILD, ROOT, Node, zip_dir  # noqa: E402
 
 
 def build_runtime(variant, work):
-    us, y = variant.split(":")
+    us, y = variant.split("=", 1)[1].split(":")
     rt = os.path.join(work, f"runtime-{us}-{y}")
     shutil.copytree(os.path.join(ROOT, BUILD, "runtime"), rt)
     srcs = sorted(glob.glob(os.path.join(ROOT, "guest/libnexus/*.c"))) + \
@@ -50,7 +55,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--n", type=int, default=300, help="invocations per variant, function and round")
-    ap.add_argument("--variants", default="50:1,50:0,10:0,0:0", help="US:YIELD,...")
+    ap.add_argument("--variants", default="spin=50:1,spin=0:0", help="base | spin=US:YIELD | nexusd=PATH, ...")
     ap.add_argument("--funcs", default="hello,wordcount")
     ap.add_argument("--json")
     args = ap.parse_args()
@@ -61,7 +66,12 @@ def main():
     try:
         for v in variants:
             node = Node(s3="s3peer")
-            node.env["NEXUS_RUNTIME_DIR"] = build_runtime(v, work)
+            if v.startswith("spin="):
+                node.env["NEXUS_RUNTIME_DIR"] = build_runtime(v, work)
+            elif v.startswith("nexusd="):
+                node.env["NEXUS_NEXUSD"] = v.split("=", 1)[1]
+            elif v != "base":
+                raise SystemExit(f"unknown variant {v!r}")
             node.up()
             nodes[v] = node
             s3 = node.s3()
@@ -100,7 +110,7 @@ def main():
         for node in nodes.values():
             node.down()
         shutil.rmtree(work, ignore_errors=True)
-    print(f"\n| function | spin µs : yield | warm p50 ms (median of {args.rounds} rounds) | min | max | p99 ms (median) "
+    print(f"\n| function | variant | warm p50 ms (median of {args.rounds} rounds) | min | max | p99 ms (median) "
           "| node CPU ms/inv (median) | min | max |")
     print("|---|---|---|---|---|---|---|---|---|")
     out = []

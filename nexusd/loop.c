@@ -1,17 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The nexusd event loop (loop.h): one epoll set, one timerfd driven by a
- * binary min-heap of one-shot timers, and a post queue woken by an eventfd.
+ * The nexusd event loop (loop.h): one epoll set, a binary min-heap of
+ * one-shot timers whose earliest deadline is epoll_pwait2's timeout, and a
+ * post queue woken by an eventfd.
  *
  * Why this shape:
  *  - fd watches are heap objects referenced by epoll's data.ptr; a watch
  *    deleted while a batch of events is being dispatched is only marked dead
  *    and freed after the batch, so a callback may tear down other watches
  *    (e.g. the exit fd handler destroying a channel) without use-after-free.
- *  - The timerfd is re-armed only when the earliest deadline moves earlier;
- *    cancelling leaves it armed and a spurious expiry just re-arms.  Adding
- *    and cancelling the per-invocation timeout therefore costs no syscall in
- *    the common case.
+ *  - Timers cost no system call at all: the wait's timeout is the heap's
+ *    earliest deadline (nanoseconds, epoll_pwait2), and due timers run after
+ *    each batch of events.  (It used to be a timerfd: libcurl re-sets its
+ *    timer, often to 0 ms, several times per storage request, and each one was
+ *    a timerfd_settime plus a wake-up plus a read -- on this PVM node about
+ *    12 of the ~43 system calls nexusd made per warm wordcount invocation.)
+ *    Timers are loop-thread only (the heap has no lock), as before.
+ *  - nx_loop_mod_fd skips epoll_ctl when the events do not change (libcurl
+ *    re-announces the same interest often).
  *  - nx_loop_post from the loop thread itself writes no eventfd: the loop
  *    drains the queue after every batch and does not block while it is
  *    non-empty.  Other threads write the eventfd only on the empty ->
@@ -26,12 +32,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
 struct watch {
 	int fd;
+	uint32_t events;     /* as last given to epoll_ctl */
 	bool dead;
 	nx_fd_cb cb;
 	void *arg;
@@ -52,8 +58,8 @@ struct post {
 };
 
 struct nx_loop {
-	int epfd, evfd, tfd;
-	struct watch ev_watch, t_watch;
+	int epfd, evfd;
+	struct watch ev_watch;
 
 	/* fd -> watch, so nx_loop_mod_fd/del_fd can find it by fd. */
 	struct watch **by_fd;
@@ -63,7 +69,6 @@ struct nx_loop {
 	struct nx_timer **heap;
 	size_t nheap, heap_cap;
 	struct nx_timer *timer_free;
-	uint64_t armed_ns;   /* deadline the timerfd is set to, 0 = disarmed */
 
 	pthread_mutex_t mu;
 	struct post *q, *q_spare;
@@ -83,7 +88,6 @@ uint64_t nx_now_ns(void)
 }
 
 static void on_eventfd(void *arg, uint32_t ev);
-static void on_timerfd(void *arg, uint32_t ev);
 
 struct nx_loop *nx_loop_new(void)
 {
@@ -92,17 +96,12 @@ struct nx_loop *nx_loop_new(void)
 		return NULL;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	pthread_mutex_init(&l->mu, NULL);
-	if (l->epfd < 0 || l->evfd < 0 || l->tfd < 0)
+	if (l->epfd < 0 || l->evfd < 0)
 		goto fail;
 	l->ev_watch = (struct watch){.fd = l->evfd, .cb = on_eventfd, .arg = l};
-	l->t_watch = (struct watch){.fd = l->tfd, .cb = on_timerfd, .arg = l};
 	struct epoll_event e = {.events = EPOLLIN, .data.ptr = &l->ev_watch};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &e) < 0)
-		goto fail;
-	e.data.ptr = &l->t_watch;
-	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->tfd, &e) < 0)
 		goto fail;
 	return l;
 fail:
@@ -139,7 +138,6 @@ void nx_loop_destroy(struct nx_loop *l)
 	free(l->q_spare);
 	if (l->epfd >= 0) close(l->epfd);
 	if (l->evfd >= 0) close(l->evfd);
-	if (l->tfd >= 0) close(l->tfd);
 	pthread_mutex_destroy(&l->mu);
 	free(l);
 }
@@ -166,7 +164,7 @@ int nx_loop_add_fd(struct nx_loop *l, int fd, uint32_t events, nx_fd_cb cb, void
 	struct watch *w = calloc(1, sizeof *w);
 	if (!w)
 		return -ENOMEM;
-	*w = (struct watch){.fd = fd, .cb = cb, .arg = arg};
+	*w = (struct watch){.fd = fd, .events = events, .cb = cb, .arg = arg};
 	struct epoll_event e = {.events = events, .data.ptr = w};
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &e) < 0) {
 		int err = -errno;
@@ -181,8 +179,14 @@ int nx_loop_mod_fd(struct nx_loop *l, int fd, uint32_t events)
 {
 	if (fd < 0 || (size_t)fd >= l->by_fd_cap || !l->by_fd[fd])
 		return -ENOENT;
-	struct epoll_event e = {.events = events, .data.ptr = l->by_fd[fd]};
-	return epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &e) < 0 ? -errno : 0;
+	struct watch *w = l->by_fd[fd];
+	if (w->events == events)
+		return 0;
+	struct epoll_event e = {.events = events, .data.ptr = w};
+	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, fd, &e) < 0)
+		return -errno;
+	w->events = events;
+	return 0;
 }
 
 void nx_loop_del_fd(struct nx_loop *l, int fd)
@@ -246,17 +250,6 @@ static void heap_remove(struct nx_loop *l, struct nx_timer *t)
 	}
 }
 
-static void arm(struct nx_loop *l, uint64_t when_ns)
-{
-	struct itimerspec its = {0};
-	if (when_ns == 0)
-		when_ns = 1; /* 0 would disarm; 1 ns since boot is "already due" */
-	its.it_value.tv_sec = (time_t)(when_ns / 1000000000ull);
-	its.it_value.tv_nsec = (long)(when_ns % 1000000000ull);
-	timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-	l->armed_ns = when_ns;
-}
-
 struct nx_timer *nx_loop_timer(struct nx_loop *l, uint64_t delay_ms, nx_fn fn, void *arg)
 {
 	if (l->nheap == l->heap_cap) {
@@ -278,8 +271,6 @@ struct nx_timer *nx_loop_timer(struct nx_loop *l, uint64_t delay_ms, nx_fn fn, v
 	t->idx = l->nheap;
 	l->heap[l->nheap++] = t;
 	heap_up(l, t->idx);
-	if (l->armed_ns == 0 || t->when_ns < l->armed_ns)
-		arm(l, t->when_ns);
 	return t;
 }
 
@@ -297,14 +288,11 @@ void nx_timer_cancel(struct nx_loop *l, struct nx_timer *t)
 	timer_free(l, t);
 }
 
-static void on_timerfd(void *arg, uint32_t ev)
+/* Run every timer due when the pass starts.  One added meanwhile (even with
+ * delay 0) waits for the next pass, after a poll for I/O: a timer that re-arms
+ * itself at 0 ms (chan.c's "let the others run") cannot starve the fds. */
+static void run_timers(struct nx_loop *l)
 {
-	(void)ev;
-	struct nx_loop *l = arg;
-	uint64_t n;
-	ssize_t r = read(l->tfd, &n, sizeof n);
-	(void)r;
-	l->armed_ns = 0;
 	uint64_t now = nx_now_ns();
 	while (l->nheap && l->heap[0]->when_ns <= now) {
 		struct nx_timer *t = l->heap[0];
@@ -314,8 +302,23 @@ static void on_timerfd(void *arg, uint32_t ev)
 		timer_free(l, t);
 		fn(a);
 	}
-	if (l->nheap && (l->armed_ns == 0 || l->heap[0]->when_ns < l->armed_ns))
-		arm(l, l->heap[0]->when_ns);
+}
+
+/* epoll_pwait2's timeout: none while posts wait, the earliest deadline, or
+ * forever (NULL). */
+static struct timespec *wait_timeout(struct nx_loop *l, bool pending, struct timespec *ts)
+{
+	if (pending) {
+		*ts = (struct timespec){0, 0};
+		return ts;
+	}
+	if (!l->nheap)
+		return NULL;
+	uint64_t now = nx_now_ns(), when = l->heap[0]->when_ns;
+	uint64_t d = when > now ? when - now : 0;
+	ts->tv_sec = (time_t)(d / 1000000000ull);
+	ts->tv_nsec = (long)(d % 1000000000ull);
+	return ts;
 }
 
 /* ----------------------------------------------------------------- posts */
@@ -405,7 +408,8 @@ void nx_loop_run(struct nx_loop *l)
 		pthread_mutex_unlock(&l->mu);
 		if (stop)
 			break;
-		int n = epoll_wait(l->epfd, evs, 64, pending ? 0 : -1);
+		struct timespec ts;
+		int n = epoll_pwait2(l->epfd, evs, 64, wait_timeout(l, pending, &ts), NULL);
 		if (n < 0 && errno != EINTR)
 			break;
 		for (int i = 0; i < n; i++) {
@@ -413,6 +417,8 @@ void nx_loop_run(struct nx_loop *l)
 			if (!w->dead)
 				w->cb(w->arg, evs[i].events);
 		}
+		free_dead(l);
+		run_timers(l);
 		free_dead(l);
 		if (posts_pending(l))
 			drain_posts(l);

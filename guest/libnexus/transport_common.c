@@ -52,7 +52,7 @@ void nx_transport_close_all(struct nx_transport *t)
  * write by the host, a context switch here) when the answer comes within the
  * window, and costs a CPU for the whole window when it does not.
  *
- * Measured on the 2-CPU PVM node of docs/results.md (bench/spin.py: one node
+ * Measured on the 2-CPU PVM node of docs/results.md (bench/ab.py: one node
  * per policy, nexus-s3peer storage, 6 interleaved rounds of 300 warm calls):
  *
  *   spin µs:yield   hello p50 / CPU per call    wordcount 1 KiB p50 / CPU
