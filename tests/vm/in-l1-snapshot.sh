@@ -42,6 +42,7 @@ now_ms() {
 
 start_nexusd() {   # LOG [ENV=VAL...]
   log=$1; shift
+  : >"$log"
   env "$@" NEXUS_VMM="$D/nexus-vmm" NEXUS_GUEST_KERNEL="$D/vmlinux" NEXUS_GUEST_IMAGE="$ROOT" \
     "$D/nexusd" --listen 127.0.0.1:$PORT --state-dir $S/state --runtime-dir "$D/runtime" \
     --rootfs $S/rootfs --keep-alive 2 >"$log" 2>&1 &
