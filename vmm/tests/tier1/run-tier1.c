@@ -7,6 +7,7 @@
  *
  * Prints one line per case and ends with "tier1: N passed, N failed". */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_packet.h>
@@ -108,6 +109,31 @@ static pid_t start_vmm(const char *cmdline, const char *const *extra)
     return pid;
 }
 
+/* Where a process that SIGKILL does not end is stuck: each thread's state,
+ * wait channel and kernel stack, for the log. */
+static void dump_stuck(pid_t pid)
+{
+    char path[400];
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        static const char *what[] = { "wchan", "stack", "syscall" };
+        printf("stuck pid %d tid %s:", pid, e->d_name);
+        for (int k = 0; k < 3; k++) {
+            snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", pid, e->d_name, what[k]);
+            char *t = slurp(path, NULL);
+            printf(" [%s] %s", what[k], t ? t : "?");
+            free(t);
+        }
+        printf("\n");
+    }
+    if (d)
+        closedir(d);
+}
+
 static int wait_vmm(pid_t pid, int timeout_s)
 {
     double end = now_s() + timeout_s;
@@ -125,6 +151,7 @@ static int wait_vmm(pid_t pid, int timeout_s)
                     return -1;
                 usleep(10000);
             }
+            dump_stuck(pid);
             return -2;
         }
         usleep(2000);
@@ -477,7 +504,8 @@ static bool wait_ticks(const char *file, int n, double timeout_s, pid_t pid)
         free(o);
         if (k >= n)
             return true;
-        if (pid > 0 && waitpid(pid, NULL, WNOHANG) == pid)
+        siginfo_t si = { 0 };   /* ended? (WNOWAIT: the caller still reaps it) */
+        if (pid > 0 && waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
             return false;
         usleep(20000);
     }
@@ -591,7 +619,8 @@ static bool make_snapshot(const char *cmdline, int ticks, const char *dir, char 
 
 static bool t_snapshot_restore(void)
 {
-    const char *dir = path_in("snap1");
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/snap1", work);
     char *prefix = NULL;
     if (!make_snapshot(COUNT_CMDLINE, 3, dir, &prefix))
         return false;
@@ -678,6 +707,7 @@ static bool expect_refused(const char *dir, const char *why, const char *const *
     snprintf(errf, sizeof(errf), "%s.err", ser);
     char *e = slurp(errf, NULL), *o = slurp(ser, NULL);
     bool ok = expect_exit(st, 72);
+    printf("tier1:   restore %s -> %s\n", dir, ok ? "72" : fail_msg);
     if (ok && !(e && strstr(e, why)))
         ok = failf("stderr lacks \"%s\": %s", why, e ? e : "");
     if (ok && o && strstr(o, "tick"))
@@ -694,7 +724,8 @@ static bool expect_refused(const char *dir, const char *why, const char *const *
 
 static bool t_snapshot_refused(void)
 {
-    const char *dir = path_in("snap2");
+    char dir[512];   /* not path_in()'s rotating buffers: used all along */
+    snprintf(dir, sizeof(dir), "%s/snap2", work);
     if (!make_snapshot(COUNT_CMDLINE, 1, dir, NULL))
         return false;
     char vs[600], mem[600], d[512], p[600];
@@ -737,10 +768,17 @@ static bool t_snapshot_refused(void)
     if (ok) {
         const char *ser = path_in("snap2-clone.txt");
         pid_t pid = start_restore(dir, ser, NULL, NULL);
-        if (!wait_ticks(ser, 2, 60, pid))
-            ok = failf("the intact snapshot did not restore");
+        if (!wait_ticks(ser, 2, 60, pid)) {
+            char ef[600];
+            snprintf(ef, sizeof(ef), "%s.err", ser);
+            char *e = slurp(ef, NULL);
+            ok = failf("the intact snapshot did not restore: %.300s", e ? e : "");
+            free(e);
+        }
+        printf("tier1:   intact snapshot restored: %s\n", ok ? "yes" : fail_msg);
         kill(pid, SIGTERM);
-        if (!expect_exit(wait_vmm(pid, 30), 70))
+        int st = wait_vmm(pid, 30);
+        if (ok && !expect_exit(st, 70))
             ok = false;
     }
     return ok;
