@@ -4,6 +4,7 @@
  * with nothing but the files it is given.
  *
  *   vmm-tier1 NEXUS_VMM TESTGUEST_ELF WORKDIR [CASE...]
+ *   vmm-tier1 --linux NEXUS_VMM BZIMAGE ROOTFS WORKDIR   (tier 2, see linux_snapshot)
  *
  * Prints one line per case and ends with "tier1: N passed, N failed". */
 #include <arpa/inet.h>
@@ -887,6 +888,173 @@ static bool t_nexus_attach(void)
     return ok;
 }
 
+/* ---- tier 2: the real Linux guest (run from tests/rig/guest-checks.sh) ----
+ *   vmm-tier1 --linux NEXUS_VMM BZIMAGE ROOTFS WORKDIR
+ * Boots the guest with a python loop that, every 0.2 s, reads a 4 KiB block of
+ * /dev/vda with O_DIRECT (a real virtio-blk request each time) and prints a
+ * counter, its monotonic and wall clocks; snapshots it, kills the original,
+ * restores: the count must go on from where it was, the clocks must be sane and
+ * the disk reads must keep working (the virtqueue state survived).  Then
+ * ws-save, and a second restore with --ws.  Prints "CHECK nexus:NAME PASS|FAIL". */
+
+static const char linux_prog[] =
+    "import os, time, mmap\n"
+    "fd = os.open('/dev/vda', os.O_RDONLY | os.O_DIRECT)\n"
+    "buf = mmap.mmap(-1, 4096)\n"
+    "blocks = os.lseek(fd, 0, os.SEEK_END) // 4096\n"
+    "i = 0\n"
+    "while True:\n"
+    "    i += 1\n"
+    "    n = os.preadv(fd, [buf], (i * 7919 % blocks) * 4096)\n"
+    "    print('count %d mono %.3f real %.3f blk %d' % (i, time.monotonic(), time.time(), n), flush=True)\n"
+    "    time.sleep(0.2)\n";
+
+static void pct_encode(const char *in, char *out, size_t n)
+{
+    size_t o = 0;
+    for (; *in && o + 4 < n; in++) {
+        unsigned char c = (unsigned char)*in;
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '/' || c == '_')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, n - o, "%%%02X", c);
+    }
+    out[o] = 0;
+}
+
+struct count_line { long n; double mono, real; int blk; };
+
+/* Parse the complete "count" lines of a console log; returns how many. */
+static int count_lines(const char *text, struct count_line *out, int max)
+{
+    int k = 0;
+    for (const char *q = text; q && k < max && (q = strstr(q, "count ")); q++) {
+        const char *nl = strchr(q, '\n');
+        if (!nl)
+            break;
+        struct count_line c;
+        if (sscanf(q, "count %ld mono %lf real %lf blk %d", &c.n, &c.mono, &c.real, &c.blk) == 4)
+            out[k++] = c;
+    }
+    return k;
+}
+
+static int wait_counts(const char *file, int n, double timeout_s, pid_t pid)
+{
+    static struct count_line cl[4096];
+    double end = now_s() + timeout_s;
+    while (now_s() < end) {
+        char *o = slurp(file, NULL);
+        int k = o ? count_lines(o, cl, 4096) : 0;
+        free(o);
+        if (k >= n)
+            return k;
+        siginfo_t si = { 0 };
+        if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid)
+            return -1;
+        usleep(100000);
+    }
+    return -1;
+}
+
+static void check_line(const char *name, bool ok, const char *detail)
+{
+    printf("CHECK nexus:%s %s %s\n", name, ok ? "PASS" : "FAIL", detail);
+}
+
+static int linux_snapshot(const char *kernel, const char *disk)
+{
+    static char enc[8192], cmdline[9000], diskarg[600], spec[600], rep[1024], req[700], msg[600];
+    static struct count_line a[4096], b[4096];
+    pct_encode(linux_prog, enc, sizeof(enc));
+    snprintf(cmdline, sizeof(cmdline), "console=ttyS0 quiet root=/dev/vda ro rootfstype=ext4 "
+             "init=/sbin/nexus-init panic=-1 reboot=k nexus.cmd=\"/usr/bin/python3 -c %s\"", enc);
+    snprintf(diskarg, sizeof(diskarg), "%s,ro", disk);
+    const char *sock = path_in("lx-orig.sock"), *serial = path_in("lx-orig.txt");
+    snprintf(spec, sizeof(spec), "file:%s", serial);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int e = open(path_in("lx-orig.err"), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(e, 2);
+        execl(vmm, vmm, "--kernel", kernel, "--mem", "128", "--disk", diskarg, "--serial", spec,
+              "--control", sock, "--cmdline", cmdline, (char *)NULL);
+        _exit(127);
+    }
+    bool ok = wait_counts(serial, 5, 240, pid) >= 5;
+    int fd = ok ? ctl_connect(sock, 10) : -1;
+    char dir[512];
+    snprintf(dir, sizeof(dir), "%s/lx-snap", work);
+    mkdir(dir, 0755);
+    snprintf(req, sizeof(req), "{\"cmd\":\"snapshot\",\"dir\":\"%s\"}\n", dir);
+    ok = ok && fd >= 0 && ctl_ask(fd, "pause\n", rep, sizeof(rep)) && strstr(rep, "paused") &&
+         ctl_ask(fd, req, rep, sizeof(rep)) && strstr(rep, "\"ok\":true");
+    printf("INFO nexus: snapshot of the Linux guest (128 MiB): %s", ok ? rep : "failed\n");
+    char *pre = slurp(serial, NULL);
+    int na = pre ? count_lines(pre, a, 4096) : 0;
+    free(pre);
+    kill(pid, SIGKILL);   /* the original is gone for good */
+    wait_vmm(pid, 30);
+    if (fd >= 0)
+        close(fd);
+    if (!ok || na < 5) {
+        char *e = slurp(path_in("lx-orig.err"), NULL);
+        snprintf(msg, sizeof(msg), "the original guest did not count or could not be snapshotted: %.300s",
+                 e ? e : "");
+        free(e);
+        check_line("snapshot-restore", false, msg);
+        return 1;
+    }
+
+    /* Restore (a new process), with the disk given again. */
+    const char *ser2 = path_in("lx-clone.txt"), *sock2 = path_in("lx-clone.sock");
+    pid_t c = start_restore(dir, ser2, sock2, (const char *const[]){ "--disk", diskarg, NULL });
+    int nb = wait_counts(ser2, 6, 120, c);
+    char *post = slurp(ser2, NULL);
+    nb = post ? count_lines(post, b, 4096) : 0;
+    free(post);
+    struct count_line *last = &a[na - 1];
+    bool cont = nb >= 6 && (b[0].n == last->n + 1 || b[0].n == last->n + 2);
+    for (int i = 1; cont && i < nb; i++)
+        cont = b[i].n == b[i - 1].n + 1;
+    snprintf(msg, sizeof(msg), "snapshot at count %ld; restored guest printed %d lines from count %ld", last->n, nb,
+             nb ? b[0].n : -1L);
+    check_line("snapshot-restore-counter", cont, msg);
+    bool mono = nb >= 6;
+    for (int i = 0; mono && i < nb; i++)
+        mono = b[i].mono > (i ? b[i - 1].mono : last->mono) && b[i].mono - (i ? b[i - 1].mono : last->mono) < 30 &&
+               b[i].real >= last->real;
+    snprintf(msg, sizeof(msg), "guest monotonic %.3f at the snapshot, %.3f .. %.3f after restore (wall %.3f -> %.3f)",
+             last->mono, nb ? b[0].mono : 0, nb ? b[nb - 1].mono : 0, last->real, nb ? b[nb - 1].real : 0);
+    check_line("snapshot-restore-clock", mono, msg);
+    bool blk = nb >= 6;
+    for (int i = 0; blk && i < nb; i++)
+        blk = b[i].blk == 4096;
+    check_line("snapshot-restore-virtio-blk", blk,
+               blk ? "every O_DIRECT read of /dev/vda after restore returned 4096 bytes"
+                   : "a virtio-blk read after restore failed or the guest stopped counting");
+
+    /* Working set of the clone, then a second restore pre-faulting it. */
+    const char *ws = path_in("lx.ws");
+    fd = ctl_connect(sock2, 10);
+    snprintf(req, sizeof(req), "{\"cmd\":\"ws-save\",\"file\":\"%s\"}\n", ws);
+    bool wsok = fd >= 0 && ctl_ask(fd, req, rep, sizeof(rep)) && strstr(rep, "\"ok\":true");
+    if (fd >= 0)
+        close(fd);
+    kill(c, SIGTERM);
+    wait_vmm(c, 30);
+    printf("INFO nexus: ws-save: %s", wsok ? rep : "failed\n");
+    if (wsok) {
+        const char *ser3 = path_in("lx-ws.txt");
+        pid_t w = start_restore(dir, ser3, NULL, (const char *const[]){ "--disk", diskarg, "--ws", ws, NULL });
+        wsok = wait_counts(ser3, 3, 120, w) >= 3;
+        kill(w, SIGTERM);
+        wsok = expect_exit(wait_vmm(w, 30), 70) && wsok;
+    }
+    check_line("snapshot-ws-restore", wsok, wsok ? "ws-save wrote the touched pages; a restore with --ws counts on"
+                                                  : "ws-save or the --ws restore failed");
+    return cont && mono && blk && wsok ? 0 : 1;
+}
+
 static const struct { const char *name; bool (*fn)(void); } cases[] = {
     { "bootparams", t_bootparams },
     { "bootparams-initrd-disks-2cpu", t_bootparams_full },
@@ -912,6 +1080,13 @@ static const struct { const char *name; bool (*fn)(void); } cases[] = {
 
 int main(int argc, char **argv)
 {
+    if (argc == 6 && !strcmp(argv[1], "--linux")) {
+        vmm = argv[2];
+        work = argv[5];
+        mkdir(work, 0755);
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        return linux_snapshot(argv[3], argv[4]);
+    }
     if (argc < 4) {
         fprintf(stderr, "usage: %s NEXUS_VMM TESTGUEST_ELF WORKDIR [CASE...]\n", argv[0]);
         return 2;
