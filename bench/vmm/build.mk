@@ -9,3 +9,12 @@ $(BUILD)/bench-vmm/kvm_run_probe.so: bench/vmm/kvm_run_probe.c
 .PHONY: bench-vmm
 bench-vmm: $(BIN)/nexus-vmm $(BUILD)/bench-vmm/vmm-bench $(BUILD)/bench-vmm/kvm_run_probe.so
 	bench/vmm/run.sh $(BUILD)
+
+# Snapshot load time (docs/vmm.md "Snapshots"): restore with and without --ws, in the rig.
+$(BUILD)/bench-vmm/snap-bench: bench/vmm/snap_bench.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -static -o $@ $<
+
+.PHONY: bench-vmm-snapshot
+bench-vmm-snapshot: $(BIN)/nexus-vmm $(BUILD)/bench-vmm/snap-bench $(BUILD)/bench-vmm/kvm_run_probe.so
+	bench/vmm/snapshot-run.sh $(BUILD)

@@ -10,5 +10,5 @@ $(BUILD)/tests/rig/http-get: tests/rig/http-get.c
 	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -o $@ $<
 
 .PHONY: test-rig
-test-rig: guest-kernel guest-image $(BUILD)/guest/nexus-init $(BUILD)/tests/rig/http-get
+test-rig: guest-kernel guest-image $(BUILD)/guest/nexus-init $(BUILD)/tests/rig/http-get $(BIN)/vmm-tier1
 	@NEXUS_TEST_RESULTS=$(NEXUS_TEST_RESULTS) tests/rig/test-rig.sh $(BUILD)

@@ -8,6 +8,7 @@
 #   GC_KERNEL   guest kernel (bzImage)       GC_DISK  root filesystem image or block device
 #   GC_VMMS     monitors to test, space-separated: "nexus" and/or "qemu"
 #   GC_NEXUS_VMM, GC_QEMU  their binaries    GC_IP    iproute2's ip (for ip tuntap)
+#   GC_VMM_TIER1  vmm/tests/tier1's runner: its --linux mode is nexus-vmm's snapshot check
 #   GC_HTTP_GET the static HTTP client (tests/rig/http-get.c)
 #   GC_TIMEOUT  seconds per guest boot (default 90)
 #   GC_DISK_COPY=1  copy GC_DISK to a file in /tmp first (a block device in L1 is then
@@ -136,5 +137,10 @@ for mon in $GC_VMMS; do
     check "$mon:virtio-net-http" FAIL "request ok=$ok body='$body' guest status=$rc"
     sed 's/^/  net| /' "$d/net.ns" 2>/dev/null
     show_log "$d/net.log"
+  fi
+
+  # 5. nexus-vmm only: snapshot, kill, restore (counter, clock, virtio-blk, working set).
+  if [ "$mon" = nexus ] && [ -n "${GC_VMM_TIER1:-}" ]; then
+    "$GC_VMM_TIER1" --linux "$GC_NEXUS_VMM" "$GC_KERNEL" "$GC_DISK" "$d/snap" || show_log "$d/snap/lx-clone.txt"
   fi
 done

@@ -104,12 +104,12 @@ log=$work/checks.log
 start=$(date +%s)
 if [ "$tier" = hardware ]; then
   GC_DIR=$work GC_KERNEL=$kernel GC_DISK=$image GC_VMMS="${vmms[*]}" GC_NEXUS_VMM=$vmm GC_QEMU=$qemu \
-    GC_IP=ip GC_HTTP_GET=$httpget sh "$work/guest-checks.sh" 2>&1 | tee "$log"
+    GC_IP=ip GC_HTTP_GET=$httpget GC_VMM_TIER1=$build/bin/vmm-tier1 sh "$work/guest-checks.sh" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
 else
   files=(--file "$work/guest-checks.sh" --file "$work/checks.env" --file "$kernel"
          --file "$(command -v ip)":/rig/bin/ip --file "$httpget")
-  [[ " ${vmms[*]} " == *" nexus "* ]] && files+=(--file "$vmm")
+  [[ " ${vmms[*]} " == *" nexus "* ]] && files+=(--file "$vmm" --file "$build/bin/vmm-tier1")
   if [[ " ${vmms[*]} " == *" qemu "* ]]; then
     files+=(--file "$qemu")
     for fw in bios-microvm.bin qboot.rom linuxboot_dma.bin pvh.bin; do
@@ -118,7 +118,7 @@ else
   fi
   rig/run-l1 --timeout "${TEST_RIG_TIMEOUT:-900}" --mem 3072 "${files[@]}" --disk "$image,ro" -- \
     env GC_DIR=/rig GC_KERNEL=/rig/bzImage GC_DISK=/dev/vda GC_DISK_COPY=1 GC_VMMS="${vmms[*]}" \
-        GC_NEXUS_VMM=/rig/nexus-vmm GC_QEMU=/rig/qemu-system-x86_64 GC_IP=/rig/bin/ip GC_HTTP_GET=/rig/http-get \
+        GC_NEXUS_VMM=/rig/nexus-vmm GC_VMM_TIER1=/rig/vmm-tier1 GC_QEMU=/rig/qemu-system-x86_64 GC_IP=/rig/bin/ip GC_HTTP_GET=/rig/http-get \
         sh /rig/guest-checks.sh 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   case $rc in
