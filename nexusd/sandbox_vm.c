@@ -489,6 +489,7 @@ static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	char d_root[PATH_MAX + 8], mem[16], cl[4096];
 	int rc;
 	if (sb->key[0]) {
+		vm_snap_cleanup_tmp();
 		rc = shared_image(sb->key, "runtime.ext4", spec->runtime_dir, rt_img, sizeof rt_img, err, errlen);
 		if (rc == 0)
 			rc = shared_image(sb->key, "code.ext4", spec->code_dir, code_img, sizeof code_img, err, errlen);

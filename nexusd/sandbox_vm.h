@@ -69,6 +69,8 @@ void vm_snap_path(const char *key, const char *suffix, char *out, size_t cap);
 /* Does a complete snapshot exist for key?  On true, *gen gets the generation
  * of the region it was taken with. */
 bool vm_snap_present(const char *key, uint64_t *gen);
+/* Once per nexusd, before any snapshot work: remove what a crash left half-written. */
+void vm_snap_cleanup_tmp(void);
 /* Refuse the snapshot: log why (one line), delete it, count a fallback. */
 void vm_snap_refuse(const char *key, const char *why);
 /* Claim the right to take key's snapshot (one instance at a time). */

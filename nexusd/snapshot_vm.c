@@ -14,8 +14,9 @@
  * and the code directory's names/sizes/mtimes), the configuration (sandbox
  * argv, environment, memory), the runtime directory, the guest kernel, the
  * root image and nexus-vmm (path, size, mtime).  A change to any of them is a
- * new key; old snapshots are left behind (deleting a function does not remove
- * them yet).  The code and runtime disk images that go with a key live in
+ * new key; once a function's new snapshot is taken, its other keys' snapshots
+ * and disks are removed (a deleted function's stay until nexusd's state dir is
+ * cleaned).  Temporary directories a crash left behind go at the first start.  The code and runtime disk images that go with a key live in
  * <key>.disks/ and are built once and never replaced, because a snapshot's
  * page cache must match the disks it is restored with byte for byte.
  *
@@ -23,6 +24,8 @@
  * the snapshot itself on a thread of its own per instance, so the loop keeps
  * serving; counters are atomics.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -208,6 +211,33 @@ static void rm_tree(const char *dir)
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* Temporary directories and images of a snapshot or image build that a
+ * crash interrupted (called once, before this nexusd takes any). */
+static void vm_snap_cleanup_tmp_now(void)
+{
+	char dir[PATH_MAX];
+	vm_snap_path("", NULL, dir, sizeof dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		char p[PATH_MAX + 300];
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		if (strstr(e->d_name, ".tmp-")) {
+			rm_tree(p);
+		} else if (strstr(e->d_name, ".disks")) {
+			static const char *const imgs[] = { "runtime.ext4.tmp", "code.ext4.tmp" };
+			for (int i = 0; i < 2; i++) {
+				char q[PATH_MAX + 340];
+				snprintf(q, sizeof q, "%s/%s", p, imgs[i]);
+				unlink(q);
+			}
+		}
+	}
+	closedir(d);
+}
+
 void vm_snap_refuse(const char *key, const char *why)
 {
 	char dir[PATH_MAX];
@@ -215,6 +245,52 @@ void vm_snap_refuse(const char *key, const char *why)
 	nxd_warn("vm snapshot %s refused: %s; deleted it, booting fresh instead", key, why);
 	rm_tree(dir);
 	vm_snap_count(VMS_FALLBACKS);
+}
+
+/* Is NAME "<function>-<16 hex>" or that + ".disks" / ".tmp-XXXXXX"? */
+static bool is_key_of(const char *name, const char *function, size_t *hash_off)
+{
+	size_t n = strlen(function);
+	if (strncmp(name, function, n) || name[n] != '-')
+		return false;
+	for (int i = 1; i <= 16; i++)
+		if (!isxdigit((unsigned char)name[n + (size_t)i]) || isupper((unsigned char)name[n + (size_t)i]))
+			return false;
+	const char *rest = name + n + 17;
+	*hash_off = n + 1;
+	return !*rest || !strcmp(rest, ".disks") || !strncmp(rest, ".tmp-", 5);
+}
+
+/* Remove the snapshots and disks of FUNCTION's keys other than KEEP (after a new
+ * snapshot of it was taken: code or configuration changed).  A VM still running
+ * on an old key's disks keeps them open; unlinking them does not disturb it. */
+static void drop_other_keys(const char *function, const char *keep)
+{
+	char dir[PATH_MAX];
+	vm_snap_path("", NULL, dir, sizeof dir);
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	struct dirent *e;
+	size_t keep_n = strlen(keep);
+	while ((e = readdir(d))) {
+		size_t off;
+		if (!is_key_of(e->d_name, function, &off) || !strncmp(e->d_name, keep, keep_n))
+			continue;
+		if (strstr(e->d_name, ".tmp-"))
+			continue;   /* maybe another instance's snapshot in progress */
+		char p[PATH_MAX + 300];
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		rm_tree(p);
+		nxd_info("vm snapshot: removed %s (function %s has a newer snapshot)", e->d_name, function);
+	}
+	closedir(d);
+}
+
+void vm_snap_cleanup_tmp(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, vm_snap_cleanup_tmp_now);
 }
 
 /* ---------------------------------------------------------------- claims */
@@ -343,6 +419,7 @@ static void *snap_main(void *arg)
 				rm_tree(tmp);
 			} else {
 				taken = true;
+				drop_other_keys(sb->function, sb->key);
 				nxd_info("vm snapshot %s taken in %llu ms (%.1f MiB of RAM written; guest quiet %llu ms after READY)",
 				         sb->key, (unsigned long long)(mono_ms() - t1), (double)mem / 1048576.0,
 				         (unsigned long long)(t_quiet - t0));

@@ -196,11 +196,12 @@ def test_vm_snapshot_flow_with_a_fake_monitor(state, monkeypatch):
     snaps = os.path.join(state, "st", "snapshots")
     try:
         assert create(d, "snappy", "def handler(e, c):\n    return 1\n", Tags={"nexus:sandbox": "vm"})[0] == 201
+        os.makedirs(os.path.join(snaps, "snappy-0123456789abcdef.tmp-Xy12Z9"))   # left by a crash
         st, _, body = invoke(d, "snappy", b'{"n": 1}')
         r = json.loads(body)
         assert st == 200 and r["restored"] is False and r["event"] == {"n": 1}, body
         dirs = [x for x in os.listdir(snaps) if not x.endswith(".disks")]
-        assert len(dirs) == 1 and dirs[0].startswith("snappy-"), dirs
+        assert len(dirs) == 1 and dirs[0].startswith("snappy-"), dirs   # the crash's leftover is gone too
         snap = os.path.join(snaps, dirs[0])
         assert sorted(os.listdir(snap)) == ["memory", "nexus.json", "vmstate"]
         gen0 = r["generation"]
@@ -241,6 +242,19 @@ def test_vm_snapshot_flow_with_a_fake_monitor(state, monkeypatch):
         assert _metric(d, "nexus_vm_snapshot_fallbacks_total") == 2
         log = open(os.path.join(state, "nexusd.log"), errors="replace").read()
         assert "did not re-attach within 3000 ms" in log, log[-2000:]
+
+        # A configuration change is a new key: fresh boot, new snapshot, the old key's removed.
+        old = sorted(os.listdir(snaps))
+        assert _wait_no_instances(d)
+        st, _, _ = d.req("PUT", "/2015-03-31/functions/snappy/configuration",
+                         {"Environment": {"Variables": {"COLOR": "red"}}})
+        assert st == 200
+        st, _, body = invoke(d, "snappy", b'{"n": 5}')
+        assert st == 200 and json.loads(body)["restored"] is False, body
+        new = sorted(os.listdir(snaps))
+        assert new == [new[0], new[0] + ".disks"] and new[0].startswith("snappy-") and not set(new) & set(old), \
+            (old, new)
+        assert _metric(d, "nexus_vm_snapshot_takes_total") == 4
 
         # nexus:snapshot=off: always a fresh boot, nothing stored.
         assert create(d, "nosnap", "def handler(e, c):\n    return 1\n",
