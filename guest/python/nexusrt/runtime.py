@@ -156,11 +156,54 @@ def set_lambda_env(config):
     os.environ.setdefault("_HANDLER", str(config.get("handler", "")))
 
 
+class _Clock:
+    reattaches_seen = 0
+
+
+def _set_realtime(ms):
+    """clock_settime(CLOCK_REALTIME): the runtime is root inside its microVM."""
+    import ctypes
+
+    class Timespec(ctypes.Structure):
+        _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    ts = Timespec(int(ms // 1000), int(ms % 1000) * 1000000)
+    if libc.clock_settime(0, ctypes.byref(ts)) != 0:
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+
+def sync_clock_after_restore(ch, ctx_json, config, set_realtime=_set_realtime):
+    """A microVM restored from a snapshot comes back with the wall clock of the
+    moment the snapshot was taken (docs/vmm.md, "Clock": monotonic, never
+    jumping, but lagging by the snapshot's age).  After libnexus re-attached,
+    the first invocation carries the host's time (its deadline minus the
+    function's timeout, as nexusd computes the deadline): set the clock from
+    it when they differ by more than a second.  Returns True when it was set."""
+    n = getattr(ch, "reattaches", 0)
+    if n == _Clock.reattaches_seen:
+        return False
+    _Clock.reattaches_seen = n
+    deadline, timeout_s = ctx_json.get("deadline_ms"), config.get("timeout_s")
+    if not isinstance(deadline, (int, float)) or not isinstance(timeout_s, (int, float)):
+        return False
+    host_ms = deadline - 1000 * timeout_s
+    if abs(host_ms - time.time() * 1000) < 1000:
+        return False
+    try:
+        set_realtime(host_ms)
+    except OSError as e:
+        print(f"[WARN] nexus runtime: cannot set the clock after a snapshot restore: {e}", file=sys.stderr,
+              flush=True)
+        return False
+    return True
+
+
 def invoke_one(ch, config, handler, init_error, tag, event_bytes, ctx_bytes):
     try:
         ctx_json = json.loads(ctx_bytes) if ctx_bytes else {}
     except ValueError:
         ctx_json = {}
+    sync_clock_after_restore(ch, ctx_json, config)
     ctx = LambdaContext(ctx_json, config)
     _RequestId.current = ctx.aws_request_id
     if init_error is not None:

@@ -243,3 +243,26 @@ def test_example_pyaes(runtime):
     key = hashlib.sha256(b"nexus pyaes example key").digest()
     plain = pyaes.AESModeOfOperationCTR(key, counter=pyaes.Counter(0)).decrypt(ct)
     assert plain == rt.host.s3.buckets["nexus-demo"][ev["key"]][0] and out["bytes"] == len(ct)
+
+
+def test_clock_is_set_from_the_host_after_a_restore(monkeypatch):
+    """After libnexus re-attached (a snapshot restore), the first invocation's
+    deadline minus the timeout is the host's time: a guest clock more than a second
+    off is set from it, once per re-attach; without a re-attach nothing is touched."""
+    from nexusrt import runtime as rt
+
+    class Ch:
+        reattaches = 0
+    set_to = []
+    monkeypatch.setattr(rt._Clock, "reattaches_seen", 0)
+    host_ms = time.time() * 1000 + 3600 * 1000          # the guest lags an hour
+    ctx = {"deadline_ms": host_ms + 3000}
+    cfg = {"timeout_s": 3}
+    assert rt.sync_clock_after_restore(Ch, ctx, cfg, set_to.append) is False and set_to == []
+    Ch.reattaches = 1
+    assert rt.sync_clock_after_restore(Ch, ctx, cfg, set_to.append) is True
+    assert set_to == [host_ms]
+    assert rt.sync_clock_after_restore(Ch, ctx, cfg, set_to.append) is False   # once per re-attach
+    Ch.reattaches = 2
+    near = {"deadline_ms": time.time() * 1000 + 3000}
+    assert rt.sync_clock_after_restore(Ch, near, cfg, set_to.append) is False and len(set_to) == 1  # in step
