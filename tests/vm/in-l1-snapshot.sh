@@ -10,6 +10,7 @@
 #                            and nexusd takes the function's snapshot (log + /metrics)
 #   snapshot:restore         after scale to zero, the next invocation is restored from it
 #                            (log + /metrics say restore) and answers right
+#   snapshot:clock           the restored guest's clock was set from the host's (remaining time sane)
 #   snapshot:corrupt         the snapshot's vmstate corrupted: refused (nexus-vmm exit 72),
 #                            deleted, fresh boot, the invocation still answers; a new one is taken
 #   snapshot:coldstart       SNAP_RUNS fresh boots (NEXUS_VM_SNAPSHOT=off) against SNAP_RUNS
@@ -99,6 +100,16 @@ if invoke snaphello restored $S/i2.log && grep -q 'restored from vm snapshot sna
   result pass snapshot:restore "restored cold start in ${MS} ms: $(grep -a 'restored from vm snapshot' $L | tail -1 | sed 's/.*nexusd info: //' | cut -c1-160)"
 else
   result fail snapshot:restore "$(tr -d '\n' <$S/i2.log | cut -c1-200)"; show $L 40; show $S/state/logs/snaphello.log 30
+fi
+
+# 2b. The restored guest's wall clock: it came back with the snapshot's time (seconds old
+#     here); the runtime sets it from the host's after the re-attach, so the handler's
+#     remaining time is within its 120 s timeout (with the old clock it would be more).
+rem=$(tr -d '\r\n ' <$S/i2.log | grep -o '"remaining_ms":[0-9]*' | grep -o '[0-9]*$')
+if [ -n "$rem" ] && [ "$rem" -le 120000 ] && [ "$rem" -gt 100000 ]; then
+  result pass snapshot:clock "remaining_ms $rem of 120000 after the restore"
+else
+  result fail snapshot:clock "remaining_ms '${rem}' after the restore (want 100000..120000: the guest clock was not set)"
 fi
 
 # 3. A corrupt snapshot: refused, deleted, fresh boot; the invocation still succeeds.
