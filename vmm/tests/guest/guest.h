@@ -41,6 +41,7 @@ int test_smp(void);
 int test_net(void);
 int test_count(void);
 int test_nexus(void);
+int test_nexus_count(void);
 void smp_prepare(void);
 
 #endif

@@ -90,6 +90,8 @@ static void user_main(void)
         r = test_count();
     else if (!memcmp(test_name, "nexus", 6))
         r = test_nexus();
+    else if (!memcmp(test_name, "nexuscount", 11))
+        r = test_nexus_count();
     else if (!memcmp(test_name, "smp", 4))
         r = test_smp();
     else if (!memcmp(test_name, "reset", 6))

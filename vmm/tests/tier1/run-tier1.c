@@ -888,6 +888,124 @@ static bool t_nexus_attach(void)
     return ok;
 }
 
+/* Snapshot of a guest using the Nexus device, restored with a fresh region over
+ * --control-fd/--nexus control: the VM waits for nexus-attach, a region of another
+ * size is refused, and the guest sees the new region at the address it had. */
+static bool nexus_ticks(const char *text, long *first, long *last, uint64_t *marker, int *n)
+{
+    *n = 0;
+    for (const char *q = text; (q = strstr(q, "tick ")); q++) {
+        long t;
+        unsigned long m;
+        if (!strchr(q, '\n') || sscanf(q, "tick %ld region %lx", &t, &m) != 2)
+            continue;
+        if (*n && t != *last + 1)
+            return false;
+        if (!*n)
+            *first = t;
+        *last = t;
+        *marker = m;
+        (*n)++;
+    }
+    return true;
+}
+
+static bool t_snapshot_nexus(void)
+{
+    enum { REGION = 4 << 20 };
+    int ra = memfd_create("region-a", MFD_CLOEXEC), rb = memfd_create("region-b", MFD_CLOEXEC);
+    int rc = memfd_create("region-c", MFD_CLOEXEC);
+    int e[4];
+    for (int i = 0; i < 4; i++)
+        e[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (ra < 0 || rb < 0 || rc < 0 || ftruncate(ra, REGION) < 0 || ftruncate(rb, REGION) < 0 ||
+        ftruncate(rc, 2 * REGION) < 0)
+        return failf("cannot make the regions");
+    uint64_t ma = 0xaaaa000000000001ULL, mb = 0xbbbb000000000002ULL;
+    if (pwrite(ra, &ma, 8, 64) != 8 || pwrite(rb, &mb, 8, 64) != 8)
+        return failf("cannot write the markers");
+    char dir[512], fdarg[16], rep[1024], req[700];
+    snprintf(dir, sizeof(dir), "%s/snap-nexus", work);
+    mkdir(dir, 0755);
+    const char *att = "{\"cmd\":\"nexus-attach\"}\n";
+
+    int sp[2];
+    socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
+    fcntl(sp[0], F_SETFD, FD_CLOEXEC);
+    snprintf(fdarg, sizeof(fdarg), "%d", sp[1]);
+    const char *serial = path_in("nx-orig.txt");
+    char spec[600];
+    snprintf(spec, sizeof(spec), "file:%s", serial);
+    pid_t pid = start_vmm("test=nexuscount shift=21", (const char *const[]){ "--control-fd", fdarg, "--nexus",
+                                                                         "control", "--serial", spec, NULL });
+    close(sp[1]);
+    bool ok = send_fds(sp[0], att, (int[]){ ra, e[0], e[1] }, 3) && read_reply(sp[0], rep, sizeof(rep)) &&
+              strstr(rep, "\"ok\":true");
+    if (!ok)
+        failf("nexus-attach (boot): %s", rep);
+    if (ok && !wait_ticks(serial, 2, 60, pid))
+        ok = failf("the guest did not count");
+    snprintf(req, sizeof(req), "{\"cmd\":\"snapshot\",\"dir\":\"%s\"}\n", dir);
+    if (ok && !(ctl_ask(sp[0], "pause\n", rep, sizeof(rep)) && ctl_ask(sp[0], req, rep, sizeof(rep)) &&
+                strstr(rep, "\"ok\":true")))
+        ok = failf("pause/snapshot: %s", rep);
+    char *prefix = ok ? slurp(serial, NULL) : NULL;
+    ctl_ask(sp[0], "stop\n", rep, sizeof(rep));
+    close(sp[0]);
+    int st = wait_vmm(pid, 30);
+    ok = ok && expect_exit(st, 70);
+    long f0 = 0, l0 = 0;
+    uint64_t m0 = 0;
+    int n0 = 0;
+    if (ok && !(prefix && nexus_ticks(prefix, &f0, &l0, &m0, &n0) && n0 >= 2 && m0 == ma))
+        ok = failf("the original's ticks: %d, region marker %lx", n0, (unsigned long)m0);
+
+    /* Restore, with a fresh region that arrives over the control connection. */
+    if (ok) {
+        socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
+        fcntl(sp[0], F_SETFD, FD_CLOEXEC);
+        snprintf(fdarg, sizeof(fdarg), "%d", sp[1]);
+        const char *ser = path_in("nx-clone.txt");
+        pid = start_restore(dir, ser, NULL, (const char *const[]){ "--control-fd", fdarg, "--nexus", "control", NULL });
+        close(sp[1]);
+        if (!(ctl_ask(sp[0], "status\n", rep, sizeof(rep)) && strstr(rep, "\"state\":\"created\"")))
+            ok = failf("restored VM before nexus-attach: %s", rep);
+        usleep(300000);
+        char *o = slurp(ser, NULL);
+        if (ok && o && strstr(o, "tick"))
+            ok = failf("the restored guest ran before nexus-attach");
+        free(o);
+        if (ok && !(send_fds(sp[0], att, (int[]){ rc, e[2], e[3] }, 3) && read_reply(sp[0], rep, sizeof(rep)) &&
+                    strstr(rep, "\"ok\":false") && strstr(rep, "snapshotted")))
+            ok = failf("a region of another size than the snapshotted one was not refused: %s", rep);
+        if (ok && !(send_fds(sp[0], att, (int[]){ rb, e[2], e[3] }, 3) && read_reply(sp[0], rep, sizeof(rep)) &&
+                    strstr(rep, "\"ok\":true")))
+            ok = failf("nexus-attach (restore): %s", rep);
+        if (ok && !wait_ticks(ser, 3, 60, pid))
+            ok = failf("the restored guest did not count");
+        ctl_ask(sp[0], "stop\n", rep, sizeof(rep));
+        close(sp[0]);
+        st = wait_vmm(pid, 30);
+        ok = ok && expect_exit(st, 70);
+        o = slurp(ser, NULL);
+        long f1 = 0, l1 = 0;
+        uint64_t m1 = 0;
+        int n1 = 0;
+        /* The first line may be the rest of one the original had begun. */
+        const char *from = o ? strchr(o, '\n') : NULL;
+        if (ok && !(from && nexus_ticks(from, &f1, &l1, &m1, &n1) && n1 >= 2 && m1 == mb &&
+                    (f1 == l0 + 1 || f1 == l0 + 2)))
+            ok = failf("restored ticks %ld..%ld (%d) after %ld, region marker %lx (want %lx)", f1, l1, n1, l0,
+                       (unsigned long)m1, (unsigned long)mb);
+        free(o);
+    }
+    free(prefix);
+    close(ra); close(rb); close(rc);
+    for (int i = 0; i < 4; i++)
+        close(e[i]);
+    return ok;
+}
+
 /* ---- tier 2: the real Linux guest (run from tests/rig/guest-checks.sh) ----
  *   vmm-tier1 --linux NEXUS_VMM BZIMAGE ROOTFS WORKDIR
  * Boots the guest with a python loop that, every 0.2 s, reads a 4 KiB block of
@@ -1076,6 +1194,7 @@ static const struct { const char *name; bool (*fn)(void); } cases[] = {
     { "snapshot-restore-2-clones", t_snapshot_restore },
     { "snapshot-refused", t_snapshot_refused },
     { "nexus-attach-scm-rights", t_nexus_attach },
+    { "snapshot-restore-nexus", t_snapshot_nexus },
 };
 
 int main(int argc, char **argv)
