@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import traceback
 import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -110,9 +111,11 @@ def check(log):
         try:
             fn(**{p: fixtures[p] for p in inspect.signature(fn).parameters})
             print(f"RESULT pass example:{name} {test} passed on what the microVM wrote to S3 in L1"
-                  f" ({stdout[:100].decode(errors='replace')})")
+                  f" ({stdout[:100].decode(errors='replace').strip()})")
         except Exception as e:  # AssertionError or a broken output
-            print(f"RESULT fail example:{name} {test}: {type(e).__name__}: {str(e)[:300]}")
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            print(f"RESULT fail example:{name} {test}: {type(e).__name__} at {os.path.basename(where.filename)}:"
+                  f"{where.lineno} `{where.line}`: {str(e)[:300]}".replace("\n", " "))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 #
 #   in-l1-s3.sh DIR ROOTFS [S3TOOLS]
 # DIR holds nexus-vmm, vmlinux, nexusd, nexus, runtime/, s3cases/ (made on the host by
-# `examples_vm.py plan`) and s3copy/.  S3TOOLS: the nexus-s3tools disk (make-s3tools.sh; found by
+# `examples_vm.py plan`), s3copy/ and rig-s3rver.sh (scripts/s3/).  S3TOOLS: the nexus-s3tools disk (make-s3tools.sh; found by
 # its label when not given) or a scripts/s3 directory (node then from PATH).
 #
 # Runs s3rver (signature-checking) on 127.0.0.1, nexusd with the `vm` driver pointing at it, and
@@ -23,22 +23,14 @@ show() { echo "---- $1 ----"; tail -n "${2:-40}" "$1" | tr -d '\r' | sed 's/^/  
 b64() { base64 <"$1" | tr -d '\n'; }
 
 # --- the S3 server --------------------------------------------------------------------------
-[ -n "$TOOLS" ] || TOOLS=$(findfs LABEL=nexus-s3tools 2>/dev/null || true)
-if [ -b "$TOOLS" ]; then
-  mkdir -p /tmp/s3tools && mount -o ro "$TOOLS" /tmp/s3tools && TOOLS=/tmp/s3tools
-fi
-NODE=$TOOLS/bin/node JS=$TOOLS/s3/s3rver.js
-[ -x "$NODE" ] || NODE=$(command -v node || echo /nonexistent)
-[ -f "$JS" ] || JS=$TOOLS/s3rver.js
-if [ -z "$TOOLS" ] || [ ! -x "$NODE" ] || [ ! -f "$JS" ] || [ ! -d "$D/s3cases" ]; then
-  result skip s3:all "no S3 tools (node + s3rver: tests/vm/make-s3tools.sh) or no s3cases in L1: examples in microVMs not run"
+rm -rf /tmp/s3data /tmp/nxs; mkdir -p /tmp/nxs/home /tmp/nxs/rootfs
+t0=$(date +%s)
+. "$D/rig-s3rver.sh"   # scripts/s3/rig-s3rver.sh
+if [ ! -d "$D/s3cases" ] || ! s3rver_start "$TOOLS" /tmp/s3data 127.0.0.1 $PORT /tmp/s3rver.log; then
+  result skip s3:all "${S3RVER_WHY:-no s3cases in L1}: the examples in microVMs were not run"
   exit 0
 fi
-rm -rf /tmp/s3data /tmp/nxs; mkdir -p /tmp/s3data /tmp/nxs/home /tmp/nxs/rootfs
-t0=$(date +%s)
-LD_LIBRARY_PATH=$TOOLS/lib "$NODE" --openssl-legacy-provider "$JS" --directory /tmp/s3data \
-  --address 127.0.0.1 --port $PORT --silent >/tmp/s3rver.log 2>&1 &
-s3pid=$!
+s3pid=$S3RVER_PID
 # The CLI's local-S3 defaults (credentials S3RVER/S3RVER, us-east-1) on our port.
 export NEXUS_HOME=/tmp/nxs/home NEXUS_PORT=$API NEXUS_S3_PORT=$PORT
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
@@ -54,7 +46,7 @@ NEXUS_VMM=$D/nexus-vmm NEXUS_GUEST_KERNEL=$D/vmlinux NEXUS_GUEST_IMAGE=$ROOT \
   "$D/nexusd" --listen 127.0.0.1:$API --state-dir /tmp/nxs/state --runtime-dir "$D/runtime" \
   --rootfs /tmp/nxs/rootfs >/tmp/nexusd-s3.log 2>&1 &
 nxd=$!
-i=0; while [ $i -lt 60 ] && ! grep -q 'ready on' /tmp/nexusd-s3.log; do sleep 1; i=$((i + 1)); done
+i=0; while [ $i -lt 60 ] && ! grep -qs 'ready on' /tmp/nexusd-s3.log; do sleep 1; i=$((i + 1)); done
 grep -a 'sandbox driver vm' /tmp/nexusd-s3.log | sed 's/^/INFO /'
 
 # deploy_invoke NAME DIR PAYLOAD-FILE: deploy in a microVM, invoke once; /tmp/s3inv.out|err.

@@ -39,7 +39,7 @@ if [ "$tier" = hardware ]; then
   d=$(mktemp -d)
   ln -s "$PWD/$B/bin/nexus-vmm" "$PWD/$B/bin/guest-realhost" "$d/"; ln -s "$(readlink -f "$kernel")" "$d/vmlinux"
   { tests/vm/in-l1.sh "$d" "$(readlink -f "$image")" "$PWD/$disk"
-    ln -s "$PWD/$B/bin/nexusd" "$PWD/$B/bin/nexus" "$PWD/$B/runtime" "$s3c/s3cases" "$PWD/tests/vm/s3copy" "$d/"
+    ln -s "$PWD/$B/bin/nexusd" "$PWD/$B/bin/nexus" "$PWD/$B/runtime" "$s3c/s3cases" "$PWD/tests/vm/s3copy" "$PWD/scripts/s3/rig-s3rver.sh" "$d/"
     tests/vm/in-l1-s3.sh "$d" "$(readlink -f "$image")" "$PWD/scripts/s3"
     ln -sf "$PWD/functions/hello" "$d/hello"; [ -n "$hg" ] && ln -sf "$PWD/$hg" "$d/http-get"
     tests/vm/in-l1-snapshot.sh "$d" "$(readlink -f "$image")"; } | tee "$out"
@@ -54,6 +54,7 @@ else
     --file "$B/bin/nexusd:/rig/nexusd" --file "$B/bin/nexus:/rig/nexus" --file "$B/runtime:/rig/runtime" \
     --file functions/hello:/rig/hello --file "$(command -v mke2fs):/sbin/mkfs.ext4" \
     --file tests/vm/in-l1-s3.sh:/rig/in-l1-s3.sh --file "$s3c/s3cases:/rig/s3cases" --file tests/vm/s3copy:/rig/s3copy \
+    --file scripts/s3/rig-s3rver.sh:/rig/rig-s3rver.sh \
     --disk "$(readlink -f "$image"),ro" --disk "$disk,ro" ${s3tools:+--disk "$s3tools,ro"} \
     --file tests/vm/in-l1-snapshot.sh:/rig/in-l1-snapshot.sh ${hg:+--file "$hg:/rig/http-get"} \
     -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda; /rig/in-l1-snapshot.sh /rig /dev/vda' | tee "$out"
