@@ -7,7 +7,8 @@
  *   /dev/vdc  the function's code as a small ext4 image, read-only           -> /var/task
  *   the Nexus device on the instance's region + eventfds (--nexus 3,4,5), so the
  *   runtime's libnexus finds /dev/nexus (no NEXUS_*_FD in its environment)
- *   no network device (nexus mode; baseline mode is not offered in microVMs yet)
+ *   no network device in nexus mode; baseline mode adds virtio-net on a tap in the
+ *   node network namespace (sandbox_vm_net.c, docs/baseline.md)
  * Guest memory is the function's memory setting.  The guest's nexus-init mounts
  * the two small disks and runs the same command as the process sandbox; its
  * console (kernel messages are `quiet`) is the function's log.
@@ -40,11 +41,13 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <nexus/channel.h>
 #include "sandbox_vm.h"
+#include "sandbox_vm_net.h"
 #include "util.h"
 
 #define KVMIO 0xAE
@@ -285,7 +288,7 @@ static int drop_monitor(struct nx_sandbox *sb)
  * (--control-fd 3) and the fds go over it (nexus-attach); else they are
  * inherited as 3, 4, 5 (--nexus 3,4,5).  stderr_fd: the monitor's stderr. */
 static int spawn(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec, const char *vmm, char **argv, bool control,
-                 int stderr_fd, char *err, size_t errlen)
+                 int stderr_fd, int netns_fd, char *err, size_t errlen)
 {
 	int fds[3] = { spec->region_fd, spec->kick_host_fd, spec->kick_guest_fd };
 	int sp[2] = { -1, -1 };
@@ -314,6 +317,9 @@ static int spawn(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec, cons
 		for (int i = 0; i < n; i++)
 			if (tmpfd[i] < 0 || dup2(tmpfd[i], 3 + i) < 0)
 				_exit(127);
+		/* Baseline: its tap is in the node network namespace (sandbox_vm_net.c). */
+		if (netns_fd >= 0 && setns(netns_fd, CLONE_NEWNET) < 0)
+			_exit(127);
 		/* Nothing else of nexusd's leaks into the monitor. */
 		syscall(SYS_close_range, 3 + n, ~0U, 0);
 		sigset_t none;
@@ -417,7 +423,7 @@ static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec
 	if (efd < 0)
 		return -errno;
 	char err[512], why[600];
-	int r = spawn(sb, spec, vmm, argv, true, efd, err, sizeof err);
+	int r = spawn(sb, spec, vmm, argv, true, efd, -1, err, sizeof err);
 	close(efd);
 	if (r == 0)
 		r = wait_reattach(sb, spec->region_fd, why, sizeof why);
@@ -461,8 +467,6 @@ static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	if (!spec || !spec->argv || !spec->argv[0] || !spec->code_dir || !spec->runtime_dir || spec->region_fd < 0 ||
 	    spec->kick_host_fd < 0 || spec->kick_guest_fd < 0 || spec->log_fd < 0)
 		return errf(err, errlen, EINVAL, "sandbox spec incomplete (code, runtime, argv and all fds are required)");
-	if (spec->mode != NX_MODE_NEXUS)
-		return errf(err, errlen, ENOTSUP, "baseline mode is not available in microVMs yet (use nexus:sandbox=process)");
 	paths(vmm, kernel, image);
 	struct vmm_caps caps;
 	vmm_caps_get(vmm, &caps);
@@ -481,13 +485,23 @@ static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		return errf(err, errlen, e, "mkdtemp: %s", strerror(e));
 	}
 	sb->log_fd = fcntl(spec->log_fd, F_DUPFD_CLOEXEC, 3);
+	int rc;
+	struct vm_net_info *net = NULL;   /* baseline: tap, address, relay; no snapshots */
+	struct nx_sandbox_spec bspec;
+	if (spec->mode == NX_MODE_BASELINE) {
+		if ((rc = vm_net_start(sb, spec, &net, err, errlen)) < 0)
+			goto fail;
+		bspec = *spec;
+		bspec.envp = net->envp;
+		spec = &bspec;
+	}
 	if (pread(spec->region_fd, &sb->region_gen, sizeof sb->region_gen,
 	          offsetof(struct nx_region_hdr, generation)) != sizeof sb->region_gen)
 		sb->region_gen = 0;
-	vm_snap_key(spec, vmm, kernel, image, &caps, sb->key, sizeof sb->key);
+	if (!net)
+		vm_snap_key(spec, vmm, kernel, image, &caps, sb->key, sizeof sb->key);
 	char code_img[PATH_MAX + 16], rt_img[PATH_MAX + 16], d_code[PATH_MAX + 32], d_rt[PATH_MAX + 32];
 	char d_root[PATH_MAX + 8], mem[16], cl[4096];
-	int rc;
 	if (sb->key[0]) {
 		vm_snap_cleanup_tmp();
 		rc = shared_image(sb->key, "runtime.ext4", spec->runtime_dir, rt_img, sizeof rt_img, err, errlen);
@@ -514,17 +528,25 @@ static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 			goto fail;
 	}
 	rc = build_cmdline(spec, cl, sizeof cl, err, errlen);
+	if (rc == 0 && net && strlen(cl) + strlen(net->ip_arg) >= sizeof cl)
+		rc = errf(err, errlen, E2BIG, "the guest command line is over %zu bytes", sizeof cl);
 	if (rc < 0)
 		goto fail;
+	if (net)
+		strcat(cl, net->ip_arg);
 	snprintf(d_root, sizeof d_root, "%s,ro", image);
 	snprintf(d_rt, sizeof d_rt, "%s,ro", rt_img);
 	snprintf(d_code, sizeof d_code, "%s,ro", code_img);
 	snprintf(mem, sizeof mem, "%u", spec->memory_mb < 128 ? 128 : spec->memory_mb);
 	bool control = caps.control_fd && caps.nexus_control;
-	char *argv[] = { vmm, "--kernel", kernel, "--mem", mem, "--disk", d_root, "--disk", d_rt, "--disk", d_code,
-	                 "--serial", "stdout", "--cmdline", cl, "--nexus", control ? "control" : "3,4,5",
-	                 control ? "--control-fd" : NULL, "3", NULL };
-	rc = spawn(sb, spec, vmm, argv, control, spec->log_fd, err, errlen);
+	char *argv[24] = { vmm, "--kernel", kernel, "--mem", mem, "--disk", d_root, "--disk", d_rt, "--disk", d_code,
+	                   "--serial", "stdout", "--cmdline", cl, "--nexus", control ? "control" : "3,4,5" };
+	int an = 17;
+	if (net)
+		argv[an++] = "--net", argv[an++] = net->net_arg;
+	if (control)
+		argv[an++] = "--control-fd", argv[an++] = "3";
+	rc = spawn(sb, spec, vmm, argv, control, spec->log_fd, net ? net->node_ns_fd : -1, err, errlen);
 	if (rc < 0)
 		goto fail;
 	if (sb->key[0]) {
@@ -540,6 +562,7 @@ fail:
 	if (sb->log_fd >= 0)
 		close(sb->log_fd);
 	rm_scratch(sb);
+	vm_net_stop(sb);
 	free(sb);
 	return rc;
 }
@@ -624,6 +647,7 @@ static void vm_destroy(struct nx_sandbox *sb)
 	if (sb->log_fd >= 0)
 		close(sb->log_fd);
 	rm_scratch(sb);
+	vm_net_stop(sb);   /* the monitor is gone: its tap can go */
 	free(sb);
 }
 
