@@ -7,11 +7,12 @@ by command/DSO and by symbol.  Bytes: the instance's largest mappings by PSS
 (/proc/<pid>/smaps)."""
 import os
 import subprocess
+import time
 
 import measure
 from node import BIN
 
-CASES = [("hello", "none", 2000), ("wordcount", "1KiB", 200)]
+CASES = [("hello", "none", 2000), ("wordcount", "1KiB", 1000)]
 
 
 def _smaps_top(pids, n=12):
@@ -49,6 +50,7 @@ def run(node, out, workdir, log, event):
             perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "2000", "-g", "-o", data,
                                      "-p", ",".join(str(p) for p in [nexusd] + pids)],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.0)   # perf attaches slowly on a loaded node: a 0.2 s run was once recorded empty
             subprocess.run([os.path.join(BIN, "nexus-bench-load"), "closed", node.ingress, fn, payload, str(n), "5",
                             os.path.join(workdir, "lat-prof.txt")], capture_output=True)
             perf.send_signal(2)
