@@ -57,7 +57,7 @@ def main():
     ap.add_argument("--n", type=int, default=300, help="invocations per variant, function and round")
     ap.add_argument("--variants", default="spin=50:1,spin=0:0", help="base | spin=US:YIELD | nexusd=PATH, ...")
     ap.add_argument("--funcs", default="hello,wordcount",
-                    help="functions/<name>, or get1m (bench/spine_fn: one get_object of 1 MiB + read())")
+                    help="functions/<name>, or get1m / get10m (bench/spine_fn: one get_object of 1 / 10 MiB + read())")
     ap.add_argument("--json")
     args = ap.parse_args()
     variants = args.variants.split(",")
@@ -79,13 +79,15 @@ def main():
             s3.create_bucket(Bucket="spin")
             s3.put_object(Bucket="spin", Key="in", Body=inputs.make("wordcount", 1024))
             s3.put_object(Bucket="spin", Key="1m", Body=os.urandom(1 << 20))
+            if "get10m" in funcs:
+                s3.put_object(Bucket="spin", Key="10m", Body=os.urandom(10 << 20))
             for f in funcs:
-                src = os.path.join(HERE, "spine_fn") if f == "get1m" else os.path.join(ROOT, "functions", f)
+                src = os.path.join(HERE, "spine_fn") if f in ("get1m", "get10m") else os.path.join(ROOT, "functions", f)
                 code = zip_dir(src)
                 node.deploy(f, code, "nexus", memory=512, buckets=["spin"], max_instances=1)
                 res[(f, v)] = {"p50": [], "p99": [], "cpu": []}
         for f in funcs:
-            ev = {"name": "x"} if f == "hello" else {"bucket": "spin", "key": "1m", "n": 1} if f == "get1m" else \
+            ev = {"name": "x"} if f == "hello" else {"bucket": "spin", "key": f[3:], "n": 1} if f in ("get1m", "get10m") else \
                 {"bucket": "spin", "key": "in", "output_key": "out/" + f, "top": 5}
             with open(os.path.join(work, f + ".json"), "w") as fh:
                 json.dump(ev, fh)
