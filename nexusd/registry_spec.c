@@ -213,9 +213,10 @@ static int derive_tags(struct nxd_function *f, struct nxd_error *e)
 		return BAD(e, "tag nexus:mode must be 'nexus' or 'baseline', not '%.64s'", mode);
 
 	const char *sb = nxd_fn_tag(f, "nexus:sandbox");
-	/* Baseline mode runs only on the process driver for now (no tap networking
-	 * for microVMs yet), so an untagged baseline function does not follow a vm default. */
-	f->driver = nxd_sandbox_driver(sb ? sb : f->mode == NX_MODE_BASELINE ? "process" : nxd_default_sandbox);
+	/* Both modes run on both drivers (baseline on vm: sandbox_vm_net.c), so an
+	 * untagged function follows the node's default in either mode: an A/B pair
+	 * then compares the two modes on the same driver. */
+	f->driver = nxd_sandbox_driver(sb ? sb : nxd_default_sandbox);
 	if (!f->driver)
 		return BAD(e, "tag nexus:sandbox '%.64s' is not available in this nexusd (available: process%s)", sb,
 		           nxd_sandbox_driver("vm") ? ", vm" : "");
