@@ -57,7 +57,7 @@ else
     --file scripts/s3/rig-s3rver.sh:/rig/rig-s3rver.sh \
     --disk "$(readlink -f "$image"),ro" --disk "$disk,ro" ${s3tools:+--disk "$s3tools,ro"} \
     --file tests/vm/in-l1-snapshot.sh:/rig/in-l1-snapshot.sh ${hg:+--file "$hg:/rig/http-get"} \
-    -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda; /rig/in-l1-snapshot.sh /rig /dev/vda' | tee "$out"
+    --file tests/vm/in-l1-baseline.sh:/rig/in-l1-baseline.sh --file functions/wordcount:/rig/wordcount $(for m in "${NEXUS_CACHE:-/var/cache/nexus}"/vm-ab-mods/*/{llc,stp,bridge}.ko; do [ -f "$m" ] && echo "--file $m:/rig/mods/"; done) -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda; /rig/in-l1-snapshot.sh /rig /dev/vda; /rig/in-l1-baseline.sh /rig /dev/vda' | tee "$out"
   rc=${PIPESTATUS[0]}
   case $rc in
     124) fail "rig" "rig/run-l1 timed out" ;;
