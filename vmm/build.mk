@@ -4,9 +4,22 @@
 
 VMM_SRCS := $(wildcard vmm/src/*.c)
 VMM_LIB_SRCS := $(filter-out vmm/src/main.c,$(VMM_SRCS))
-VMM_OBJS := $(VMM_SRCS:%.c=$(OBJ)/%.o)
-VMM_LIB_OBJS := $(VMM_LIB_SRCS:%.c=$(OBJ)/%.o)
-VMM_LIBS := -lpthread -ljansson -lseccomp
+# The seccomp filter is compiled from its rules (vmm/gen/seccomp_gen.c, libseccomp)
+# to BPF at build time; the monitor only loads it.
+VMM_SECCOMP_GEN := $(BUILD)/vmm-gen/seccomp-gen
+VMM_SECCOMP_BPF := $(OBJ)/vmm-gen/seccomp_bpf.o
+VMM_OBJS := $(VMM_SRCS:%.c=$(OBJ)/%.o) $(VMM_SECCOMP_BPF)
+VMM_LIB_OBJS := $(VMM_LIB_SRCS:%.c=$(OBJ)/%.o) $(VMM_SECCOMP_BPF)
+VMM_LIBS := -lpthread -ljansson
+
+$(VMM_SECCOMP_GEN): vmm/gen/seccomp_gen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< -lseccomp
+$(BUILD)/vmm-gen/seccomp_bpf.c: $(VMM_SECCOMP_GEN)
+	$(VMM_SECCOMP_GEN) $@
+$(VMM_SECCOMP_BPF): $(BUILD)/vmm-gen/seccomp_bpf.c vmm/src/seccomp_filter.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Ivmm/src -c -o $@ $<
 
 $(BIN)/nexus-vmm: $(VMM_OBJS)
 	@mkdir -p $(dir $@)

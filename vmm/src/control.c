@@ -183,7 +183,8 @@ char *control_reply_fds(struct vmm *vm, const char *line, int *stop, int *fds, i
         *stop = 1;
     } else if (!strcmp(cmd, "pause")) {
         o = !vm->started ? error_json("the VM has not started yet")
-            : vmm_pause(vm) < 0 ? error_json("the VM is stopping")
+            : vmm_pause(vm) < 0 ? error_json(vmm_is_exiting(vm) ? "the VM is stopping"
+                                                                : "the vCPUs did not stop within 10 s (not paused)")
             : json_pack("{s:b, s:s}", "ok", 1, "state", "paused");
     } else if (!strcmp(cmd, "resume")) {
         vmm_resume(vm);

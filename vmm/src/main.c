@@ -625,10 +625,25 @@ int main(int argc, char **argv)
     pthread_mutex_lock(&vm->run_lock);   /* wake parked vCPUs: they see `exiting` */
     pthread_cond_broadcast(&vm->run_cond);
     pthread_mutex_unlock(&vm->run_lock);
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
+    /* Kick the vCPUs out and wait for them, kicking again every 100 ms: one kick
+     * is enough by construction (immediate_exit + signal), but a nested
+     * hypervisor has been seen to sit on one, and a monitor that never exits is
+     * worse than a second signal. */
+    for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         vcpu_kick(&vm->vcpus[i]);
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
-        pthread_join(vm->vcpus[i].thread, NULL);
+        for (;;) {
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += 100 * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            if (pthread_timedjoin_np(vm->vcpus[i].thread, NULL, &until) != ETIMEDOUT)
+                break;
+            vcpu_kick(&vm->vcpus[i]);
+        }
+    }
     if (serial_fd >= 0)
         fdatasync(serial_fd);   /* EINVAL on a tty/pipe is fine */
     if (vm->exit_code > VMM_EXIT_GUEST_MAX || vm->verbose)

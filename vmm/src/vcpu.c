@@ -8,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "boot_linux.h"
 #include "cpuid.h"
@@ -257,17 +258,40 @@ bool vmm_paused(struct vmm *vm)
     return p;
 }
 
+/* Kick, and kick again every 50 ms until every vCPU is parked (a kick cannot be
+ * lost by this code, but a nested hypervisor has been seen to sit on one); give up
+ * after 10 s rather than leave the control socket hanging. */
 int vmm_pause(struct vmm *vm)
 {
     pthread_mutex_lock(&vm->run_lock);
     vm->pause_req = true;
-    pthread_mutex_unlock(&vm->run_lock);
-    for (unsigned i = 0; i < vm->nr_vcpus; i++)
-        vcpu_kick(&vm->vcpus[i]);
-    pthread_mutex_lock(&vm->run_lock);
-    while (vm->parked + vm->stopped < vm->nr_vcpus && !vmm_is_exiting(vm))
-        pthread_cond_wait(&vm->run_cond, &vm->run_lock);
-    int r = vmm_is_exiting(vm) ? -1 : 0;
+    int r = 0;
+    for (int round = 0; vm->parked + vm->stopped < vm->nr_vcpus && !vmm_is_exiting(vm); round++) {
+        if (round == 200) {
+            r = -1;
+            break;
+        }
+        pthread_mutex_unlock(&vm->run_lock);
+        for (unsigned i = 0; i < vm->nr_vcpus; i++)
+            vcpu_kick(&vm->vcpus[i]);
+        pthread_mutex_lock(&vm->run_lock);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_nsec += 50 * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        while (vm->parked + vm->stopped < vm->nr_vcpus && !vmm_is_exiting(vm) &&
+               pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &until) == 0) {
+        }
+    }
+    if (vmm_is_exiting(vm))
+        r = -1;
+    if (r < 0) {   /* not paused after all: let the parked ones go on */
+        vm->pause_req = false;
+        pthread_cond_broadcast(&vm->run_cond);
+    }
     pthread_mutex_unlock(&vm->run_lock);
     return r;
 }

@@ -325,12 +325,20 @@ static int ctl_connect(const char *path, double timeout_s)
     return -1;
 }
 
+/* One request, one reply line; a monitor that does not answer within 60 s is a
+ * failure of the case, not a hang of the whole run. */
 static bool ctl_ask(int fd, const char *req, char *rep, size_t n)
 {
+    rep[0] = 0;
     if (write(fd, req, strlen(req)) != (ssize_t)strlen(req))
         return false;
     size_t got = 0;
     while (got < n - 1) {
+        struct pollfd pf = { fd, POLLIN, 0 };
+        if (poll(&pf, 1, 60000) != 1) {
+            snprintf(rep, n, "(no reply within 60 s to %.60s)", req);
+            return false;
+        }
         ssize_t r = read(fd, rep + got, n - 1 - got);
         if (r <= 0)
             return false;
@@ -808,7 +816,11 @@ static bool send_fds(int sock, const char *line, const int *fds, int n)
 static bool read_reply(int fd, char *rep, size_t n)
 {
     size_t got = 0;
+    rep[0] = 0;
     while (got < n - 1) {
+        struct pollfd pf = { fd, POLLIN, 0 };
+        if (poll(&pf, 1, 60000) != 1)
+            return false;
         ssize_t r = read(fd, rep + got, n - 1 - got);
         if (r <= 0)
             return false;
