@@ -301,8 +301,11 @@ def through_node():
     if os.geteuid() != 0:
         skips.append("nexusd's S3 client against the peer: needs root (process sandbox)")
         return
-    if not os.path.isdir(os.path.join(ROOT, os.environ.get("BUILD", "build"), "rootfs")) and \
-            not os.path.isdir("/var/cache/nexus"):
+    # Where `nexus up` looks for it (cli/paths.c): NEXUS_ROOTFS, BUILD/rootfs, then build/rootfs.
+    rootfs = os.environ.get("NEXUS_ROOTFS") or next(
+        (d for d in (os.path.join(ROOT, os.environ.get("BUILD", "build"), "rootfs"), os.path.join(ROOT, "build", "rootfs"))
+         if os.path.isdir(d)), None)
+    if not rootfs or not os.path.isdir(os.path.join(rootfs, "usr", "bin")):
         skips.append("nexusd's S3 client against the peer: no guest rootfs (make rootfs)")
         return
     import tempfile
