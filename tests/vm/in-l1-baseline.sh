@@ -12,7 +12,7 @@
 #                         guest's own HTTP server (virtio-net on a tap on the node bridge); the
 #                         same code in nexus mode gives the same bytes (request_id and
 #                         remaining_ms, which differ per call, removed)
-#   baseline:vm-same      a deterministic echo function and a failing one: the answers (and
+#   baseline:vm-same      a deterministic echo and a handler error (ValueError): the answers (and
 #                         the CLI's exit codes) in both modes are identical byte for byte
 #   baseline:vm-s3        `wordcount` with the real boto3 in the guest through nexusd's S3
 #                         relay: result and output object identical to nexus mode's
@@ -36,15 +36,13 @@ if [ ! -d /sys/module/bridge ]; then
 fi
 
 S=/tmp/nxbase
-rm -rf $S; mkdir -p $S/rootfs $S/home $S/fn/echo $S/fn/fail
+rm -rf $S; mkdir -p $S/rootfs $S/home $S/fn/echo
 export NEXUS_HOME=$S/home NEXUS_PORT=$PORT
 cat >$S/fn/echo/app.py <<'EOF'
 def handler(event, context):
+    if isinstance(event, dict) and event.get("fail"):
+        raise ValueError("bad input: %r" % (event,))
     return {"echo": event, "fn": context.function_name.split("-")[0], "mem": context.memory_limit_in_mb}
-EOF
-cat >$S/fn/fail/app.py <<'EOF'
-def handler(event, context):
-    raise ValueError("bad input: %r" % (event,))
 EOF
 
 # --- S3 (optional): s3rver on L1's loopback, as in-l1-s3.sh -------------------------------
@@ -78,6 +76,13 @@ run() {
   t0=$(date +%s)
   "$D/nexus" invoke "$fn" --payload "$4" >"$5" 2>"$5.err"
   echo $? >"$5.rc"
+  # Under TCG with other rigs on the machine a cold start can pass nexusd's fixed 30 s init
+  # deadline (either mode); that is the rig's speed, not what is tested here: once more.
+  if grep -q 'not ready within' "$5.err"; then
+    echo "INFO $fn: cold start passed the 30 s init deadline (TCG): invoking once more"
+    "$D/nexus" invoke "$fn" --payload "$4" >"$5" 2>"$5.err"
+    echo $? >"$5.rc"
+  fi
   echo "INFO $fn: exit $(cat "$5.rc") after $(( $(date +%s) - t0 ))s"
 }
 # Remove the fields that differ per call; keep everything else byte for byte.
@@ -86,7 +91,7 @@ strip() { tr -d '\r' <"$1" | sed -e 's/"request_id": *"[^"]*"//' -e 's/"remainin
 # the function) identical once the two function names are made one.
 same() {
   [ "$(cat "$1.rc")" = "$(cat "$2.rc")" ] && cmp -s "$1" "$2" &&
-    [ "$(sed -E 's/(echo|fail|wordcount)-(nexus|baseline)/F/g' "$1.err")" = "$(sed -E 's/(echo|fail|wordcount)-(nexus|baseline)/F/g' "$2.err")" ]
+    [ "$(sed -E 's/(echo|wordcount)-(nexus|baseline)/F/g' "$1.err")" = "$(sed -E 's/(echo|wordcount)-(nexus|baseline)/F/g' "$2.err")" ]
 }
 
 # 1. hello
@@ -115,8 +120,8 @@ fi
 ok=1 why=""
 for m in nexus baseline; do
   run $m echo $S/fn/echo '{"a":[1,2,{"b":"\u00e9 x"}],"n":null}' $S/e.$m
-  run $m fail $S/fn/fail '{"k":1}' $S/f.$m
-  "$D/nexus" delete echo-$m >/dev/null 2>&1; "$D/nexus" delete fail-$m >/dev/null 2>&1
+  run $m echo $S/fn/echo '{"fail":1}' $S/f.$m   # warm: a handler error keeps the instance
+  "$D/nexus" delete echo-$m >/dev/null 2>&1
 done
 same $S/e.nexus $S/e.baseline || { ok=0; why="echo differs: $(tr -d '\r\n' <$S/e.nexus | cut -c1-100) vs $(tr -d '\r\n' <$S/e.baseline | cut -c1-100)"; }
 same $S/f.nexus $S/f.baseline || { ok=0; why="$why; error differs: $(tr -d '\r\n' <$S/f.nexus.err | cut -c1-100) vs $(tr -d '\r\n' <$S/f.baseline.err | cut -c1-100)"; }
