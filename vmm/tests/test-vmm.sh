@@ -15,7 +15,7 @@ mkdir -p "$results"
 counts=$results/test-vmm.counts
 passed=0 failed=0 skipped=0 skips=()
 log=$(mktemp -d /tmp/test-vmm.XXXXXX)
-TIER1_CASES=21   # keep in sync with cases[] in tier1/run-tier1.c
+TIER1_CASES=22   # keep in sync with cases[] in tier1/run-tier1.c
 
 pass() { passed=$((passed+1)); echo "test-vmm: ok   $*"; }
 fail() { failed=$((failed+1)); echo "test-vmm: FAIL $*"; }

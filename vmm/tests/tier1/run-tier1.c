@@ -793,6 +793,65 @@ static bool t_snapshot_refused(void)
     return ok;
 }
 
+/* A snapshot of a restored VM (its RAM is a private file mapping, scanned page by
+ * page), restored again: the count goes on across both generations, and the
+ * second memory file is sparse too. */
+static bool t_snapshot_chain(void)
+{
+    char a[512], b[512], req[700], rep[1024];
+    snprintf(a, sizeof(a), "%s/chain-a", work);
+    snprintf(b, sizeof(b), "%s/chain-b", work);
+    char *prefix = NULL;
+    if (!make_snapshot(COUNT_CMDLINE, 2, a, &prefix))
+        return false;
+    const char *ser1 = path_in("chain-1.txt"), *sock1 = path_in("chain-1.sock");
+    pid_t pid = start_restore(a, ser1, sock1, NULL);
+    bool ok = wait_ticks(ser1, 2, 60, pid);
+    if (!ok)
+        failf("the first restore did not count");
+    int fd = ok ? ctl_connect(sock1, 10) : -1;
+    mkdir(b, 0755);
+    snprintf(req, sizeof(req), "{\"cmd\":\"snapshot\",\"dir\":\"%s\"}\n", b);
+    if (ok && !(fd >= 0 && ctl_ask(fd, "pause\n", rep, sizeof(rep)) && ctl_ask(fd, req, rep, sizeof(rep)) &&
+                strstr(rep, "\"ok\":true")))
+        ok = failf("snapshot of the restored VM: %s", rep);
+    char *mid = ok ? slurp(ser1, NULL) : NULL;
+    if (fd >= 0) {
+        ctl_ask(fd, "stop\n", rep, sizeof(rep));
+        close(fd);
+    }
+    int st = wait_vmm(pid, 30);
+    ok = ok && expect_exit(st, 70);
+    char mem[600];
+    snprintf(mem, sizeof(mem), "%s/memory", b);
+    struct stat sb;
+    if (ok && !(stat(mem, &sb) == 0 && sb.st_size == 128 << 20 && sb.st_blocks * 512LL < (32LL << 20)))
+        ok = failf("second-generation memory file: %lld bytes, %lld allocated (want sparse)",
+                   (long long)sb.st_size, (long long)sb.st_blocks * 512);
+    if (ok) {
+        const char *ser2 = path_in("chain-2.txt");
+        pid = start_restore(b, ser2, NULL, NULL);
+        ok = wait_ticks(ser2, 2, 60, pid);
+        kill(pid, SIGTERM);
+        st = wait_vmm(pid, 30);
+        ok = ok ? expect_exit(st, 70) : failf("the second-generation restore did not count");
+        char *c = slurp(ser2, NULL);
+        size_t l1 = strlen(prefix), l2 = strlen(mid), l3 = c ? strlen(c) : 0;
+        char *all = malloc(l1 + l2 + l3 + 1);
+        memcpy(all, prefix, l1);
+        memcpy(all + l1, mid, l2);
+        memcpy(all + l1 + l2, c ? c : "", l3 + 1);
+        int n = consecutive_ticks(all);
+        if (ok && n < consecutive_ticks(prefix) + 4)
+            ok = failf("the count does not go on across two generations (%d consecutive ticks)", n);
+        free(all);
+        free(c);
+    }
+    free(prefix);
+    free(mid);
+    return ok;
+}
+
 /* ---- --nexus control: the region and eventfds as SCM_RIGHTS on --control-fd ---- */
 
 static bool send_fds(int sock, const char *line, const int *fds, int n)
@@ -1205,6 +1264,7 @@ static const struct { const char *name; bool (*fn)(void); } cases[] = {
     { "config-json", t_config_json },
     { "snapshot-restore-2-clones", t_snapshot_restore },
     { "snapshot-refused", t_snapshot_refused },
+    { "snapshot-of-restored", t_snapshot_chain },
     { "nexus-attach-scm-rights", t_nexus_attach },
     { "snapshot-restore-nexus", t_snapshot_nexus },
 };
