@@ -314,7 +314,25 @@ static int derive_env(struct nxd_function *f, struct nxd_error *e)
 		if (*s3->secret_key)
 			ours[n++] = xasprintf("AWS_SECRET_ACCESS_KEY=%s", s3->secret_key);
 	}
-	f->envp = calloc(n + f->nenv + 1, sizeof *f->envp);
+	/* Defaults a function may override.  glibc's malloc gives the top of
+	 * the heap back at every free above 128 KiB and serves large buffers by
+	 * mmap, so a handler that allocates an image per call faults its pages in
+	 * again on every invocation, and page faults are dear in a sandbox (and
+	 * dearer in a microVM).  Keeping up to 8 MiB costs at most that much PSS
+	 * per idle instance; measured with bench/ab.py on image-rotate 100 KiB
+	 * (nexus mode): p50 8.3 -> 6.1 ms, CPU 6.8 -> 4.8 ms per call, +1 MiB PSS.
+	 * Both modes get it, so the A/B stays fair. */
+	const char *defaults[] = {
+		"GLIBC_TUNABLES=glibc.malloc.trim_threshold=8388608:glibc.malloc.top_pad=4194304:"
+		"glibc.malloc.mmap_threshold=8388608",
+	};
+	size_t nd = sizeof defaults / sizeof defaults[0];
+	/* glibc applies every GLIBC_TUNABLES it finds, the last one winning:
+	 * add ours only when the function sets none. */
+	for (size_t i = 0; i < f->nenv; i++)
+		if (!strcmp(f->env[i].key, "GLIBC_TUNABLES"))
+			nd = 0;
+	f->envp = calloc(n + f->nenv + nd + 1, sizeof *f->envp);
 	if (!f->envp) {
 		for (size_t i = 0; i < n; i++)
 			free(ours[i]);
@@ -324,7 +342,9 @@ static int derive_env(struct nxd_function *f, struct nxd_error *e)
 		f->envp[i] = ours[i];
 	for (size_t i = 0; i < f->nenv; i++)
 		f->envp[n + i] = xasprintf("%s=%s", f->env[i].key, f->env[i].val);
-	for (size_t i = 0; i < n + f->nenv; i++)
+	for (size_t i = 0; i < nd; i++)
+		f->envp[n + f->nenv + i] = xasprintf("%s", defaults[i]);
+	for (size_t i = 0; i < n + f->nenv + nd; i++)
 		if (!f->envp[i])
 			return reg_fail(e, 500, "ServiceException", "out of memory");
 	return 0;

@@ -52,6 +52,30 @@ def test_invoke_returns_handler_json_and_context(lam, deploy):
     assert len(out["rid"]) >= 16
 
 
+ENV = """
+import os
+def handler(event, context):
+    out = {k: os.environ.get(k) for k in ("MY_VAR", "GLIBC_TUNABLES", "AWS_LAMBDA_FUNCTION_NAME")}
+    raw = open("/proc/self/environ", "rb").read().split(b"\\0")
+    out["tunables_count"] = sum(1 for e in raw if e.startswith(b"GLIBC_TUNABLES="))
+    return out
+"""
+
+
+def test_environment_user_variables_and_malloc_defaults(lam, deploy):
+    """A function's variables arrive; nexusd's malloc tuning is a default it can replace, never a second
+    GLIBC_TUNABLES (glibc would apply both, the last one winning)."""
+    name = deploy(ENV, env={"MY_VAR": "x y=z"})
+    out, err, _ = invoke(lam, name)
+    assert err is None, out
+    assert out["MY_VAR"] == "x y=z" and out["AWS_LAMBDA_FUNCTION_NAME"] == name
+    assert "glibc.malloc.trim_threshold=" in out["GLIBC_TUNABLES"] and out["tunables_count"] == 1
+    own = deploy(ENV, env={"GLIBC_TUNABLES": "glibc.malloc.arena_max=1"})
+    out, err, _ = invoke(lam, own)
+    assert err is None, out
+    assert out["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=1" and out["tunables_count"] == 1
+
+
 def test_unknown_function_is_404(lam):
     with pytest.raises(lam.exceptions.ResourceNotFoundException) as e:
         lam.invoke(FunctionName="no-such-function-xyz", Payload=b"{}")
