@@ -3,7 +3,8 @@
  * Tests of nexusd's event loop (loop.c): timer order and cancellation (heap
  * integrity under random add/cancel), posts from many threads run exactly
  * once, a watch deleted by an earlier callback of the same batch is not
- * called, stop from another thread, posts after stop are refused.
+ * called, a self-re-arming 0 ms timer does not starve fds, stop from another
+ * thread, posts after stop are refused.
  * Prints one line per check; exits non-zero on failure; writes
  * $NEXUS_TEST_RESULTS/test-nexusd-loop.counts.
  */
@@ -185,6 +186,50 @@ static void test_delete_in_batch(void)
 	nx_loop_destroy(L);
 }
 
+/* ------------------------------- a busy timer does not starve the fds */
+
+static int busy_efd, busy_rearms, busy_fd_seen;
+
+static void on_busy_timer(void *arg)
+{
+	(void)arg;
+	/* Re-arms itself with 0 ms for ever: the loop must still poll its fds
+	 * between timer batches (loop.c runs due timers after each epoll batch). */
+	if (++busy_rearms > 100000) {
+		nx_loop_stop(L);   /* the fd was never served: give up, the CHECK fails */
+		return;
+	}
+	nx_loop_timer(L, 0, on_busy_timer, NULL);
+}
+
+static void on_busy_fd(void *arg, uint32_t ev)
+{
+	(void)arg;
+	(void)ev;
+	uint64_t v;
+	if (read(busy_efd, &v, sizeof v) < 0)
+		v = 0;
+	busy_fd_seen = 1;
+	nx_loop_stop(L);
+}
+
+static void test_busy_timer_does_not_starve_fds(void)
+{
+	L = nx_loop_new();
+	busy_efd = eventfd(0, EFD_NONBLOCK);
+	nx_loop_add_fd(L, busy_efd, EPOLLIN, on_busy_fd, NULL);
+	nx_loop_timer(L, 0, on_busy_timer, NULL);
+	uint64_t one = 1;
+	if (write(busy_efd, &one, sizeof one) != sizeof one)
+		one = 0;
+	nx_loop_run(L);
+	CHECK(busy_fd_seen && busy_rearms < 100000,
+	      "a 0 ms timer that re-arms itself does not starve a ready fd (served after %d timer runs)", busy_rearms);
+	nx_loop_del_fd(L, busy_efd);
+	close(busy_efd);
+	nx_loop_destroy(L);
+}
+
 /* ------------------------------------------------ stop from elsewhere */
 
 static void *stopper(void *arg)
@@ -215,6 +260,7 @@ int main(void)
 	test_timer_heap();
 	test_posts();
 	test_delete_in_batch();
+	test_busy_timer_does_not_starve_fds();
 	test_stop_from_thread();
 	printf("loop: %d passed, %d failed\n", passed, failed);
 	const char *dir = getenv("NEXUS_TEST_RESULTS");
