@@ -590,12 +590,12 @@ static uint64_t file_sum(const char *path)
 /* Boot `cmdline` with a control socket, let it print `ticks` ticks (0: none),
  * pause, snapshot into dir; the serial text at that moment goes to *prefix.
  * The original is stopped afterwards. */
-static bool make_snapshot(const char *cmdline, int ticks, const char *dir, char **prefix)
+static bool make_snapshot(const char *cmdline, int ticks, const char *dir, char **prefix, const char *vcpus)
 {
     const char *sock = path_in("snap-orig.sock"), *serial = path_in("snap-orig.txt");
     char spec[600], rep[1024], req[700];
     snprintf(spec, sizeof(spec), "file:%s", serial);
-    pid_t pid = start_vmm(cmdline, (const char *const[]){ "--control", sock, "--serial", spec, NULL });
+    pid_t pid = start_vmm(cmdline, (const char *const[]){ "--control", sock, "--serial", spec, "--vcpus", vcpus, NULL });
     int fd = ctl_connect(sock, 30);
     bool ok = fd >= 0;
     if (!ok)
@@ -631,7 +631,7 @@ static bool t_snapshot_restore(void)
     char dir[512];
     snprintf(dir, sizeof(dir), "%s/snap1", work);
     char *prefix = NULL;
-    if (!make_snapshot(COUNT_CMDLINE, 3, dir, &prefix))
+    if (!make_snapshot(COUNT_CMDLINE, 3, dir, &prefix, "1"))
         return false;
     char mem[600];
     snprintf(mem, sizeof(mem), "%s/memory", dir);
@@ -735,7 +735,7 @@ static bool t_snapshot_refused(void)
 {
     char dir[512];   /* not path_in()'s rotating buffers: used all along */
     snprintf(dir, sizeof(dir), "%s/snap2", work);
-    if (!make_snapshot(COUNT_CMDLINE, 1, dir, NULL))
+    if (!make_snapshot(COUNT_CMDLINE, 1, dir, NULL, "1"))
         return false;
     char vs[600], mem[600], d[512], p[600];
     snprintf(vs, sizeof(vs), "%s/vmstate", dir);
@@ -802,7 +802,9 @@ static bool t_snapshot_chain(void)
     snprintf(a, sizeof(a), "%s/chain-a", work);
     snprintf(b, sizeof(b), "%s/chain-b", work);
     char *prefix = NULL;
-    if (!make_snapshot(COUNT_CMDLINE, 2, a, &prefix))
+    /* Two vCPUs: the second sits in wait-for-SIPI, its state (MP state, LAPIC)
+     * goes through both generations too. */
+    if (!make_snapshot(COUNT_CMDLINE, 2, a, &prefix, "2"))
         return false;
     const char *ser1 = path_in("chain-1.txt"), *sock1 = path_in("chain-1.sock");
     pid_t pid = start_restore(a, ser1, sock1, NULL);
@@ -810,6 +812,8 @@ static bool t_snapshot_chain(void)
     if (!ok)
         failf("the first restore did not count");
     int fd = ok ? ctl_connect(sock1, 10) : -1;
+    if (ok && !(fd >= 0 && ctl_ask(fd, "status\n", rep, sizeof(rep)) && strstr(rep, "\"vcpus\":2")))
+        ok = failf("restored status: %s", rep);
     mkdir(b, 0755);
     snprintf(req, sizeof(req), "{\"cmd\":\"snapshot\",\"dir\":\"%s\"}\n", b);
     if (ok && !(fd >= 0 && ctl_ask(fd, "pause\n", rep, sizeof(rep)) && ctl_ask(fd, req, rep, sizeof(rep)) &&
