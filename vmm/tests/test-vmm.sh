@@ -28,11 +28,11 @@ for t in "$@"; do
   f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test.*/\1/p' "$out" | tail -1)
   p=${p:-0}; f=${f:-0}
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-  sk=$(grep -c '^\[  SKIPPED \] ' "$out")
+  sk=$(sed -n 's/^\[  SKIPPED \] \([0-9]*\) test.*/\1/p' "$out" | tail -1); sk=${sk:-0}
   passed=$((passed+p)); failed=$((failed+f))
   if [ "$sk" -gt 0 ]; then
     skipped=$((skipped+sk))
-    skips+=("$(basename "$t"): $sk unit test(s) skipped: $(grep '^\[  SKIPPED \] ' "$out" | sed 's/^\[  SKIPPED \] //' | tr '\n' ' ')(e.g. the seccomp filter test under the sanitizer runtime)")
+    skips+=("$(basename "$t"): $sk unit test(s) skipped: $(grep '^\[  SKIPPED \] [a-z_]*$' "$out" | sort -u | sed 's/^\[  SKIPPED \] //' | tr '\n' ' ')(e.g. the seccomp filter test under the sanitizer runtime)")
     echo "test-vmm: !!!!!!!! $(basename "$t"): $sk SKIPPED"
   fi
   echo "test-vmm: $(basename "$t"): $p passed, $f failed"
