@@ -53,6 +53,16 @@ echo '{"kernel": 5}' >"$log/bad.json"
 [ $rc -eq 64 ] && pass "bad JSON config is a usage error (64)" || fail "bad config gave $rc"
 "$vmm" --kernel /nonexistent/kernel >/dev/null 2>&1; rc=$?
 [ $rc -eq 65 ] && pass "unusable kernel/KVM is a setup error (65)" || fail "missing kernel gave $rc, want 65"
+# A snapshot is checked before /dev/kvm is even opened: these run without KVM.
+"$vmm" --restore /nonexistent/snapshot >/dev/null 2>"$log/r1.err"; rc=$?
+[ $rc -eq 72 ] && grep -q 'restore /nonexistent/snapshot: .*vmstate' "$log/r1.err" \
+  && pass "--restore of a missing snapshot is refused (72, one line)" || fail "--restore missing gave $rc: $(cat "$log/r1.err")"
+mkdir -p "$log/junk" && head -c 4096 /dev/urandom >"$log/junk/vmstate" && : >"$log/junk/memory"
+"$vmm" --restore "$log/junk" >/dev/null 2>"$log/r2.err"; rc=$?
+[ $rc -eq 72 ] && grep -q 'bad magic' "$log/r2.err" \
+  && pass "--restore of a garbage vmstate is refused (72, bad magic)" || fail "--restore junk gave $rc: $(cat "$log/r2.err")"
+"$vmm" --restore "$log/junk" --kernel x >/dev/null 2>&1; rc=$?
+[ $rc -eq 64 ] && pass "--restore with --kernel is a usage error (64)" || fail "--restore --kernel gave $rc"
 
 echo "test-vmm: --- tier 1: tiny guests under KVM ---"
 guest=$build/vmm-guest/testguest.elf

@@ -231,6 +231,28 @@ static void test_config_flags(void **st)
     config_free(&c);
     assert_int_equal(parse(&c, (const char *const[]){ "--help", NULL }), 1);
     config_free(&c);
+    /* Snapshots: --restore replaces --kernel (and refuses kernel/initrd/cmdline);
+     * --ws needs --restore; --nexus control needs a control connection. */
+    assert_int_equal(parse(&c, (const char *const[]){ "--restore", "/s", "--ws", "/w", "--disk", "a.img",
+                                                      "--nexus", "control", "--control-fd", "3", NULL }), 0);
+    assert_string_equal(c.restore_dir, "/s");
+    assert_string_equal(c.ws_file, "/w");
+    assert_true(c.nexus_control);
+    assert_int_equal(c.control_fd, 3);
+    config_free(&c);
+    assert_int_equal(parse(&c, (const char *const[]){ "--restore", "/s", "--kernel", "k", NULL }), -1);
+    config_free(&c);
+    assert_int_equal(parse(&c, (const char *const[]){ "--restore", "/s", "--cmdline", "x", NULL }), -1);
+    config_free(&c);
+    assert_int_equal(parse(&c, (const char *const[]){ "--kernel", "k", "--ws", "/w", NULL }), -1);
+    config_free(&c);
+    assert_int_equal(parse(&c, (const char *const[]){ "--kernel", "k", "--nexus", "control", NULL }), -1);
+    config_free(&c);
+    assert_int_equal(parse(&c, (const char *const[]){ "--kernel", "k", "--control-fd", "1", NULL }), -1);
+    config_free(&c);
+    assert_int_equal(parse(&c, (const char *const[]){ "--kernel", "k", "--nexus", "control", "--control",
+                                                      "/tmp/s", NULL }), 0);
+    config_free(&c);
 }
 
 static void test_config_json(void **st)
