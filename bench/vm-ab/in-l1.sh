@@ -4,10 +4,10 @@
 #
 #   in-l1.sh DIR ROOTFS ROUNDS N
 # DIR: nexusd, nexus, nexus-vmm, vmlinux, runtime/, hello/, wordcount/, nexus-bench-load,
-# rig-s3rver.sh, mods/{llc,stp,bridge}.ko (if the rig does not load the bridge).
+# nexus-s3peer (or rig-s3rver.sh), mods/{llc,stp,bridge}.ko (if the rig does not load the bridge).
 #
-# One nexusd (vm driver, snapshots off so that both modes cold-start by a fresh boot), s3rver
-# on L1's loopback.  For hello and wordcount (1 KiB input), in both modes, deployed side by side:
+# One nexusd (vm driver, snapshots off so that both modes cold-start by a fresh boot), the S3
+# server on L1's loopback.  For hello and wordcount (1 KiB input), in both modes, deployed side by side:
 #   cold   the first invocation of a freshly deployed function, client wall time
 #   warm   ROUNDS rounds x N invocations over one kept-alive connection (nexus-bench-load),
 #          nexus and baseline alternating round by round; p50/p99 over all rounds
@@ -47,9 +47,18 @@ nxd_ticks() {   # PID WHICH(node|relay)
 HZ=100   # USER_HZ on Linux x86
 monitors() { for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = nexus-vmm ] && echo "${p#/proc/}"; done | sort; }
 
-. "$D/rig-s3rver.sh"
-s3rver_start "" $S/s3data 127.0.0.1 $S3PORT $S/s3rver.log || { echo "ABERROR s3rver: ${S3RVER_WHY:-?}"; exit 0; }
-S3PID=$S3RVER_PID
+# Storage: nexus-s3peer (bench/s3peer, C, in memory, SigV4-checked), as `nexus bench` uses by
+# default; s3rver (node.js) when it is not given. Under TCG s3rver's ~0.5 s per request hid
+# everything else in wordcount.
+if [ -x "$D/nexus-s3peer" ]; then
+  "$D/nexus-s3peer" --address 127.0.0.1 --port $S3PORT --threads 1 >$S/s3peer.log 2>&1 &
+  S3PID=$! S3KIND=nexus-s3peer
+else
+  . "$D/rig-s3rver.sh"
+  s3rver_start "" $S/s3data 127.0.0.1 $S3PORT $S/s3rver.log || { echo "ABERROR s3rver: ${S3RVER_WHY:-?}"; exit 0; }
+  S3PID=$S3RVER_PID S3KIND=s3rver
+fi
+echo "AB meta - s3 $S3KIND"
 export NEXUS_HOME=$S/home NEXUS_PORT=$PORT NEXUS_S3_PORT=$S3PORT
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
 i=0; while [ $i -lt 120 ] && ! "$D/nexus" s3 mb $BUCKET >/dev/null 2>&1; do sleep 1; i=$((i + 1)); done
@@ -59,7 +68,7 @@ NEXUS_VM_SNAPSHOT=off NEXUS_VMM="$D/nexus-vmm" NEXUS_GUEST_KERNEL="$D/vmlinux" N
   "$D/nexusd" --listen 127.0.0.1:$PORT --state-dir $S/state --runtime-dir "$D/runtime" \
   --rootfs $S/rootfs --keep-alive 7200 >$S/nexusd.log 2>&1 &
 NXD=$!
-i=0; while [ $i -lt 60 ] && ! grep -q 'ready on' $S/nexusd.log; do sleep 1; i=$((i + 1)); done
+i=0; while [ $i -lt 60 ] && ! grep -qs 'ready on' $S/nexusd.log; do sleep 1; i=$((i + 1)); done
 URL=http://127.0.0.1:$PORT
 
 # Inputs, 1 KiB: hello's event carries a 1 KiB name; wordcount reads a 1 KiB text object.

@@ -34,7 +34,7 @@ started=$(date -u '+%Y-%m-%d %H:%M UTC')
 RIG_QEMU=${RIG_QEMU:-$PWD/tests/vm/qemu-l1.sh} rig/run-l1 --timeout "${VM_AB_TIMEOUT:-3000}" --mem 2048 \
   --file "$B/bin/nexus-vmm:/rig/nexus-vmm" --file "$(readlink -f "$B/guest/vmlinux"):/rig/vmlinux" \
   --file "$B/bin/nexusd:/rig/nexusd" --file "$B/bin/nexus:/rig/nexus" --file "$B/runtime:/rig/runtime" \
-  --file "$B/bin/nexus-bench-load:/rig/nexus-bench-load" \
+  --file "$B/bin/nexus-bench-load:/rig/nexus-bench-load" --file "$B/bin/nexus-s3peer:/rig/nexus-s3peer" \
   --file functions/hello:/rig/hello --file functions/wordcount:/rig/wordcount \
   --file "$(command -v mke2fs):/sbin/mkfs.ext4" --file scripts/s3/rig-s3rver.sh:/rig/rig-s3rver.sh \
   --file bench/vm-ab/in-l1.sh:/rig/vm-ab.sh "${mods[@]}" \
