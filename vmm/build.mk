@@ -3,7 +3,7 @@
 # runner that boots them under KVM (vmm/tests/tier1; in the nested rig here).
 
 VMM_SRCS := $(wildcard vmm/src/*.c)
-VMM_LIB_SRCS := $(filter-out vmm/src/main.c,$(VMM_SRCS))
+VMM_LIB_SRCS := $(filter-out vmm/src/main.c vmm/src/setup.c,$(VMM_SRCS))
 # The seccomp filter is compiled from its rules (vmm/gen/seccomp_gen.c, libseccomp)
 # to BPF at build time; the monitor only loads it.
 VMM_SECCOMP_GEN := $(BUILD)/vmm-gen/seccomp-gen
@@ -25,8 +25,8 @@ $(BIN)/nexus-vmm: $(VMM_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(VMM_LIBS)
 
-# The unit tests link the monitor's objects minus main.c, plus a stub of the few
-# main.c functions the devices call.
+# The unit tests link the monitor's objects minus main.c and setup.c, plus a stub
+# of the few functions of theirs the devices call.
 VMM_UNIT_SRCS := $(wildcard vmm/tests/unit/test_*.c)
 VMM_UNIT_BINS := $(VMM_UNIT_SRCS:vmm/tests/unit/%.c=$(BUILD)/vmm-tests/%)
 $(OBJ)/vmm/tests/unit/%.o: CFLAGS += -Ivmm/src
@@ -50,7 +50,7 @@ $(BUILD)/vmm-guest/testguest.elf: $(VMM_GUEST_SRCS) $(wildcard $(VMM_GUEST_DIR)/
 # so it needs nothing from L1's userspace.
 $(BIN)/vmm-tier1: vmm/tests/tier1/run-tier1.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -o $@ $<
+	$(CC) -std=gnu11 -O2 -Wall -Wextra -Werror -D_GNU_SOURCE -static -pthread -o $@ $<
 
 .PHONY: vmm vmm-unit vmm-tier1 test-vmm
 vmm: $(BIN)/nexus-vmm $(BUILD)/vmm-guest/testguest.elf $(BIN)/vmm-tier1

@@ -15,6 +15,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -121,9 +122,9 @@ static void dump_stuck(pid_t pid)
     while (d && (e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        static const char *what[] = { "wchan", "stack", "syscall" };
+        static const char *what[] = { "stat", "wchan", "stack" };
         printf("stuck pid %d tid %s:", pid, e->d_name);
-        for (int k = 0; k < 3; k++) {
+        for (int k = 0; k < 3; k++) {   /* not "syscall": reading it waits for the task */
             snprintf(path, sizeof(path), "/proc/%d/task/%s/%s", pid, e->d_name, what[k]);
             char *t = slurp(path, NULL);
             printf(" [%s] %s", what[k], t ? t : "?");
@@ -133,6 +134,38 @@ static void dump_stuck(pid_t pid)
     }
     if (d)
         closedir(d);
+}
+
+/* Heartbeat (issue 3: the rig sometimes stalls in tier 1): every 20 s, a line
+ * saying which case runs since when; past 60 s, the kernel state of every
+ * nexus-vmm thread.  If these lines stop, L1 itself stalled; if they go on,
+ * they show what the case waits for. */
+static const char *volatile current_case = "";
+static volatile double case_start;
+
+static void *heartbeat(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        sleep(20);
+        double t = now_s() - case_start;
+        printf("tier1: heartbeat: %s running for %.0f s\n", current_case, t);
+        if (t < 60)
+            continue;
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+            char path[300];
+            snprintf(path, sizeof(path), "/proc/%s/comm", e->d_name);
+            char *comm = e->d_name[0] >= '1' && e->d_name[0] <= '9' ? slurp(path, NULL) : NULL;
+            if (comm && !strncmp(comm, "nexus-vmm", 9))
+                dump_stuck(atoi(e->d_name));
+            free(comm);
+        }
+        if (d)
+            closedir(d);
+    }
+    return NULL;
 }
 
 static int wait_vmm(pid_t pid, int timeout_s)
@@ -1291,6 +1324,8 @@ int main(int argc, char **argv)
     work = argv[3];
     mkdir(work, 0755);
     setvbuf(stdout, NULL, _IOLBF, 0);
+    pthread_t hb;
+    pthread_create(&hb, NULL, heartbeat, NULL);
     for (unsigned i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         bool want = argc == 4;
         for (int a = 4; a < argc; a++)
@@ -1298,6 +1333,8 @@ int main(int argc, char **argv)
         if (!want)
             continue;
         double t0 = now_s();
+        current_case = cases[i].name;
+        case_start = t0;
         fail_msg[0] = 0;
         bool ok = cases[i].fn();
         if (ok) {
