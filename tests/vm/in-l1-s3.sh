@@ -74,13 +74,16 @@ while read -r name ikey ifile okey; do
 done <"$D/s3cases/cases"
 
 # --- 1 MiB and 10 MiB through the shim's get_object and put_object ----------------------------
+# One deployment: the 10 MiB copy runs on the microVM the 1 MiB one booted (one cold start less).
+"$D/nexus" deploy "$D/s3copy" --name s3copy --sandbox vm --buckets $BUCKET --timeout 300 --memory 256 >/tmp/s3dep.log 2>&1 ||
+  { echo "INFO deploy s3copy failed"; show /tmp/s3dep.log 10; }
 for mb in 1 10; do
   t0=$(date +%s)
   head -c $((mb * 1048576)) /dev/urandom >/tmp/big.in
   want=$(sha256sum </tmp/big.in | cut -d' ' -f1)
   "$D/nexus" s3 put "$BUCKET/big/$mb.in" /tmp/big.in >/dev/null
   echo "{\"bucket\": \"$BUCKET\", \"key\": \"big/$mb.in\", \"output_key\": \"big/$mb.out\"}" >/tmp/big.json
-  deploy_invoke s3copy "$D/s3copy" /tmp/big.json; rc=$?
+  "$D/nexus" invoke s3copy --payload @/tmp/big.json >/tmp/s3inv.out 2>/tmp/s3inv.err; rc=$?
   got=$(sed -n 's/.*"sha256": *"\([0-9a-f]*\)".*/\1/p' /tmp/s3inv.out)
   size=$(sed -n 's/.*"bytes": *\([0-9]*\).*/\1/p' /tmp/s3inv.out)
   rm -f /tmp/big.out
