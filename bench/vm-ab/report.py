@@ -80,6 +80,9 @@ lines += ["## Method", "",
           f"- L1: {meta.get('nproc', '?')} vCPUs, load average at the end {meta.get('l1_loadavg', '?')}; host "
           f"{platform.node()} ({os.cpu_count()} cores), load average {os.getloadavg()[0]:.1f} when the page was written.",
           ""]
+notes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "notes.md")   # hand-written reading
+if os.path.exists(notes):
+    lines += [open(notes).read().rstrip(), ""]
 os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
 with open(out, "w") as f:
     f.write("\n".join(lines))
