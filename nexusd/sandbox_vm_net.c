@@ -243,10 +243,16 @@ int vm_net_start(const void *owner, const struct nx_sandbox_spec *spec, struct v
 		else if (!endpoint && env_is(*e, "AWS_ENDPOINT_URL") && (*e)[17])
 			endpoint = *e + 17;
 	}
-	for (const char *const *e = spec->envp; e && *e; e++)
-		if (!env_is(*e, "AWS_ENDPOINT_URL_S3") && !env_is(*e, "AWS_ENDPOINT_URL") &&
-		    !env_is(*e, "NEXUS_BASELINE_LISTEN") && n < VM_NET_MAX_ENV - 3)
-			vn->info.envp[n++] = *e;
+	for (const char *const *e = spec->envp; e && *e; e++) {
+		if (env_is(*e, "AWS_ENDPOINT_URL_S3") || env_is(*e, "AWS_ENDPOINT_URL") || env_is(*e, "NEXUS_BASELINE_LISTEN"))
+			continue;
+		if (n >= VM_NET_MAX_ENV - 3) {   /* a microVM takes at most 30 anyway (sandbox_vm.c) */
+			what = "too many environment variables";
+			rc = -E2BIG;
+			goto fail;
+		}
+		vn->info.envp[n++] = *e;
+	}
 	if (endpoint) {
 		char relay[128];
 		what = "the S3 relay";
