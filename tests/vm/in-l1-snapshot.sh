@@ -13,12 +13,12 @@
 #   snapshot:clock           the restored guest's clock was set from the host's (remaining time sane)
 #   snapshot:corrupt         the snapshot's vmstate corrupted: refused (nexus-vmm exit 72),
 #                            deleted, fresh boot, the invocation still answers; a new one is taken
-#   snapshot:coldstart       SNAP_RUNS fresh boots (NEXUS_VM_SNAPSHOT=off) against SNAP_RUNS
+#   snapshot:coldstart       SNAP_RUNS (3) fresh boots (NEXUS_VM_SNAPSHOT=off) against SNAP_RUNS
 #                            restores, same L1 boot: nexusd's "ready in" (instance created ->
 #                            READY) and the client's wall time; lines "COLDSTART kind ms..."
 set -u
 D=$1 ROOT=$2
-RUNS=${SNAP_RUNS:-5}
+RUNS=${SNAP_RUNS:-3}   # 3 in make test-vm (its rig has a time budget); docs/results-coldstart.md used 5
 PORT=9075
 result() { echo "RESULT $1 $2 $3"; }
 show() { echo "---- $1 ----"; tail -n "${2:-40}" "$1" | tr -d '\r' | sed 's/^/  | /'; echo "----"; }
