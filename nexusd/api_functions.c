@@ -14,6 +14,7 @@
 #include "instance.h"
 #include "loop.h"
 #include "registry.h"
+#include "sandbox_vm.h"
 
 static json_t *parse_body(struct nxd_req *r, struct nxd_error *e)
 {
@@ -143,6 +144,7 @@ enum MHD_Result nxd_api_delete(struct MHD_Connection *c, struct nxd_req *r)
 	if (!f)
 		return reply_err(c, r, &e);
 	notify(nxd_im_fn_deleted, f);
+	nx_vm_snapshot_forget(name);
 	return nxd_reply(c, r, 204, NULL, NULL, 0);
 }
 

@@ -85,5 +85,8 @@ enum vm_snap_counter { VMS_RESTORES, VMS_FALLBACKS, VMS_TAKES, VMS_TAKE_FAILS, V
 void vm_snap_count(enum vm_snap_counter c);
 /* Prometheus lines for /metrics. */
 void nx_vm_snapshot_metrics(FILE *f);
+/* The function was deleted: remove its snapshots and their disk images (a VM
+ * still running on them keeps its open files). */
+void nx_vm_snapshot_forget(const char *function);
 
 #endif

@@ -262,7 +262,8 @@ static bool is_key_of(const char *name, const char *function, size_t *hash_off)
 }
 
 /* Remove the snapshots and disks of FUNCTION's keys other than KEEP (after a new
- * snapshot of it was taken: code or configuration changed).  A VM still running
+ * snapshot of it was taken: code or configuration changed), or all of them when
+ * KEEP is NULL (the function was deleted).  A VM still running
  * on an old key's disks keeps them open; unlinking them does not disturb it. */
 static void drop_other_keys(const char *function, const char *keep)
 {
@@ -272,19 +273,25 @@ static void drop_other_keys(const char *function, const char *keep)
 	if (!d)
 		return;
 	struct dirent *e;
-	size_t keep_n = strlen(keep);
+	size_t keep_n = keep ? strlen(keep) : 0;
 	while ((e = readdir(d))) {
 		size_t off;
-		if (!is_key_of(e->d_name, function, &off) || !strncmp(e->d_name, keep, keep_n))
+		if (!is_key_of(e->d_name, function, &off) || (keep && !strncmp(e->d_name, keep, keep_n)))
 			continue;
 		if (strstr(e->d_name, ".tmp-"))
 			continue;   /* maybe another instance's snapshot in progress */
 		char p[PATH_MAX + 300];
 		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
 		rm_tree(p);
-		nxd_info("vm snapshot: removed %s (function %s has a newer snapshot)", e->d_name, function);
+		nxd_info("vm snapshot: removed %s (function %s %s)", e->d_name, function,
+		         keep ? "has a newer snapshot" : "was deleted");
 	}
 	closedir(d);
+}
+
+void nx_vm_snapshot_forget(const char *function)
+{
+	drop_other_keys(function, NULL);
 }
 
 void vm_snap_cleanup_tmp(void)

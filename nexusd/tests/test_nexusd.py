@@ -187,7 +187,8 @@ def test_vm_snapshot_flow_with_a_fake_monitor(state, monkeypatch):
     contract, no KVM): the first cold start boots and takes the snapshot (atomically, into
     <state>/snapshots/<function>-<hash>/), after scale-to-zero the next one restores with a
     fresh region generation, a corrupt snapshot is refused (exit 72), deleted and replaced by a
-    fresh boot that still answers, and a restored guest that never re-attaches is given up on."""
+    fresh boot that still answers, a restored guest that never re-attaches is given up on, and
+    deleting the function removes its snapshots."""
     fake = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_vmm.py")
     for k, v in (("NEXUS_VMM", fake), ("NEXUS_GUEST_KERNEL", fake), ("NEXUS_GUEST_IMAGE", fake),
                  ("FAKE_VMM_RUNTIME", RUNTIME), ("NEXUS_VM_RESTORE_READY_MS", "3000")):
@@ -262,6 +263,11 @@ def test_vm_snapshot_flow_with_a_fake_monitor(state, monkeypatch):
         st, _, body = invoke(d, "nosnap")
         assert st == 200 and json.loads(body)["restored"] is False
         assert not [x for x in os.listdir(snaps) if x.startswith("nosnap")]
+
+        # Deleting the function removes its snapshot and disk images.
+        st, _, _ = d.req("DELETE", "/2015-03-31/functions/snappy")
+        assert st == 204
+        assert not [x for x in os.listdir(snaps) if x.startswith("snappy-")], os.listdir(snaps)
     finally:
         d.stop()
 
