@@ -31,6 +31,7 @@
 #include "aio.h"
 
 #pragma weak nx_aio_cancel   /* aio.c: write-back and prefetch, when linked in */
+#pragma weak pf_chan_created
 
 #include <errno.h>
 #include <fcntl.h>
@@ -119,6 +120,9 @@ static bool host_still_owns(const struct nx_chan *c, uint64_t off)
 	for (const struct op *o = c->ops_list; o; o = o->next)
 		if (o->sink_live && o->sink_off == off)
 			return true;
+	for (size_t i = 0; i < c->n_reserved; i++)
+		if (c->reserved[i] == off)
+			return true;
 	for (size_t i = 0; i < c->bl_len; i++) {
 		const struct nx_desc *d = &c->bl[(c->bl_head + i) % c->bl_cap];
 		for (int k = 0; k < 3; k++)
@@ -126,6 +130,54 @@ static bool host_still_owns(const struct nx_chan *c, uint64_t off)
 				return true;
 	}
 	return false;
+}
+
+/* ------------------------------------------------ reserved host buffers */
+
+void *nx_chan_reserve(struct nx_chan *c, size_t len, uint64_t *off)
+{
+	if (c->dead || c->broken || !len || len > c->lay.host_size / 2 || c->n_reserved == MAX_RESERVED ||
+	    chan_host_alloc(c, len, off) < 0)
+		return NULL;
+	c->reserved[c->n_reserved++] = *off;
+	return c->base + *off;
+}
+
+static bool unlist_reserved(struct nx_chan *c, uint64_t off)
+{
+	for (size_t i = 0; i < c->n_reserved; i++)
+		if (c->reserved[i] == off) {
+			c->reserved[i] = c->reserved[--c->n_reserved];
+			return true;
+		}
+	return false;
+}
+
+void nx_chan_unreserve(struct nx_chan *c, uint64_t off)
+{
+	if (unlist_reserved(c, off))
+		chan_host_free(c, off);
+}
+
+int nx_chan_sink_adopt(struct nx_chan *c, void *sink_arg, uint64_t off)
+{
+	struct op *o = c->ops_list;
+	while (o && (o != sink_arg || o->opcode != NX_OP_S3_GET))
+		o = o->next;
+	if (!o)
+		return -ENOENT;
+	size_t i = 0;
+	while (i < c->n_reserved && c->reserved[i] != off)
+		i++;
+	if (i == c->n_reserved)
+		return -ENOENT;
+	unlist_reserved(c, off);
+	if (o->sink_live)   /* cannot happen for a claimed GET (no S3 transfer ran); be exact anyway */
+		chan_host_free(c, o->sink_off);
+	o->sink_off = off;
+	o->sink_live = true;
+	o->too_large = false;
+	return 0;
 }
 
 /* ------------------------------------------------------- completions */
@@ -554,6 +606,8 @@ struct nx_chan *nx_chan_new(struct nx_loop *loop, struct nx_s3 *s3, const struct
 	if (nx_loop_add_fd(loop, c->kick_host, EPOLLIN, on_kick, c) < 0)
 		goto fail;
 	c->fd_watched = true;
+	if (pf_chan_created)
+		pf_chan_created(c);
 	return c;
 fail:
 	chan_free(c);
@@ -605,6 +659,7 @@ void nx_chan_reset(struct nx_chan *c)
 	}
 	c->bl_head = c->bl_len = 0;
 	c->n_inv = 0;
+	c->n_reserved = 0;   /* the arena is reset below */
 	c->stalled = c->broken = false;
 	c->invalid_streak = 0;
 	nx_arena_reset(c->host_arena);

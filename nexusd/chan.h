@@ -56,6 +56,26 @@ int nx_chan_kick_guest_fd(const struct nx_chan *c);  /* host writes, guest polls
 int nx_chan_invoke(struct nx_chan *c, uint64_t inv_id, const void *event, size_t event_len,
                    const char *context_json);
 
+/* Host buffers filled before the guest asks for them (prefetch.c: the S3
+ * client writes a hinted object straight into the region of the instance
+ * being started).  nx_chan_reserve allocates one in the host arena (at most
+ * len <= half the host arena, 8 at a time) and returns its address, or NULL.
+ * The guest cannot RELEASE it.  Exactly one of these ends a reservation:
+ *  - nx_chan_unreserve: freed (miss, stale, failed fetch, cancelled claim);
+ *  - nx_chan_sink_adopt: it becomes the body sink of the channel's GET whose
+ *    S3 request carried sink_arg (the channel's own op); that GET's
+ *    completion then owns it (handed to the guest, or freed on error).
+ *    -ENOENT (no such live GET, or off is not reserved): nothing changed,
+ *    the caller still holds the reservation.
+ * Reservations die with the channel (destroy, reset). */
+void *nx_chan_reserve(struct nx_chan *c, size_t len, uint64_t *off);
+void nx_chan_unreserve(struct nx_chan *c, uint64_t off);
+int  nx_chan_sink_adopt(struct nx_chan *c, void *sink_arg, uint64_t off);
+
+/* prefetch.c, when linked in (a weak reference from nx_chan_new): a channel
+ * exists now, before its sandbox starts. */
+void pf_chan_created(struct nx_chan *c);
+
 struct nx_chan_stats {
 	uint64_t requests, completions, invalid, host_arena_used, host_arena_peak;
 };

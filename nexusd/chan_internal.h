@@ -22,6 +22,7 @@
 #define RETRY_MAX_MS 64               /* doubling while the guest takes nothing */
 #define DRAIN_BATCH  256              /* requests per loop turn before yielding */
 #define MAX_PENDING_INV 16
+#define MAX_RESERVED    8             /* host buffers held before the guest knows of them */
 
 struct op {
 	struct nx_chan *c;
@@ -60,6 +61,8 @@ struct nx_chan {
 	uint64_t put_bytes;        /* private PUT copies in flight (bounded) */
 	uint64_t pending_inv[MAX_PENDING_INV];
 	size_t n_inv;
+	uint64_t reserved[MAX_RESERVED]; /* nx_chan_reserve: host-owned, not yet any GET's */
+	size_t n_reserved;
 
 	struct nx_timer *timer;    /* backlog retry / drain continuation */
 	struct nx_timer *trim_timer; /* gives free host-arena pages back once quiet */

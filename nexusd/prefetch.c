@@ -16,16 +16,30 @@
  * with no request.  Warm invocations do not prefetch: the instance is there
  * and its own GET starts as early as ours would.
  *
+ * Where the fetch writes: the instance manager creates the new instance's
+ * channel right after asking for the prefetch, and long before the response
+ * headers arrive, so when the S3 client asks for a sink (pf_sink) the entry
+ * binds to the newest channel of the function that has run nothing yet and
+ * the body goes straight into a reserved host-arena buffer of that region
+ * (nx_chan_reserve): no copy later, and the first touch of those pages
+ * happens during the cold start instead of inside the guest's get_object.
+ * Without such a channel (or room in it) the body goes into a heap buffer.
+ *
  * The guest's GET of that bucket/key (whole object, during that invocation)
  * claims the buffer, waiting if the fetch is still in flight; at the same
  * moment a HEAD goes out, and the buffer is served only if the ETag the HEAD
  * sees now equals the prefetched one (hit).  Otherwise (stale, or the fetch
  * failed) the GET goes to S3 as usual.  So every read returns what S3 held
- * after the read was issued; a hit costs a HEAD round trip and one memcpy
- * into the region instead of the body transfer.  Unclaimed buffers are
+ * after the read was issued; a hit costs a HEAD round trip, and then either
+ * hands the region buffer to the GET's completion (nx_chan_sink_adopt, when
+ * the GET comes from the channel the entry is bound to) or, for a heap
+ * buffer, one memcpy into the region.  A region buffer claimed from another
+ * channel is not used (that region is another guest's to scribble on): the
+ * GET goes to S3 (counted as elsewhere).  Unclaimed buffers are
  * dropped when the invocation ends (miss; their bytes count as wasted).
  */
 #include "aio.h"
+#include "chan.h"
 #include "invocation.h"
 #include "loop.h"
 #include "registry.h"
@@ -48,6 +62,8 @@ struct pfe {                      /* one prefetched object */
 	char bucket[256], key[1025];
 	void *buf;
 	size_t len;
+	struct nx_chan *chan;         /* buf is reserved in this channel's region (or NULL: heap) */
+	uint64_t off;
 	bool done, failed, too_big;
 	struct nx_s3_xfer *x;
 	struct nx_s3_result res;      /* etag, content type, ... of the fetch */
@@ -66,6 +82,9 @@ struct pfc {                      /* per channel: the invocation it runs */
 	struct nx_chan *c;
 	struct nxd_invocation *inv;
 	bool first_get_seen;
+	bool fresh;                   /* created, no invocation delivered yet */
+	struct nxd_invocation *bound; /* prefetches of this invocation write into its region */
+	uint64_t t_created;
 };
 
 struct learn {
@@ -79,10 +98,12 @@ static struct {
 	struct nx_loop *loop;
 	struct nx_s3 *s3;
 	struct pfe *entries;          /* unclaimed */
+	struct pfe *claimed;          /* claimed by a GET (owned by its aio_op) */
 	struct hdr_hint *hints;
 	struct pfc *chans;
 	struct learn *learned;
-	uint64_t hit, miss, stale, denied, wasted_bytes, fetched_bytes, learned_used;
+	uint64_t hit, miss, stale, denied, elsewhere, wasted_bytes, fetched_bytes, learned_used;
+	uint64_t region_fetches;      /* fetches written straight into an instance's region */
 	uint64_t held;                /* bytes of prefetch buffers alive */
 } P;
 
@@ -157,14 +178,50 @@ static struct learn *learn_get(const char *fn, bool create)
 	return l;
 }
 
+/* Drop the body buffer (the fetch must no longer be writing it). */
+static void pfe_drop_buf(struct pfe *e)
+{
+	if (e->chan)
+		nx_chan_unreserve(e->chan, e->off);
+	else if (e->buf) {
+		P.held -= e->len;
+		free(e->buf);
+	}
+	e->buf = NULL;
+	e->chan = NULL;
+}
+
 static void pfe_free(struct pfe *e)
 {
-	if (e->x)
+	if (e->x)   /* first: libcurl must stop writing into the buffer */
 		nx_s3_cancel(P.s3, e->x);
-	if (e->buf)
-		P.held -= e->len;
-	free(e->buf);
+	e->x = NULL;
+	pfe_drop_buf(e);
 	free(e);
+}
+
+/* The channel the fetch for e should write into: one already running or
+ * bound to e's invocation, else the newest one of the function that has run
+ * nothing yet. */
+static struct nx_chan *region_for(const struct pfe *e)
+{
+	struct pfc *best = NULL;
+	bool best_mine = false;
+	for (struct pfc *p = P.chans; p; p = p->next) {
+		bool mine = p->bound == e->inv || p->inv == e->inv;
+		if (!mine && (p->bound || !p->fresh))
+			continue;
+		struct aio_chan *ac = aio_chan_find(p->c);
+		if (!ac || strcmp(aio_chan_function(ac), e->inv->fn->name))
+			continue;
+		if (!best || mine > best_mine || (mine == best_mine && p->t_created > best->t_created)) {
+			best = p;
+			best_mine = mine;
+		}
+	}
+	if (best && !best->inv)
+		best->bound = e->inv;
+	return best ? best->c : NULL;
 }
 
 /* ---------------------------------------------------------- fetching */
@@ -172,10 +229,13 @@ static void pfe_free(struct pfe *e)
 static void *pf_sink(void *arg, size_t len)
 {
 	struct pfe *e = arg;
-	if (e->buf) {   /* a retry starts over */
-		P.held -= e->len;
-		free(e->buf);
-		e->buf = NULL;
+	pfe_drop_buf(e);   /* a retry starts over */
+	struct nx_chan *c = len && len <= PF_MAX_BYTES ? region_for(e) : NULL;
+	if (c && (e->buf = nx_chan_reserve(c, len, &e->off))) {
+		e->chan = c;
+		e->len = len;
+		P.region_fetches++;
+		return e->buf;
 	}
 	if (len > PF_MAX_BYTES || P.held + len > PF_MAX_HELD) {
 		e->too_big = true;   /* the guest's own GET will read it */
@@ -286,9 +346,20 @@ void pf_hint_header(struct nxd_invocation *inv, const char *value)
 
 /* ---------------------------------------------------------- claiming */
 
+static void claimed_unlink(struct pfe *e)
+{
+	for (struct pfe **pp = &P.claimed; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			e->next = NULL;
+			return;
+		}
+}
+
 static void claim_detach(struct aio_op *op)
 {
 	struct pfe *e = op->on;
+	claimed_unlink(e);
 	e->op = NULL;
 	pfe_free(e);   /* cancels the fetch if it is still running */
 }
@@ -312,6 +383,7 @@ static void claim_try(struct pfe *e)
 	op->detach = NULL;
 	op->on = NULL;
 	e->op = NULL;
+	claimed_unlink(e);
 	bool fresh = !e->failed && op->head_status == NX_S_OK && !strcmp(op->head_etag, e->res.etag) &&
 	             (!op->req.if_match || !strcmp(op->req.if_match, e->res.etag));
 	if (!fresh) {
@@ -320,8 +392,30 @@ static void claim_try(struct pfe *e)
 		aio_op_submit_s3(op);   /* what S3 holds now, as if there had been no hint */
 		return;
 	}
-	P.hit++;
 	struct nx_s3_result res = e->res;
+	res.body_len = e->len;
+	res.content_length = e->len;
+	if (e->chan && (e->chan != op->chan || nx_chan_sink_adopt(e->chan, op->req.sink_arg, e->off) < 0)) {
+		/* in another instance's region (or the GET is not the channel's own) */
+		P.elsewhere++;
+		pfe_free(e);
+		aio_op_submit_s3(op);
+		return;
+	}
+	P.hit++;
+	if (e->chan) {   /* the GET's completion owns the region buffer now */
+		e->chan = NULL;
+		e->buf = NULL;
+		uint64_t now = nx_now_ns();
+		nxd_debug("prefetch hit s3://%s/%s (%zu bytes, in the region): fetched %.1f ms after the invocation "
+		          "arrived, claimed at %.1f ms, served at %.1f ms (the guest waited %.1f ms)",
+		          e->bucket, e->key, e->len, (double)(e->t_fetched - e->t_start) / 1e6,
+		          (double)(e->t_claimed - e->t_start) / 1e6, (double)(now - e->t_start) / 1e6,
+		          (double)(now - e->t_claimed) / 1e6);
+		pfe_free(e);
+		aio_op_finish(op, &res);
+		return;
+	}
 	void *dst = op->req.sink_alloc ? op->req.sink_alloc(op->req.sink_arg, e->len) : NULL;
 	if (!dst) {
 		pfe_free(e);
@@ -342,8 +436,6 @@ static void claim_try(struct pfe *e)
 	          e->bucket, e->key, e->len, (double)(e->t_fetched - e->t_start) / 1e6,
 	          (double)(e->t_claimed - e->t_start) / 1e6, (double)(now - e->t_start) / 1e6,
 	          (double)(now - e->t_claimed) / 1e6);
-	res.body_len = e->len;
-	res.content_length = e->len;
 	pfe_free(e);
 	aio_op_finish(op, &res);
 }
@@ -366,7 +458,8 @@ bool pf_get(struct nx_chan *c, struct nx_s3 *s3, const struct nx_s3_req *req, nx
 	if (!op)
 		return false;
 	*pp = e->next;          /* the op owns the entry now */
-	e->next = NULL;
+	e->next = P.claimed;
+	P.claimed = e;
 	e->op = op;
 	e->t_claimed = nx_now_ns();
 	op->on = e;
@@ -452,6 +545,8 @@ void pf_deliver(struct nx_chan *c, struct nxd_invocation *inv)
 	if (p) {
 		p->inv = inv;
 		p->first_get_seen = false;
+		p->fresh = false;
+		p->bound = NULL;   /* entries already bound keep their buffers until claimed or dropped */
 	}
 }
 
@@ -477,13 +572,55 @@ void pf_inv_end(struct nxd_invocation *inv)
 			pp = &h->next;
 		}
 	}
-	for (struct pfc *p = P.chans; p; p = p->next)
+	for (struct pfc *p = P.chans; p; p = p->next) {
 		if (p->inv == inv)
 			p->inv = NULL;
+		if (p->bound == inv)
+			p->bound = NULL;
+	}
+}
+
+void pf_chan_created(struct nx_chan *c)
+{
+	struct pfc *p = pfc_get(c, true);
+	if (p) {
+		p->inv = p->bound = NULL;
+		p->fresh = true;
+		p->first_get_seen = false;
+		p->t_created = nx_now_ns();
+	}
+}
+
+/* The channel goes away: no entry may keep a buffer in its region.  An entry
+ * still fetching into it is cancelled and becomes a failed fetch (its claim,
+ * if any, then reads from S3). */
+static void unbind(struct pfe *e, struct nx_chan *c)
+{
+	if (e->chan != c)
+		return;
+	if (e->x) {
+		nx_s3_cancel(P.s3, e->x);
+		e->x = NULL;
+	}
+	pfe_drop_buf(e);
+	e->done = e->failed = true;
+	if (e->op)
+		claim_try(e);
 }
 
 void pf_chan_detach(struct nx_chan *c)
 {
+	for (struct pfe *e = P.entries; e; e = e->next)
+		unbind(e, c);
+	for (bool again = true; again;) {   /* unbind may finish a claim, which unlinks it */
+		again = false;
+		for (struct pfe *e = P.claimed; e; e = e->next)
+			if (e->chan == c) {
+				unbind(e, c);
+				again = true;
+				break;
+			}
+	}
 	for (struct pfc **pp = &P.chans; *pp; pp = &(*pp)->next)
 		if ((*pp)->c == c) {
 			struct pfc *p = *pp;
@@ -527,12 +664,18 @@ void pf_shutdown(void)
 void pf_metrics(FILE *f)
 {
 	fprintf(f, "# HELP nexus_prefetch_total Prefetch hints by outcome (hit: served from the prefetched buffer; "
-	           "stale: ETag changed, read from S3; miss: never read; denied: bucket not allowed, not fetched).\n"
+	           "stale: ETag changed, read from S3; miss: never read; denied: bucket not allowed, not fetched; "
+	           "elsewhere: fetched into another instance's region, read from S3).\n"
 	           "# TYPE nexus_prefetch_total counter\n");
 	fprintf(f, "nexus_prefetch_total{result=\"hit\"} %" PRIu64 "\n", P.hit);
 	fprintf(f, "nexus_prefetch_total{result=\"miss\"} %" PRIu64 "\n", P.miss);
 	fprintf(f, "nexus_prefetch_total{result=\"stale\"} %" PRIu64 "\n", P.stale);
 	fprintf(f, "nexus_prefetch_total{result=\"denied\"} %" PRIu64 "\n", P.denied);
+	fprintf(f, "nexus_prefetch_total{result=\"elsewhere\"} %" PRIu64 "\n", P.elsewhere);
+	fprintf(f, "# HELP nexus_prefetch_region_total Prefetches written straight into the region of the "
+	           "instance being started (the rest went to a heap buffer).\n"
+	           "# TYPE nexus_prefetch_region_total counter\nnexus_prefetch_region_total %" PRIu64 "\n",
+	        P.region_fetches);
 	fprintf(f, "# TYPE nexus_prefetch_bytes_total counter\nnexus_prefetch_bytes_total %" PRIu64 "\n", P.fetched_bytes);
 	fprintf(f, "# TYPE nexus_prefetch_wasted_bytes_total counter\nnexus_prefetch_wasted_bytes_total %" PRIu64 "\n",
 	        P.wasted_bytes);

@@ -6,6 +6,7 @@ import json
 import re
 import threading
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -13,10 +14,12 @@ import pytest
 from conftest import unique, zip_code
 
 READER = r"""
-import hashlib, time
+import hashlib, os, time
 import boto3
 
 def handler(event, context):
+    if event.get("die"):
+        os._exit(3)   # the instance dies before it reads anything
     time.sleep(event.get("sleep", 0))
     s3 = boto3.client("s3")
     src = event.get("input", {})
@@ -35,7 +38,7 @@ def m(text, name):
     return int(r.group(1))
 
 
-PF = {k: f'nexus_prefetch_total{{result="{k}"}}' for k in ("hit", "miss", "stale", "denied")}
+PF = {k: f'nexus_prefetch_total{{result="{k}"}}' for k in ("hit", "miss", "stale", "denied", "elsewhere")}
 GETS = 'nexus_storage_operations_total{op="GET",result="ok"}'
 
 
@@ -52,6 +55,7 @@ def snapshot(node):
     d = {k: m(t, v) for k, v in PF.items()}
     d["gets"] = gets_metric(t)
     d["wasted"] = m(t, "nexus_prefetch_wasted_bytes_total")
+    d["region"] = m(t, "nexus_prefetch_region_total")   # fetched straight into the new instance's region
     return d
 
 
@@ -100,6 +104,7 @@ def test_cold_start_hint_is_a_hit_with_one_storage_read(node, lam, obj):
         assert res == {"sha": hashlib.sha256(data).hexdigest(), "len": len(data)}
         assert d["hit"] == 1 and d["miss"] == 0 and d["stale"] == 0, d
         assert d["gets"] == 1, f"the object was read {d['gets']} times from storage, expected once: {d}"
+        assert d["region"] == 1, f"the prefetch did not go into the new instance's region: {d}"
     finally:
         lam.delete_function(FunctionName=name)
 
@@ -137,6 +142,33 @@ def test_stale_object_reads_the_new_bytes(node, lam, s3, obj):
         d = delta(before, snapshot(node))
         assert res == {"sha": hashlib.sha256(new).hexdigest(), "len": len(new)}, "served a stale prefetch"
         assert d["stale"] == 1 and d["hit"] == 0, d
+        # the stale bytes were in a reserved region buffer: freed, and the new object read from S3
+        assert d["region"] == 1 and d["gets"] == 2, d
+    finally:
+        lam.delete_function(FunctionName=name)
+
+
+def test_hint_on_an_instance_that_dies_before_reading(node, lam, obj):
+    bucket, key, data = obj
+    name = create(lam, [bucket])
+    try:
+        before = snapshot(node)
+        req = urllib.request.Request(f"{node.ingress}/2015-03-31/functions/{name}/invocations",
+                                     data=json.dumps({"die": True}).encode(), method="POST")
+        req.add_header("X-Nexus-Prefetch", f"s3://{bucket}/{key}")
+        try:
+            r = urllib.request.urlopen(req, timeout=60)
+            assert r.headers.get("X-Amz-Function-Error"), "the instance exited, yet the invocation succeeded"
+        except urllib.error.HTTPError:
+            pass
+        d = delta(before, snapshot(node))
+        assert d["hit"] == 0 and d["miss"] == 1, d   # the reserved buffer went with the instance
+        # nexusd is fine, and the next cold start with the same hint is a hit from the region
+        before = snapshot(node)
+        res = call(node, name, {"bucket": bucket, "key": key}, hints=[f"s3://{bucket}/{key}"])
+        d = delta(before, snapshot(node))
+        assert res == {"sha": hashlib.sha256(data).hexdigest(), "len": len(data)}
+        assert d["hit"] == 1 and d["region"] == 1 and d["gets"] == 1, d
     finally:
         lam.delete_function(FunctionName=name)
 
