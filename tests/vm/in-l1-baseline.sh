@@ -62,7 +62,7 @@ env ${s3pid:+AWS_ENDPOINT_URL_S3=http://127.0.0.1:$S3PORT AWS_ACCESS_KEY_ID=S3RV
   "$D/nexusd" --listen 127.0.0.1:$PORT --state-dir $S/state --runtime-dir "$D/runtime" \
   --rootfs $S/rootfs --keep-alive 600 >$S/nexusd.log 2>&1 &
 NXD=$!
-i=0; while [ $i -lt 60 ] && ! grep -q 'ready on' $S/nexusd.log; do sleep 1; i=$((i + 1)); done
+i=0; while [ $i -lt 60 ] && ! grep -qs 'ready on' $S/nexusd.log; do sleep 1; i=$((i + 1)); done
 grep -a 'sandbox driver vm' $S/nexusd.log | sed 's/^/INFO /'
 
 # run MODE NAME DIR PAYLOAD OUT: deploy (once) and invoke; OUT gets stdout, OUT.rc the exit code
