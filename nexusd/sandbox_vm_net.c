@@ -15,9 +15,9 @@
  * the forwarder (baseline_forward.c, sbp_net_guest_addr) finds a vm guest the
  * same way as a process one.  sbp_net_create also makes a sandbox namespace and
  * a veth for the slot, which a VM does not use: they are dropped at once (the
- * veth's MAC is the one the guest then takes).  A call that only reserves the
- * slot would save that (~5 ms of the cold start; see the report in
- * docs/baseline.md).
+ * veth's MAC is the one the guest then takes).  A call in sandbox_process_net.c
+ * that only reserves a slot would save that work (a few ms of the cold start;
+ * not made here: that file is the process driver's).
  *
  * nexus-vmm attaches to an existing tap by name in its own network namespace
  * (docs/vmm.md), so the monitor runs in the node namespace: its fork child
