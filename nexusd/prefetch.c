@@ -262,6 +262,8 @@ static void on_fetched(void *arg, struct nx_s3_result *res)
 	e->t_fetched = nx_now_ns();
 	if (!e->failed)
 		P.fetched_bytes += res->body_len;
+	else
+		pfe_drop_buf(e);   /* never served: give the region (or heap) buffer back now */
 	if (e->op)
 		claim_try(e);
 }
