@@ -4,14 +4,15 @@
 #
 # Cache layout (all keyed by what went into them):
 #   rig-l1/<kernel pkg>_<version>/vmlinuz, modules/*.ko, modules/load-order
-#   rig-l1/<kernel pkg>_<version>/base-<hash>.cpio   hash = busybox version + l1-init + RECIPE
+#   rig-l1/<kernel pkg>_<version>/base-<hash>.cpio   hash = busybox version + l1-init + RECIPE + modules
 
 # Modules L1 needs, dependencies are added automatically (modinfo -F depends).
 # kvm-amd: the point of the rig; virtio_blk/virtio_pci: --disk; virtio_console: the
 # stdout/stderr/status channels; tun/veth: tap and veth
-# devices for the guests' networks inside test-made network namespaces.
-L1_MODULES="irqbypass kvm kvm-amd virtio_pci virtio_blk virtio_console tun veth"
-L1_RECIPE=2
+# devices for the guests' networks inside test-made network namespaces; bridge: nexusd's
+# node bridge for baseline-mode guests (veth or tap on nxbr0).
+L1_MODULES="irqbypass kvm kvm-amd virtio_pci virtio_blk virtio_console tun veth bridge"
+L1_RECIPE=3
 
 l1_log() { echo "rig: $*" >&2; }
 
@@ -69,7 +70,9 @@ l1_prepare() {
   L1_PACKAGE=$(basename "$dir")
 
   exec 8>"$cache/.lock"; flock 8
-  if [ ! -f "$dir/done" ]; then
+  # "done" holds the module list it was made for: a changed L1_MODULES unpacks again
+  # (unless offline: then the cached modules are what there is).
+  if [ ! -f "$dir/done" ] || { [ -n "$pkg" ] && [ "$(cat "$dir/done")" != "$L1_MODULES" ]; }; then
     command -v modinfo >/dev/null || { l1_log "modinfo not found (apt-get install kmod)"; return 1; }
     tmp=$(mktemp -d "$cache/.tmp.XXXXXX") || return 1
     l1_download "$tmp" "$pkg" || { rm -rf "$tmp"; return 1; }
@@ -90,7 +93,7 @@ l1_prepare() {
       esac
     done <"$tmp/out/modules/load-order"
     rm -rf "$dir"; mv "$tmp/out" "$dir"; rm -rf "$tmp"
-    touch "$dir/done"
+    echo "$L1_MODULES" >"$dir/done"
     l1_log "L1 kernel cached in $dir"
   fi
   L1_VMLINUZ=$dir/vmlinuz
@@ -100,7 +103,7 @@ l1_prepare() {
   bbver=$(apt-cache show busybox-static 2>/dev/null | sed -n 's/^Version: //p' | head -n 1)
   [ -n "$bbver" ] || bbver=$(ls "$dir"/busybox-*.bin 2>/dev/null | sort -V | tail -n 1 | sed 's/.*busybox-\(.*\)\.bin/\1/')
   [ -n "$bbver" ] || { l1_log "cannot find a busybox-static version (run apt-get update)"; return 1; }
-  key=$( { echo "$L1_RECIPE $bbver"; cat "$here/l1-init"; } | sha256sum | cut -c1-12)
+  key=$( { echo "$L1_RECIPE $bbver $(cat "$dir/done")"; cat "$here/l1-init"; } | sha256sum | cut -c1-12)
   L1_BASE_CPIO=$dir/base-$key.cpio
   if [ ! -f "$L1_BASE_CPIO" ]; then
     local bb=$dir/busybox-$bbver.bin

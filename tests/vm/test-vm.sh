@@ -17,7 +17,7 @@ finish() {
   echo "test-vm: passed=$passed failed=$failed skipped=$skipped"
   [ "$failed" -eq 0 ]; exit
 }
-CASES="chan (device, null round trip, PUT/GET 1+10 MiB, allow-list, no network), hostile, isolation, nexusd hello in a vm sandbox, the examples + 1/10 MiB copies through nexusd and s3rver (in-l1-s3.sh)"
+CASES="chan (device, null round trip, PUT/GET 1+10 MiB, allow-list, no network), hostile, isolation, nexusd hello in a vm sandbox, the examples + 1/10 MiB copies through nexusd and s3rver (in-l1-s3.sh), per-function snapshots (in-l1-snapshot.sh), baseline mode on the vm driver (in-l1-baseline.sh)"
 
 kernel=$B/guest/vmlinux image=$B/guest/rootfs.ext4 disk=$B/vm-tests/tests.ext4
 for f in "$kernel" "$image" "$disk" "$B/bin/nexus-vmm" "$B/bin/guest-realhost" "$B/bin/nexusd" "$B/bin/nexus"; do
@@ -42,13 +42,15 @@ if [ "$tier" = hardware ]; then
     ln -s "$PWD/$B/bin/nexusd" "$PWD/$B/bin/nexus" "$PWD/$B/runtime" "$s3c/s3cases" "$PWD/tests/vm/s3copy" "$PWD/scripts/s3/rig-s3rver.sh" "$d/"
     tests/vm/in-l1-s3.sh "$d" "$(readlink -f "$image")" "$PWD/scripts/s3"
     ln -sf "$PWD/functions/hello" "$d/hello"; [ -n "$hg" ] && ln -sf "$PWD/$hg" "$d/http-get"
-    tests/vm/in-l1-snapshot.sh "$d" "$(readlink -f "$image")"; } | tee "$out"
+    tests/vm/in-l1-snapshot.sh "$d" "$(readlink -f "$image")"
+    ln -sf "$PWD/functions/wordcount" "$d/wordcount"; ln -sf "$PWD/tests/vm/in-l1-baseline.sh" "$d/"
+    tests/vm/in-l1-baseline.sh "$d" "$(readlink -f "$image")"; } | tee "$out"
   rc=${PIPESTATUS[0]}; rm -rf "$d"
 else
-  echo "test-vm: no hardware KVM here: running the cases inside the nested rig (rig/run-l1), ~1-3 min"
+  echo "test-vm: no hardware KVM here: running the cases inside the nested rig (rig/run-l1), ~6-12 min"
   # L1 (TCG) panics at boot under heavy load ("IO-APIC + timer doesn't work"): qemu-l1.sh adds
   # no_timer_check to its command line (RIG_QEMU is run-l1's documented override).
-  RIG_QEMU=${RIG_QEMU:-$PWD/tests/vm/qemu-l1.sh} rig/run-l1 --timeout "${TEST_VM_TIMEOUT:-900}" --mem 2048 \
+  RIG_QEMU=${RIG_QEMU:-$PWD/tests/vm/qemu-l1.sh} rig/run-l1 --timeout "${TEST_VM_TIMEOUT:-1800}" --mem 2048 \
     --file "$B/bin/nexus-vmm:/rig/nexus-vmm" --file "$B/bin/guest-realhost:/rig/guest-realhost" \
     --file "$(readlink -f "$kernel"):/rig/vmlinux" --file tests/vm/in-l1.sh:/rig/in-l1.sh \
     --file "$B/bin/nexusd:/rig/nexusd" --file "$B/bin/nexus:/rig/nexus" --file "$B/runtime:/rig/runtime" \
@@ -57,7 +59,7 @@ else
     --file scripts/s3/rig-s3rver.sh:/rig/rig-s3rver.sh \
     --disk "$(readlink -f "$image"),ro" --disk "$disk,ro" ${s3tools:+--disk "$s3tools,ro"} \
     --file tests/vm/in-l1-snapshot.sh:/rig/in-l1-snapshot.sh ${hg:+--file "$hg:/rig/http-get"} \
-    --file tests/vm/in-l1-baseline.sh:/rig/in-l1-baseline.sh --file functions/wordcount:/rig/wordcount $(for m in "${NEXUS_CACHE:-/var/cache/nexus}"/vm-ab-mods/*/{llc,stp,bridge}.ko; do [ -f "$m" ] && echo "--file $m:/rig/mods/"; done) -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda; /rig/in-l1-snapshot.sh /rig /dev/vda; /rig/in-l1-baseline.sh /rig /dev/vda' | tee "$out"
+    --file tests/vm/in-l1-baseline.sh:/rig/in-l1-baseline.sh --file functions/wordcount:/rig/wordcount -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda; /rig/in-l1-snapshot.sh /rig /dev/vda; /rig/in-l1-baseline.sh /rig /dev/vda' | tee "$out"
   rc=${PIPESTATUS[0]}
   case $rc in
     124) fail "rig" "rig/run-l1 timed out" ;;
