@@ -596,6 +596,75 @@ static void test_forged_releases(void **state)
 	assert_int_equal(nx_ring_pop(TG, &c), -EAGAIN);
 }
 
+/* Host buffers reserved before the guest asks (prefetch into the region):
+ * the guest can never release one, unreserve frees it exactly once, and a
+ * GET can adopt one as its body without a copy. */
+static void test_reserved_buffers(void **state)
+{
+	(void)state;
+	uint64_t used0 = host_used(), off, offs[9];
+	assert_null(nx_chan_reserve(C, 0, &off));
+	assert_null(nx_chan_reserve(C, LAY->host_size / 2 + 1, &off));   /* at most half the host arena */
+	assert_int_equal(host_used(), used0);
+	uint8_t *p = nx_chan_reserve(C, 1000, &off);
+	assert_non_null(p);
+	assert_true(off >= LAY->host_off && off + 1000 <= LAY->host_off + LAY->host_size);
+	assert_ptr_equal(p, R + off);
+	assert_true(host_used() > used0);
+	/* The guest forging a RELEASE of it: invalid, and it stays reserved. */
+	uint64_t used1 = host_used();
+	release(off);
+	assert_int_equal(invalid_count(), 1);
+	assert_int_equal(host_used(), used1);
+	nx_chan_unreserve(C, off);
+	assert_int_equal(host_used(), used0);
+	nx_chan_unreserve(C, off);   /* a second unreserve is a no-op, not a double free */
+	assert_int_equal(host_used(), used0);
+	/* At most 8 at a time. */
+	for (int i = 0; i < 8; i++)
+		assert_non_null(nx_chan_reserve(C, 64, &offs[i]));
+	assert_null(nx_chan_reserve(C, 64, &offs[8]));
+	for (int i = 0; i < 8; i++)
+		nx_chan_unreserve(C, offs[i]);
+	assert_int_equal(host_used(), used0);
+
+	/* Adoption: a reserved buffer filled by "prefetch" becomes the GET's body. */
+	static const char body[] = "prefetched body bytes";
+	p = nx_chan_reserve(C, sizeof body, &off);
+	assert_non_null(p);
+	memcpy(p, body, sizeof body);
+	post((struct nx_desc){ .opcode = NX_OP_S3_GET, .tag = 5,
+	       .buf = { args(NX_ARG_BUCKET, "allowed", NX_ARG_KEY, "hinted") } });
+	nx_chan_drain(C);
+	assert_int_equal(fake_s3_ncalls, 1);
+	struct fake_call *f = &fake_s3_calls[0];
+	assert_int_equal(nx_chan_sink_adopt(C, (void *)1, off), -ENOENT);            /* no such GET */
+	assert_int_equal(nx_chan_sink_adopt(C, f->req.sink_arg, off + 64), -ENOENT); /* not reserved */
+	assert_int_equal(nx_chan_sink_adopt(C, f->req.sink_arg, off), 0);
+	assert_int_equal(nx_chan_sink_adopt(C, f->req.sink_arg, off), -ENOENT);      /* not twice */
+	release(off);   /* adopted, but not the guest's until the completion is posted */
+	assert_int_equal(invalid_count(), 2);
+	/* Complete it with the body already in place (no sink_alloc): what a hit does. */
+	f->done = true;   /* as if the client's transfer ended with this result */
+	struct nx_s3_result res = { .status = NX_S_OK, .http_code = 200, .body_len = sizeof body,
+	                            .content_length = sizeof body };
+	strcpy(res.etag, "\"e\"");
+	f->cb(f->arg, &res);
+	struct nx_desc c;
+	assert_int_equal(nx_ring_pop(TG, &c), 0);
+	assert_int_equal(c.status, NX_S_OK);
+	assert_int_equal(c.buf[1].off, off);   /* zero copy: the reserved buffer itself */
+	assert_int_equal(c.buf[1].len, sizeof body);
+	assert_memory_equal(R + c.buf[1].off, body, sizeof body);
+	release(c.buf[1].off);
+	release(c.buf[0].off);
+	assert_int_equal(invalid_count(), 2);
+	assert_int_equal(host_used(), used0);
+	assert_int_equal(O.violations, 0);
+	/* Reservations die with the channel: teardown destroys it with one held (ASan: no leak). */
+	assert_non_null(nx_chan_reserve(C, 4096, &off));
+}
+
 static void test_impossible_indices(void **state)
 {
 	(void)state;
@@ -798,6 +867,7 @@ int main(void)
 		T(test_put_body_copied_once),
 		T(test_put_bytes_bounded),
 		T(test_forged_releases),
+		T(test_reserved_buffers),
 		T(test_impossible_indices),
 		T(test_impossible_to_guest_indices),
 		T(test_garbage_flood_violation),
