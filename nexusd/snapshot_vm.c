@@ -211,9 +211,8 @@ static void rm_tree(const char *dir)
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* Temporary directories and images of a snapshot or image build that a
- * crash interrupted (called once, before this nexusd takes any). */
-static void vm_snap_cleanup_tmp_now(void)
+/* Calls fn(name, path, arg) for every entry of <state-dir>/snapshots/. */
+static void for_each_entry(void (*fn)(const char *name, const char *path, void *arg), void *arg)
 {
 	char dir[PATH_MAX];
 	vm_snap_path("", NULL, dir, sizeof dir);
@@ -222,20 +221,35 @@ static void vm_snap_cleanup_tmp_now(void)
 		return;
 	struct dirent *e;
 	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
 		char p[PATH_MAX + 300];
 		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-		if (strstr(e->d_name, ".tmp-")) {
-			rm_tree(p);
-		} else if (strstr(e->d_name, ".disks")) {
-			static const char *const imgs[] = { "runtime.ext4.tmp", "code.ext4.tmp" };
-			for (int i = 0; i < 2; i++) {
-				char q[PATH_MAX + 340];
-				snprintf(q, sizeof q, "%s/%s", p, imgs[i]);
-				unlink(q);
-			}
-		}
+		fn(e->d_name, p, arg);
 	}
 	closedir(d);
+}
+
+static void cleanup_one(const char *name, const char *path, void *arg)
+{
+	(void)arg;
+	if (strstr(name, ".tmp-")) {
+		rm_tree(path);
+	} else if (strstr(name, ".disks")) {
+		static const char *const imgs[] = { "runtime.ext4.tmp", "code.ext4.tmp" };
+		for (int i = 0; i < 2; i++) {
+			char q[PATH_MAX + 340];
+			snprintf(q, sizeof q, "%s/%s", path, imgs[i]);
+			unlink(q);
+		}
+	}
+}
+
+/* Temporary directories and images of a snapshot or image build that a
+ * crash interrupted (called once, before this nexusd takes any). */
+static void vm_snap_cleanup_tmp_now(void)
+{
+	for_each_entry(cleanup_one, NULL);
 }
 
 void vm_snap_refuse(const char *key, const char *why)
@@ -261,32 +275,29 @@ static bool is_key_of(const char *name, const char *function, size_t *hash_off)
 	return !*rest || !strcmp(rest, ".disks") || !strncmp(rest, ".tmp-", 5);
 }
 
+struct drop { const char *function, *keep; };
+
+static void drop_one(const char *name, const char *path, void *arg)
+{
+	const struct drop *x = arg;
+	size_t off;
+	if (!is_key_of(name, x->function, &off) || (x->keep && !strncmp(name, x->keep, strlen(x->keep))))
+		return;
+	if (strstr(name, ".tmp-"))
+		return;   /* maybe another instance's snapshot in progress */
+	rm_tree(path);
+	nxd_info("vm snapshot: removed %s (function %s %s)", name, x->function,
+	         x->keep ? "has a newer snapshot" : "was deleted");
+}
+
 /* Remove the snapshots and disks of FUNCTION's keys other than KEEP (after a new
  * snapshot of it was taken: code or configuration changed), or all of them when
- * KEEP is NULL (the function was deleted).  A VM still running
- * on an old key's disks keeps them open; unlinking them does not disturb it. */
+ * KEEP is NULL (the function was deleted).  A VM still running on an old key's
+ * disks keeps them open; unlinking them does not disturb it. */
 static void drop_other_keys(const char *function, const char *keep)
 {
-	char dir[PATH_MAX];
-	vm_snap_path("", NULL, dir, sizeof dir);
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *e;
-	size_t keep_n = keep ? strlen(keep) : 0;
-	while ((e = readdir(d))) {
-		size_t off;
-		if (!is_key_of(e->d_name, function, &off) || (keep && !strncmp(e->d_name, keep, keep_n)))
-			continue;
-		if (strstr(e->d_name, ".tmp-"))
-			continue;   /* maybe another instance's snapshot in progress */
-		char p[PATH_MAX + 300];
-		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-		rm_tree(p);
-		nxd_info("vm snapshot: removed %s (function %s %s)", e->d_name, function,
-		         keep ? "has a newer snapshot" : "was deleted");
-	}
-	closedir(d);
+	struct drop x = { function, keep };
+	for_each_entry(drop_one, &x);
 }
 
 void nx_vm_snapshot_forget(const char *function)
