@@ -149,6 +149,17 @@ static void *heartbeat(void *arg)
     for (;;) {
         sleep(20);
         double t = now_s() - case_start;
+        /* Also into the kernel log (L1's console, which run-l1 shows when the rig
+         * times out): if it shows heartbeats that stdout did not, the output path
+         * stalled, not L1. */
+        int km = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+        if (km >= 0) {
+            char m[160];
+            int l = snprintf(m, sizeof(m), "<5>vmm-tier1 heartbeat: %s running for %.0f s\n", current_case, t);
+            if (write(km, m, (size_t)l) < 0) {
+            }
+            close(km);
+        }
         printf("tier1: heartbeat: %s running for %.0f s\n", current_case, t);
         if (t < 60)
             continue;
