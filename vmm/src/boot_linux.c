@@ -1,6 +1,7 @@
 /* Linux x86-64 boot protocol (Documentation/arch/x86/boot.rst): kernel and initrd
  * loading, zero page, e820, command line, boot page tables and GDT. */
 #include "boot_linux.h"
+#include "errmsg.h"
 
 #include <elf.h>
 #include <stdarg.h>
@@ -27,14 +28,6 @@ const uint64_t boot_gdt[4] = {
     GDT_ENTRY(0x808b, 0, 0xfffff),  /* TSS, busy */
 };
 
-static int fail(char *err, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 int e820_build(const struct guest_mem *gm, struct boot_e820_entry *out, int max)
 {
@@ -73,10 +66,10 @@ static int load_elf(struct guest_mem *gm, const struct boot_image *k, struct boo
     memcpy(&eh, k->data, sizeof(eh));
     if (eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_ident[EI_DATA] != ELFDATA2LSB ||
         eh.e_machine != EM_X86_64)
-        return fail(err, errlen, "kernel: not a little-endian x86-64 ELF");
+        return vmm_errf(err, errlen, "kernel: not a little-endian x86-64 ELF");
     if (eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 || eh.e_phnum > 64 ||
         eh.e_phoff > k->size || (uint64_t)eh.e_phnum * sizeof(Elf64_Phdr) > k->size - eh.e_phoff)
-        return fail(err, errlen, "kernel: bad ELF program header table");
+        return vmm_errf(err, errlen, "kernel: bad ELF program header table");
     uint64_t lo = UINT64_MAX, hi = 0;
     for (unsigned i = 0; i < eh.e_phnum; i++) {
         Elf64_Phdr ph;
@@ -84,13 +77,13 @@ static int load_elf(struct guest_mem *gm, const struct boot_image *k, struct boo
         if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
             continue;
         if (ph.p_filesz > ph.p_memsz || ph.p_offset > k->size || ph.p_filesz > k->size - ph.p_offset)
-            return fail(err, errlen, "kernel: ELF segment %u outside the file", i);
+            return vmm_errf(err, errlen, "kernel: ELF segment %u outside the file", i);
         if (ph.p_paddr < LAYOUT_HIMEM)
-            return fail(err, errlen, "kernel: ELF segment %u at 0x%llx is below 1 MiB", i,
+            return vmm_errf(err, errlen, "kernel: ELF segment %u at 0x%llx is below 1 MiB", i,
                         (unsigned long long)ph.p_paddr);
         uint8_t *dst = gm_ptr(gm, ph.p_paddr, ph.p_memsz);
         if (!dst)
-            return fail(err, errlen, "kernel: ELF segment %u [0x%llx, +0x%llx) is outside guest RAM",
+            return vmm_errf(err, errlen, "kernel: ELF segment %u [0x%llx, +0x%llx) is outside guest RAM",
                         i, (unsigned long long)ph.p_paddr, (unsigned long long)ph.p_memsz);
         memcpy(dst, k->data + ph.p_offset, ph.p_filesz);
         memset(dst + ph.p_filesz, 0, ph.p_memsz - ph.p_filesz);
@@ -100,9 +93,9 @@ static int load_elf(struct guest_mem *gm, const struct boot_image *k, struct boo
             hi = ph.p_paddr + ph.p_memsz;
     }
     if (hi == 0)
-        return fail(err, errlen, "kernel: ELF has no loadable segment");
+        return vmm_errf(err, errlen, "kernel: ELF has no loadable segment");
     if (eh.e_entry < lo || eh.e_entry >= hi)
-        return fail(err, errlen, "kernel: ELF entry 0x%llx outside its segments",
+        return vmm_errf(err, errlen, "kernel: ELF entry 0x%llx outside its segments",
                     (unsigned long long)eh.e_entry);
     be->format = KERNEL_ELF;
     be->entry = eh.e_entry;   /* vmlinux: physical address of startup_64 */
@@ -123,19 +116,19 @@ static int load_bzimage(struct guest_mem *gm, const struct boot_image *k, struct
     struct setup_header h;
     bz_header(k, &h);
     if (h.version < 0x020c || !(h.xloadflags & XLF_KERNEL_64))
-        return fail(err, errlen, "kernel: bzImage protocol %x.%02x has no 64-bit entry (need >= 2.12)",
+        return vmm_errf(err, errlen, "kernel: bzImage protocol %x.%02x has no 64-bit entry (need >= 2.12)",
                     h.version >> 8, h.version & 0xff);
     uint64_t setup_sects = h.setup_sects ? h.setup_sects : 4;
     uint64_t off = (setup_sects + 1) * 512;
     if (off >= k->size)
-        return fail(err, errlen, "kernel: bzImage setup_sects points past the file");
+        return vmm_errf(err, errlen, "kernel: bzImage setup_sects points past the file");
     uint64_t len = k->size - off;
     /* The decompressor runs in place and needs init_size bytes from its load
      * address (it may move itself to pref_address / LOAD_PHYSICAL_ADDR). */
     uint64_t need = len > h.init_size ? len : h.init_size;
     uint8_t *dst = gm_ptr(gm, LAYOUT_HIMEM, need);
     if (!dst)
-        return fail(err, errlen, "kernel: bzImage needs %llu KiB above 1 MiB; give the VM more memory",
+        return vmm_errf(err, errlen, "kernel: bzImage needs %llu KiB above 1 MiB; give the VM more memory",
                     (unsigned long long)(need >> 10));
     memcpy(dst, k->data + off, len);
     be->format = KERNEL_BZIMAGE;
@@ -155,7 +148,7 @@ int boot_load_kernel(struct guest_mem *gm, const struct boot_image *k, struct bo
         return load_elf(gm, k, be, err, errlen);
     if (is_bzimage(k))
         return load_bzimage(gm, k, be, err, errlen);
-    return fail(err, errlen, "kernel: neither an ELF nor a bzImage");
+    return vmm_errf(err, errlen, "kernel: neither an ELF nor a bzImage");
 }
 
 int boot_load_initrd(struct guest_mem *gm, const struct boot_image *kernel,
@@ -170,13 +163,13 @@ int boot_load_initrd(struct guest_mem *gm, const struct boot_image *kernel,
             top = (uint64_t)h.initrd_addr_max + 1;
     }
     if (initrd->size == 0 || initrd->size > top)
-        return fail(err, errlen, "initrd: %zu bytes do not fit in guest RAM", initrd->size);
+        return vmm_errf(err, errlen, "initrd: %zu bytes do not fit in guest RAM", initrd->size);
     uint64_t addr = (top - initrd->size) & ~0xfffULL;
     if (addr < be->kernel_end)
-        return fail(err, errlen, "initrd: %zu bytes do not fit between the kernel and the top of RAM; "
+        return vmm_errf(err, errlen, "initrd: %zu bytes do not fit between the kernel and the top of RAM; "
                     "give the VM more memory", initrd->size);
     if (gm_write(gm, addr, initrd->data, initrd->size) < 0)
-        return fail(err, errlen, "initrd: outside guest RAM");
+        return vmm_errf(err, errlen, "initrd: outside guest RAM");
     be->initrd_addr = addr;
     be->initrd_size = initrd->size;
     return 0;
@@ -188,7 +181,7 @@ int boot_write_params(struct guest_mem *gm, const struct boot_image *kernel,
 {
     struct boot_params *bp = gm_ptr(gm, LAYOUT_ZERO_PAGE, sizeof(*bp));
     if (!bp)
-        return fail(err, errlen, "guest RAM too small for the zero page");
+        return vmm_errf(err, errlen, "guest RAM too small for the zero page");
     memset(bp, 0, sizeof(*bp));
     struct setup_header *h = &bp->hdr;
     size_t cmdline_max = LAYOUT_CMDLINE_MAX - 1;
@@ -209,9 +202,9 @@ int boot_write_params(struct guest_mem *gm, const struct boot_image *kernel,
     h->type_of_loader = 0xff;   /* "undefined" boot loader */
     size_t n = strlen(cmdline);
     if (n > cmdline_max)
-        return fail(err, errlen, "command line is %zu bytes; this kernel takes at most %zu", n, cmdline_max);
+        return vmm_errf(err, errlen, "command line is %zu bytes; this kernel takes at most %zu", n, cmdline_max);
     if (gm_write(gm, LAYOUT_CMDLINE, cmdline, n + 1) < 0)
-        return fail(err, errlen, "guest RAM too small for the command line");
+        return vmm_errf(err, errlen, "guest RAM too small for the command line");
     h->cmd_line_ptr = (uint32_t)LAYOUT_CMDLINE;
     if (be->initrd_size) {
         h->ramdisk_image = (uint32_t)be->initrd_addr;
@@ -221,7 +214,7 @@ int boot_write_params(struct guest_mem *gm, const struct boot_image *kernel,
     }
     int ne = e820_build(gm, bp->e820_table, E820_MAX_ENTRIES_ZEROPAGE);
     if (ne < 0)
-        return fail(err, errlen, "e820 table overflow");
+        return vmm_errf(err, errlen, "e820 table overflow");
     bp->e820_entries = (uint8_t)ne;
     return 0;
 }

@@ -1,5 +1,6 @@
 /* Flags and JSON config for nexus-vmm. */
 #include "config.h"
+#include "errmsg.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -8,14 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *err, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 static void set_str(char **dst, const char *s)
 {
@@ -87,7 +80,7 @@ static int parse_u64(const char *s, uint64_t *out)
 static int add_disk(struct vmm_config *c, const char *spec, bool ro, char *err, size_t n)
 {
     if (c->nr_disks >= VMM_MAX_DISKS)
-        return fail(err, n, "at most %d disks", VMM_MAX_DISKS);
+        return vmm_errf(err, n, "at most %d disks", VMM_MAX_DISKS);
     char *path = strdup(spec);
     char *comma = strchr(path, ',');
     if (comma) {
@@ -99,7 +92,7 @@ static int add_disk(struct vmm_config *c, const char *spec, bool ro, char *err, 
             else if (strcmp(opt, "rw") == 0)
                 ro = false;
             else {
-                fail(err, n, "--disk: unknown option '%s' (ro or rw)", opt);   /* opt points into path */
+                vmm_errf(err, n, "--disk: unknown option '%s' (ro or rw)", opt);   /* opt points into path */
                 free(path);
                 return -1;
             }
@@ -107,7 +100,7 @@ static int add_disk(struct vmm_config *c, const char *spec, bool ro, char *err, 
     }
     if (!*path) {
         free(path);
-        return fail(err, n, "--disk: empty path");
+        return vmm_errf(err, n, "--disk: empty path");
     }
     c->disks[c->nr_disks].path = path;
     c->disks[c->nr_disks].ro = ro;
@@ -137,12 +130,12 @@ static int set_net(struct vmm_config *c, const char *spec, char *err, size_t n)
         *comma = 0;
         if (strncmp(comma + 1, "mac=", 4) != 0 || parse_mac(comma + 5, c->net_mac) < 0) {
             free(s);
-            return fail(err, n, "--net: expected TAPNAME[,mac=XX:XX:XX:XX:XX:XX]");
+            return vmm_errf(err, n, "--net: expected TAPNAME[,mac=XX:XX:XX:XX:XX:XX]");
         }
     }
     if (!*s || strlen(s) >= 16) {
         free(s);
-        return fail(err, n, "--net: tap name must be 1..15 characters");
+        return vmm_errf(err, n, "--net: tap name must be 1..15 characters");
     }
     free(c->net_tap);
     c->net_tap = s;
@@ -159,7 +152,7 @@ static int set_serial(struct vmm_config *c, const char *s, char *err, size_t n)
         c->serial = SERIAL_FILE;
         set_str(&c->serial_path, s + 5);
     } else
-        return fail(err, n, "--serial: expected stdout, none or file:PATH");
+        return vmm_errf(err, n, "--serial: expected stdout, none or file:PATH");
     return 0;
 }
 
@@ -172,14 +165,14 @@ static int set_seccomp(struct vmm_config *c, const char *s, char *err, size_t n)
     else if (strcmp(s, "off") == 0)
         c->seccomp = SECCOMP_OFF;
     else
-        return fail(err, n, "--seccomp: expected kill, log or off");
+        return vmm_errf(err, n, "--seccomp: expected kill, log or off");
     return 0;
 }
 
 static int set_mem(struct vmm_config *c, uint64_t mb, char *err, size_t n)
 {
     if (mb < 8 || mb > (1ULL << 20))
-        return fail(err, n, "memory must be 8..1048576 MiB");
+        return vmm_errf(err, n, "memory must be 8..1048576 MiB");
     c->mem_mb = mb;
     return 0;
 }
@@ -187,7 +180,7 @@ static int set_mem(struct vmm_config *c, uint64_t mb, char *err, size_t n)
 static int set_vcpus(struct vmm_config *c, uint64_t v, char *err, size_t n)
 {
     if (v < 1 || v > VMM_MAX_VCPUS)
-        return fail(err, n, "vcpus must be 1..%d", VMM_MAX_VCPUS);
+        return vmm_errf(err, n, "vcpus must be 1..%d", VMM_MAX_VCPUS);
     c->vcpus = (unsigned)v;
     return 0;
 }
@@ -195,14 +188,14 @@ static int set_vcpus(struct vmm_config *c, uint64_t v, char *err, size_t n)
 static int load_json(struct vmm_config *c, json_t *root, char *err, size_t n)
 {
     if (!json_is_object(root))
-        return fail(err, n, "config: top level must be a JSON object");
+        return vmm_errf(err, n, "config: top level must be a JSON object");
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
         if (!strcmp(key, "kernel") || !strcmp(key, "initrd") || !strcmp(key, "cmdline") ||
             !strcmp(key, "control") || !strcmp(key, "serial") || !strcmp(key, "seccomp")) {
             if (!json_is_string(v))
-                return fail(err, n, "config: '%s' must be a string", key);
+                return vmm_errf(err, n, "config: '%s' must be a string", key);
             const char *s = json_string_value(v);
             if (!strcmp(key, "kernel"))
                 set_str(&c->kernel, s);
@@ -219,37 +212,37 @@ static int load_json(struct vmm_config *c, json_t *root, char *err, size_t n)
                 return -1;
         } else if (!strcmp(key, "mem_mb") || !strcmp(key, "vcpus")) {
             if (!json_is_integer(v) || json_integer_value(v) < 0)
-                return fail(err, n, "config: '%s' must be a non-negative integer", key);
+                return vmm_errf(err, n, "config: '%s' must be a non-negative integer", key);
             uint64_t x = (uint64_t)json_integer_value(v);
             if ((!strcmp(key, "mem_mb") ? set_mem(c, x, err, n) : set_vcpus(c, x, err, n)) < 0)
                 return -1;
         } else if (!strcmp(key, "disks")) {
             if (!json_is_array(v))
-                return fail(err, n, "config: 'disks' must be an array");
+                return vmm_errf(err, n, "config: 'disks' must be an array");
             size_t i;
             json_t *d;
             json_array_foreach(v, i, d) {
                 json_t *p = json_object_get(d, "path"), *ro = json_object_get(d, "ro");
                 if (!json_is_string(p) || (ro && !json_is_boolean(ro)))
-                    return fail(err, n, "config: disks[%zu] needs \"path\" (string), optional \"ro\" (bool)", i);
+                    return vmm_errf(err, n, "config: disks[%zu] needs \"path\" (string), optional \"ro\" (bool)", i);
                 if (strchr(json_string_value(p), ','))
-                    return fail(err, n, "config: disks[%zu].path must not contain ','", i);
+                    return vmm_errf(err, n, "config: disks[%zu].path must not contain ','", i);
                 if (add_disk(c, json_string_value(p), ro && json_is_true(ro), err, n) < 0)
                     return -1;
             }
         } else if (!strcmp(key, "net")) {
             json_t *tap = json_is_object(v) ? json_object_get(v, "tap") : v;
             if (!json_is_string(tap))
-                return fail(err, n, "config: 'net' must be a tap name or {\"tap\":..., \"mac\":...}");
+                return vmm_errf(err, n, "config: 'net' must be a tap name or {\"tap\":..., \"mac\":...}");
             if (set_net(c, json_string_value(tap), err, n) < 0)
                 return -1;
             json_t *mac = json_is_object(v) ? json_object_get(v, "mac") : NULL;
             if (mac && (!json_is_string(mac) || parse_mac(json_string_value(mac), c->net_mac) < 0))
-                return fail(err, n, "config: net.mac must be XX:XX:XX:XX:XX:XX (unicast)");
+                return vmm_errf(err, n, "config: net.mac must be XX:XX:XX:XX:XX:XX (unicast)");
         } else if (!strcmp(key, "verbose")) {
             c->verbose = json_is_true(v);
         } else {
-            return fail(err, n, "config: unknown key '%s'", key);
+            return vmm_errf(err, n, "config: unknown key '%s'", key);
         }
     }
     return 0;
@@ -260,7 +253,7 @@ int config_load_json_string(struct vmm_config *c, const char *text, char *err, s
     json_error_t je;
     json_t *root = json_loads(text, 0, &je);
     if (!root)
-        return fail(err, n, "config: line %d: %s", je.line, je.text);
+        return vmm_errf(err, n, "config: line %d: %s", je.line, je.text);
     int r = load_json(c, root, err, n);
     json_decref(root);
     return r;
@@ -271,7 +264,7 @@ int config_load_json(struct vmm_config *c, const char *path, char *err, size_t n
     json_error_t je;
     json_t *root = json_load_file(path, 0, &je);
     if (!root)
-        return fail(err, n, "config %s: line %d: %s", path, je.line, je.text);
+        return vmm_errf(err, n, "config %s: line %d: %s", path, je.line, je.text);
     int r = load_json(c, root, err, n);
     json_decref(root);
     return r;
@@ -292,7 +285,7 @@ static int set_nexus(struct vmm_config *c, const char *spec, char *err, size_t n
     }
     if (sscanf(spec, "%d,%d,%d%c", &f[0], &f[1], &f[2], &tail) != 3 || f[0] < 3 || f[1] < 3 || f[2] < 3 ||
         f[0] == f[1] || f[0] == f[2] || f[1] == f[2])
-        return fail(err, n, "--nexus: expected REGION_FD,KICK_HOST_FD,KICK_GUEST_FD (three distinct fds >= 3)");
+        return vmm_errf(err, n, "--nexus: expected REGION_FD,KICK_HOST_FD,KICK_GUEST_FD (three distinct fds >= 3)");
     memcpy(c->nexus_fds, f, sizeof(f));
     return 0;
 }
@@ -340,13 +333,13 @@ int config_parse_args(struct vmm_config *c, int argc, char **argv, char *err, si
         case OPT_CMDLINE: set_str(&c->cmdline, optarg); break;
         case OPT_MEM:
             if (parse_u64(optarg, &x) < 0)
-                return fail(err, n, "--mem: not a number: %s", optarg);
+                return vmm_errf(err, n, "--mem: not a number: %s", optarg);
             if (set_mem(c, x, err, n) < 0)
                 return -1;
             break;
         case OPT_VCPUS:
             if (parse_u64(optarg, &x) < 0)
-                return fail(err, n, "--vcpus: not a number: %s", optarg);
+                return vmm_errf(err, n, "--vcpus: not a number: %s", optarg);
             if (set_vcpus(c, x, err, n) < 0)
                 return -1;
             break;
@@ -376,24 +369,24 @@ int config_parse_args(struct vmm_config *c, int argc, char **argv, char *err, si
             break;
         case OPT_CONTROL_FD:
             if (parse_u64(optarg, &x) < 0 || x < 3 || x > 1000000)
-                return fail(err, n, "--control-fd: expected an fd number >= 3: %s", optarg);
+                return vmm_errf(err, n, "--control-fd: expected an fd number >= 3: %s", optarg);
             c->control_fd = (int)x;
             break;
         case OPT_RESTORE: set_str(&c->restore_dir, optarg); break;
         case OPT_WS: set_str(&c->ws_file, optarg); break;
         default:
-            return fail(err, n, "unknown or incomplete option: %s", argv[optind - 1]);
+            return vmm_errf(err, n, "unknown or incomplete option: %s", argv[optind - 1]);
         }
     }
     if (optind < argc)
-        return fail(err, n, "unexpected argument: %s", argv[optind]);
+        return vmm_errf(err, n, "unexpected argument: %s", argv[optind]);
     if (c->restore_dir && (c->kernel || c->initrd || c->cmdline))
-        return fail(err, n, "--restore: the kernel, initrd and command line come from the snapshot");
+        return vmm_errf(err, n, "--restore: the kernel, initrd and command line come from the snapshot");
     if (c->ws_file && !c->restore_dir)
-        return fail(err, n, "--ws needs --restore");
+        return vmm_errf(err, n, "--ws needs --restore");
     if (!c->kernel && !c->restore_dir)
-        return fail(err, n, "--kernel (or --restore DIR) is required");
+        return vmm_errf(err, n, "--kernel (or --restore DIR) is required");
     if (c->nexus_control && c->control_fd < 0 && !c->control_path)
-        return fail(err, n, "--nexus control needs --control or --control-fd");
+        return vmm_errf(err, n, "--nexus control needs --control or --control-fd");
     return 0;
 }

@@ -2,6 +2,7 @@
  * DIR/memory, loading and verifying them, the VM-wide KVM state (irqchip, PIT,
  * clock), and the working-set file. */
 #include "snapshot.h"
+#include "errmsg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,15 +34,6 @@ static uint64_t cpuid_hash;
 void snapshot_set_cpuid_hash(uint64_t h) { cpuid_hash = h; }
 uint64_t snapshot_cpuid_hash(void) { return cpuid_hash; }
 
-static int fail(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t n, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-    return -1;
-}
 
 /* FNV-1a, 64-bit: catches flipped and shifted bytes; not a defence against a
  * forger (the snapshot directory is the host's own, like the kernel image). */
@@ -191,22 +183,22 @@ static int save_vm_state(struct vmm *vm, struct snap_out *o, char *err, size_t n
 {
     struct kvm_clock_data clock = { 0 };
     if (ioctl(vm->vm_fd, KVM_GET_CLOCK, &clock) < 0)
-        return fail(err, n, "KVM_GET_CLOCK: %s", strerror(errno));
+        return vmm_errf(err, n, "KVM_GET_CLOCK: %s", strerror(errno));
     snap_put(o, "clock", 0, &clock, sizeof(clock));
     struct kvm_pit_state2 pit;
     if (ioctl(vm->vm_fd, KVM_GET_PIT2, &pit) < 0)
-        return fail(err, n, "KVM_GET_PIT2: %s", strerror(errno));
+        return vmm_errf(err, n, "KVM_GET_PIT2: %s", strerror(errno));
     snap_put(o, "pit2", 0, &pit, sizeof(pit));
     for (uint32_t c = 0; c < 3; c++) {   /* PIC master, PIC slave, IOAPIC */
         struct kvm_irqchip chip = { .chip_id = c };
         if (ioctl(vm->vm_fd, KVM_GET_IRQCHIP, &chip) < 0)
-            return fail(err, n, "KVM_GET_IRQCHIP %u: %s", c, strerror(errno));
+            return vmm_errf(err, n, "KVM_GET_IRQCHIP %u: %s", c, strerror(errno));
         snap_put(o, "irqchip", c, &chip, sizeof(chip));
     }
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         int r = vcpu_save_state(&vm->vcpus[i], o);
         if (r < 0)
-            return fail(err, n, "vcpu%u state: %s", i, strerror(-r));
+            return vmm_errf(err, n, "vcpu%u state: %s", i, strerror(-r));
     }
     for (unsigned i = 0; i < vm->nr_snap_devs; i++)
         vm->snap_devs[i].save(vm->snap_devs[i].dev, o, i);
@@ -217,11 +209,11 @@ static int create_in(const char *dir, const char *name, char *err, size_t n)
 {
     char path[4096];
     if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
-        return fail(err, n, "snapshot directory path too long");
+        return vmm_errf(err, n, "snapshot directory path too long");
     /* O_CREAT|O_EXCL|O_WRONLY is the only open the seccomp filter allows after setup. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return fail(err, n, "%s: %s%s", path, strerror(errno),
+        return vmm_errf(err, n, "%s: %s%s", path, strerror(errno),
                     errno == EEXIST ? " (snapshots go into a new, empty directory)" : "");
     return fd;
 }
@@ -230,11 +222,11 @@ int snapshot_write(struct vmm *vm, const char *dir, double *ms, uint64_t *mem_by
 {
     double t0 = vmm_now_ms();
     if (!vmm_paused(vm))
-        return fail(err, n, "the VM is not paused (send pause first)");
+        return vmm_errf(err, n, "the VM is not paused (send pause first)");
     if (vm->cfg.net_tap)
-        return fail(err, n, "snapshots of a VM with --net are not supported");
+        return vmm_errf(err, n, "snapshots of a VM with --net are not supported");
     if (dir[0] != '/')
-        return fail(err, n, "dir must be an absolute path");
+        return vmm_errf(err, n, "dir must be an absolute path");
 
     struct snap_out o = { 0 };
     struct snap_header h;
@@ -249,11 +241,11 @@ int snapshot_write(struct vmm *vm, const char *dir, double *ms, uint64_t *mem_by
     o.cap = 65536;
     o.data = malloc(o.cap);   /* the header goes first, written last */
     if (!o.data)
-        return fail(err, n, "out of memory");
+        return vmm_errf(err, n, "out of memory");
     o.len = sizeof(h);
     int r = save_vm_state(vm, &o, err, n);
     if (r == 0 && o.oom)
-        r = fail(err, n, "out of memory");
+        r = vmm_errf(err, n, "out of memory");
     if (r < 0) {
         free(o.data);
         return -1;
@@ -273,7 +265,7 @@ int snapshot_write(struct vmm *vm, const char *dir, double *ms, uint64_t *mem_by
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            r = fail(err, n, "writing vmstate: %s", strerror(errno));
+            r = vmm_errf(err, n, "writing vmstate: %s", strerror(errno));
         else
             off += (size_t)w;
     }
@@ -288,7 +280,7 @@ int snapshot_write(struct vmm *vm, const char *dir, double *ms, uint64_t *mem_by
     r = write_memory(vm, fd, mem_bytes);
     close(fd);
     if (r < 0)
-        return fail(err, n, "writing memory: %s", strerror(-r));
+        return vmm_errf(err, n, "writing memory: %s", strerror(-r));
     *ms = vmm_now_ms() - t0;
     return 0;
 }
@@ -322,12 +314,12 @@ int snapshot_load(const char *dir, struct snap_in *in, int *mem_fd, char *err, s
     snprintf(path, sizeof(path), "%s/vmstate", dir);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(err, n, "%s: %s", path, strerror(errno));
+        return vmm_errf(err, n, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < (off_t)sizeof(struct snap_header) ||
         st.st_size > VMSTATE_MAX) {
         close(fd);
-        return fail(err, n, "%s: not a regular file of a plausible size (truncated?)", path);
+        return vmm_errf(err, n, "%s: not a regular file of a plausible size (truncated?)", path);
     }
     size_t len = (size_t)st.st_size;
     in->file = malloc(len);
@@ -335,7 +327,7 @@ int snapshot_load(const char *dir, struct snap_in *in, int *mem_fd, char *err, s
     close(fd);
     if (got != (ssize_t)len) {
         snapshot_free(in);
-        return fail(err, n, "%s: cannot read it", path);
+        return vmm_errf(err, n, "%s: cannot read it", path);
     }
     struct snap_header *h = &in->hdr;
     memcpy(h, in->file, sizeof(*h));
@@ -388,11 +380,11 @@ int snapshot_check_identity(const struct vmm *vm, const struct snap_in *in, char
 {
     const struct snap_header *h = &in->hdr;
     if (h->cpuid_hash != cpuid_hash)
-        return fail(err, n, "snapshot was taken on a host with other CPU features (CPUID differs)");
+        return vmm_errf(err, n, "snapshot was taken on a host with other CPU features (CPUID differs)");
     char devs[SNAP_DEVLIST_MAX];
     vmm_devlist(vm, devs, sizeof(devs));
     if (strcmp(devs, h->devices))
-        return fail(err, n, "devices differ: snapshot has [%s], this VM has [%s] (give the same --disk/--nexus)",
+        return vmm_errf(err, n, "devices differ: snapshot has [%s], this VM has [%s] (give the same --disk/--nexus)",
                     h->devices, devs);
     return 0;
 }
@@ -407,18 +399,18 @@ int snapshot_restore_state(struct vmm *vm, const struct snap_in *in, char *err, 
     const struct kvm_clock_data *clock = snap_get(in, "clock", 0, sizeof(*clock));
     const struct kvm_pit_state2 *pit = snap_get(in, "pit2", 0, sizeof(*pit));
     if (!clock || !pit)
-        return fail(err, n, "clock or PIT record missing");
+        return vmm_errf(err, n, "clock or PIT record missing");
     struct kvm_clock_data c = { .clock = clock->clock, .flags = 0 };
     if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
-        return fail(err, n, "KVM_SET_CLOCK: %s", strerror(errno));
+        return vmm_errf(err, n, "KVM_SET_CLOCK: %s", strerror(errno));
     if (ioctl(vm->vm_fd, KVM_SET_PIT2, pit) < 0)
-        return fail(err, n, "KVM_SET_PIT2: %s", strerror(errno));
+        return vmm_errf(err, n, "KVM_SET_PIT2: %s", strerror(errno));
     for (uint32_t i = 0; i < 3; i++) {
         const struct kvm_irqchip *chip = snap_get(in, "irqchip", i, sizeof(*chip));
         if (!chip || chip->chip_id != i)
-            return fail(err, n, "irqchip %u record missing", i);
+            return vmm_errf(err, n, "irqchip %u record missing", i);
         if (ioctl(vm->vm_fd, KVM_SET_IRQCHIP, chip) < 0)
-            return fail(err, n, "KVM_SET_IRQCHIP %u: %s", i, strerror(errno));
+            return vmm_errf(err, n, "KVM_SET_IRQCHIP %u: %s", i, strerror(errno));
     }
     for (unsigned i = 0; i < vm->nr_vcpus; i++)
         if (vcpu_restore_state(&vm->vcpus[i], in, err, n) < 0)
@@ -427,7 +419,7 @@ int snapshot_restore_state(struct vmm *vm, const struct snap_in *in, char *err, 
         struct snap_dev *d = &vm->snap_devs[i];
         char e[200];
         if (d->restore(d->dev, in, i, e, sizeof(e)) < 0)
-            return fail(err, n, "device %s: %s", d->ident, e);
+            return vmm_errf(err, n, "device %s: %s", d->ident, e);
     }
     return 0;
 }
@@ -437,12 +429,12 @@ int snapshot_restore_state(struct vmm *vm, const struct snap_in *in, char *err, 
 int ws_save(struct vmm *vm, const char *path, uint64_t *pages, char *err, size_t n)
 {
     if (!vm->restored || vm->pagemap_fd < 0)
-        return fail(err, n, "ws-save works on a restored VM only");
+        return vmm_errf(err, n, "ws-save works on a restored VM only");
     if (path[0] != '/')
-        return fail(err, n, "file must be an absolute path");
+        return vmm_errf(err, n, "file must be an absolute path");
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
-        return fail(err, n, "%s: %s", path, strerror(errno));
+        return vmm_errf(err, n, "%s: %s", path, strerror(errno));
     /* pagemap: one 64-bit entry per virtual page; bit 63 present, bit 62 swapped. */
     uint64_t npages = vm->mem.size / PAGE, base = (uint64_t)(uintptr_t)vm->mem.host / PAGE;
     uint64_t ent[512], run_start = 0, run_len = 0;
@@ -452,7 +444,7 @@ int ws_save(struct vmm *vm, const char *path, uint64_t *pages, char *err, size_t
         if (p < npages && p % 512 == 0) {
             uint64_t cnt = npages - p < 512 ? npages - p : 512;
             if (pread(vm->pagemap_fd, ent, cnt * 8, (off_t)((base + p) * 8)) != (ssize_t)(cnt * 8)) {
-                r = fail(err, n, "reading pagemap: %s", strerror(errno));
+                r = vmm_errf(err, n, "reading pagemap: %s", strerror(errno));
                 break;
             }
         }
@@ -465,7 +457,7 @@ int ws_save(struct vmm *vm, const char *path, uint64_t *pages, char *err, size_t
             int l = snprintf(line, sizeof(line), "%llu %llu\n", (unsigned long long)run_start,
                              (unsigned long long)run_len);
             if (write(fd, line, (size_t)l) != l)
-                r = fail(err, n, "writing %s: %s", path, strerror(errno));
+                r = vmm_errf(err, n, "writing %s: %s", path, strerror(errno));
             run_len = 0;
         }
     }
@@ -477,7 +469,7 @@ int ws_load(struct vmm *vm, const char *path, uint64_t *pages, char *err, size_t
 {
     FILE *f = fopen(path, "re");
     if (!f)
-        return fail(err, n, "--ws %s: %s", path, strerror(errno));
+        return vmm_errf(err, n, "--ws %s: %s", path, strerror(errno));
     unsigned long long start, cnt;
     uint64_t npages = vm->mem.size / PAGE;
     int r = 0;
@@ -485,7 +477,7 @@ int ws_load(struct vmm *vm, const char *path, uint64_t *pages, char *err, size_t
     *pages = 0;
     while (r == 0 && fscanf(f, "%llu %llu", &start, &cnt) == 2) {
         if (start >= npages || cnt == 0 || cnt > npages - start) {
-            r = fail(err, n, "--ws %s: range %llu+%llu outside guest RAM", path, start, cnt);
+            r = vmm_errf(err, n, "--ws %s: range %llu+%llu outside guest RAM", path, start, cnt);
             break;
         }
         uint8_t *p = vm->mem.host + start * PAGE;
@@ -502,7 +494,7 @@ int ws_load(struct vmm *vm, const char *path, uint64_t *pages, char *err, size_t
         *pages += cnt;
     }
     if (r == 0 && !feof(f))
-        r = fail(err, n, "--ws %s: not a list of 'start_page count' lines", path);
+        r = vmm_errf(err, n, "--ws %s: not a list of 'start_page count' lines", path);
     fclose(f);
     return r;
 }
