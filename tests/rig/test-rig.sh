@@ -124,6 +124,7 @@ else
   case $rc in
     124) fail "rig" "rig/run-l1 timed out" ;;
     125) fail "rig" "rig/run-l1 failed (see its message above)" ;;
+    126) fail "rig" "L1 stalled (its kernel reported a soft lockup; rig/run-l1 stopped it)" ;;
   esac
 fi
 echo "test-rig: guest checks took $(( $(date +%s) - start ))s (exit $rc)"
