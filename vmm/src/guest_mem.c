@@ -6,6 +6,17 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+/* Records a mapping of SIZE bytes of FD at P: RAM below the 32-bit MMIO hole,
+ * the rest above 4 GiB (the same split for a fresh boot and a restore). */
+static void guest_mem_adopt(struct guest_mem *gm, int fd, void *p, uint64_t size)
+{
+    gm->fd = fd;
+    gm->host = p;
+    gm->size = size;
+    gm->low_size = size < GM_MMIO_HOLE_START ? size : GM_MMIO_HOLE_START;
+    gm->high_size = size - gm->low_size;
+}
+
 int guest_mem_init(struct guest_mem *gm, uint64_t size)
 {
     memset(gm, 0, sizeof(*gm));
@@ -28,11 +39,7 @@ int guest_mem_init(struct guest_mem *gm, uint64_t size)
         close(fd);
         return -e;
     }
-    gm->fd = fd;
-    gm->host = p;
-    gm->size = size;
-    gm->low_size = size < GM_MMIO_HOLE_START ? size : GM_MMIO_HOLE_START;
-    gm->high_size = size - gm->low_size;
+    guest_mem_adopt(gm, fd, p, size);
     return 0;
 }
 
@@ -47,11 +54,7 @@ int guest_mem_map_snapshot(struct guest_mem *gm, int fd, uint64_t size)
     void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, 0);
     if (p == MAP_FAILED)
         return -errno;
-    gm->fd = fd;
-    gm->host = p;
-    gm->size = size;
-    gm->low_size = size < GM_MMIO_HOLE_START ? size : GM_MMIO_HOLE_START;
-    gm->high_size = size - gm->low_size;
+    guest_mem_adopt(gm, fd, p, size);
     return 0;
 }
 
