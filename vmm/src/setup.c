@@ -160,6 +160,16 @@ static int kvm_setup(struct vmm *vm, int snap_mem_fd)
     struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
     if (ioctl(vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
         return setup_fail("KVM_CREATE_PIT2: %s", strerror(errno));
+    /* No PIT tick catch-up: with reinjection on, KVM's kvm-pit worker replays every
+     * tick the guest missed, each through the IOAPIC lock that KVM_IRQ_LINE (serial,
+     * virtio) also takes. Under a slow or nested host (the rig's L1) that backlog was
+     * seen livelocking the two (docs/vmm.md).  Linux uses the PIT only to calibrate,
+     * so a dropped tick costs nothing; QEMU's lost_tick_policy=discard is the same. */
+    if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_REINJECT_CONTROL) > 0) {
+        struct kvm_reinject_control rc = { .pit_reinject = 0 };
+        if (ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &rc) < 0)
+            return setup_fail("KVM_REINJECT_CONTROL: %s", strerror(errno));
+    }
 
     int r = snap_mem_fd >= 0 ? guest_mem_map_snapshot(&vm->mem, snap_mem_fd, vm->cfg.mem_mb << 20)
                              : guest_mem_init(&vm->mem, vm->cfg.mem_mb << 20);
