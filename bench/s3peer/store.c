@@ -163,23 +163,34 @@ int store_bucket_exists(const char *name)
 	return r;
 }
 
+/* Find key's slot in bucket: ST_OK (found, *ip is its index), ST_NO_KEY (*ip is
+ * where it would go) or ST_NO_BUCKET.  Caller holds the lock. */
+static int store_locate_locked(const char *bucket, const char *key, struct s3bucket **bp, size_t *ip)
+{
+	struct s3bucket *b = store_find_bucket_locked(bucket);
+	if (!b)
+		return ST_NO_BUCKET;
+	int found;
+	*ip = lower_bound(b, key, &found);
+	*bp = b;
+	return found ? ST_OK : ST_NO_KEY;
+}
+
 int store_put(const char *bucket, struct s3obj *o)
 {
 	struct s3obj *old = NULL;
-	int r = ST_OK;
+	struct s3bucket *b;
+	size_t i;
 	pthread_rwlock_wrlock(&lock);
-	struct s3bucket *b = store_find_bucket_locked(bucket);
-	if (!b) {
-		r = ST_NO_BUCKET;
-		goto out;
-	}
-	int found;
-	size_t i = lower_bound(b, o->key, &found);
-	if (found) {
+	int r = store_locate_locked(bucket, o->key, &b, &i);
+	if (r == ST_OK) {
 		old = b->objs[i];
 		b->objs[i] = o;
 		goto out;
 	}
+	if (r != ST_NO_KEY)
+		goto out;
+	r = ST_OK;
 	if (b->n == b->cap) {
 		size_t nc = b->cap ? 2 * b->cap : 64;
 		struct s3obj **no = realloc(b->objs, nc * sizeof *no);
@@ -201,20 +212,13 @@ out:
 
 int store_get(const char *bucket, const char *key, struct s3obj **out)
 {
-	int r = ST_OK;
+	struct s3bucket *b;
+	size_t i;
 	store_rdlock();
-	struct s3bucket *b = store_find_bucket_locked(bucket);
-	if (!b) {
-		r = ST_NO_BUCKET;
-	} else {
-		int found;
-		size_t i = lower_bound(b, key, &found);
-		if (found) {
-			*out = b->objs[i];
-			obj_ref(*out);
-		} else {
-			r = ST_NO_KEY;
-		}
+	int r = store_locate_locked(bucket, key, &b, &i);
+	if (r == ST_OK) {
+		*out = b->objs[i];
+		obj_ref(*out);
 	}
 	store_unlock();
 	return r;
@@ -223,21 +227,14 @@ int store_get(const char *bucket, const char *key, struct s3obj **out)
 int store_delete(const char *bucket, const char *key)
 {
 	struct s3obj *old = NULL;
-	int r = ST_OK;
+	struct s3bucket *b;
+	size_t i;
 	pthread_rwlock_wrlock(&lock);
-	struct s3bucket *b = store_find_bucket_locked(bucket);
-	if (!b) {
-		r = ST_NO_BUCKET;
-	} else {
-		int found;
-		size_t i = lower_bound(b, key, &found);
-		if (found) {
-			old = b->objs[i];
-			memmove(b->objs + i, b->objs + i + 1, (b->n - i - 1) * sizeof *b->objs);
-			b->n--;
-		} else {
-			r = ST_NO_KEY;
-		}
+	int r = store_locate_locked(bucket, key, &b, &i);
+	if (r == ST_OK) {
+		old = b->objs[i];
+		memmove(b->objs + i, b->objs + i + 1, (b->n - i - 1) * sizeof *b->objs);
+		b->n--;
 	}
 	pthread_rwlock_unlock(&lock);
 	obj_unref(old);
