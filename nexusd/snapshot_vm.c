@@ -388,7 +388,20 @@ static bool wait_quiet(struct nx_sandbox *sb)
 	return ok;
 }
 
-static void write_meta(const char *dir, const struct nx_sandbox *sb, double ms, uint64_t mem_bytes)
+/* fsync a directory (its entries: the files created or renamed in it). */
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+/* nexus.json, written and fsynced: it is the last file of the snapshot
+ * (nexus-vmm fsyncs vmstate and memory before it answers). */
+static int write_meta(const char *dir, const struct nx_sandbox *sb, double ms, uint64_t mem_bytes)
 {
 	char p[PATH_MAX + 16], sig[256];
 	disks_sig(sb->key, sig, sizeof sig);
@@ -396,9 +409,34 @@ static void write_meta(const char *dir, const struct nx_sandbox *sb, double ms, 
 	json_t *j = json_pack("{s:s,s:I,s:s,s:f,s:I,s:I}", "key", sb->key, "generation", (json_int_t)sb->region_gen,
 	                      "disks", sig, "snapshot_ms", ms, "memory_bytes", (json_int_t)mem_bytes, "taken_at",
 	                      (json_int_t)time(NULL));
-	if (j)
-		json_dump_file(j, p, JSON_COMPACT);
+	int fd = j ? open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+	int r = fd >= 0 && json_dumpfd(j, fd, JSON_COMPACT) == 0 && fsync(fd) == 0 ? 0 : -EIO;
+	if (fd >= 0)
+		close(fd);
 	json_decref(j);
+	return r;
+}
+
+/* Publish the snapshot in tmp as dir, durably: its files and its own entries
+ * are on disk before the rename, and the rename is on disk before the
+ * snapshot is used, so a host crash leaves either no snapshot or a whole one
+ * (a crash before the rename leaves a .tmp- directory, removed at start). */
+static int publish(const char *tmp, const char *dir)
+{
+	int r = fsync_dir(tmp);
+	if (r < 0)
+		return r;
+	if (rename(tmp, dir) < 0)
+		return -errno;
+	char parent[PATH_MAX];
+	snprintf(parent, sizeof parent, "%s", dir);
+	char *slash = strrchr(parent, '/');
+	if (slash)
+		*slash = 0;
+	r = fsync_dir(parent);
+	if (r < 0)
+		rm_tree(dir);   /* published but maybe not durably: not ours to restore from */
+	return r;
 }
 
 static void *snap_main(void *arg)
@@ -431,9 +469,12 @@ static void *snap_main(void *arg)
 			json_t *j = json_loads(reply, 0, NULL);
 			uint64_t mem = j ? (uint64_t)json_integer_value(json_object_get(j, "memory_bytes")) : 0;
 			json_decref(j);
-			write_meta(tmp, sb, (double)(mono_ms() - t1), mem);
-			if (rename(tmp, dir) < 0) {   /* atomic: restores see all of it or nothing */
-				nxd_warn("vm snapshot %s: rename to %s: %s", sb->key, dir, strerror(errno));
+			int pr = write_meta(tmp, sb, (double)(mono_ms() - t1), mem);
+			if (pr == 0)
+				pr = publish(tmp, dir);   /* atomic and durable: restores see all of it or nothing */
+			if (pr < 0) {
+				nxd_warn("vm snapshot %s: writing nexus.json / publishing as %s: %s", sb->key, dir,
+				         strerror(-pr));
 				rm_tree(tmp);
 			} else {
 				taken = true;

@@ -269,6 +269,10 @@ int snapshot_write(struct vmm *vm, const char *dir, double *ms, uint64_t *mem_by
         else
             off += (size_t)w;
     }
+    /* Durable before nexusd renames the directory into place (it fsyncs the
+     * directories): a host crash never leaves a published, partial snapshot. */
+    if (r == 0 && fsync(fd) < 0)
+        r = vmm_errf(err, n, "fsync vmstate: %s", strerror(errno));
     close(fd);
     free(o.data);
     if (r < 0)
@@ -278,6 +282,8 @@ int snapshot_write(struct vmm *vm, const char *dir, double *ms, uint64_t *mem_by
         return -1;
     *mem_bytes = 0;
     r = write_memory(vm, fd, mem_bytes);
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
     close(fd);
     if (r < 0)
         return vmm_errf(err, n, "writing memory: %s", strerror(-r));
