@@ -17,18 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
+#include "../../common/bench_clock.h"
 
 static int xfer(int fd, char *buf, int rd)
 {
@@ -93,13 +82,13 @@ int main(int argc, char **argv)
 		if (xfer(s, buf, 0) || xfer(s, buf, 1))
 			return 1;
 	for (int k = 0; k < ROUNDS; k++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		for (int i = 0; i < n / ROUNDS; i++)
 			if (xfer(s, buf, 0) || xfer(s, buf, 1))
 				return 1;
-		per[k] = (now_ns() - t0) / (uint64_t)(n / ROUNDS);
+		per[k] = (bench_now_ns() - t0) / (uint64_t)(n / ROUNDS);
 	}
-	qsort(per, ROUNDS, sizeof per[0], cmp);
+	bench_sort_u64(per, ROUNDS);
 	printf("tcp-roundtrip: %d round trips over virtio-net+tap; per round trip median %.1f us, min %.1f, max %.1f\n",
 	       n, per[ROUNDS / 2] / 1e3, per[0] / 1e3, per[ROUNDS - 1] / 1e3);
 	return 0;

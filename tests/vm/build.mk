@@ -6,15 +6,15 @@ VMTEST_DIR  := $(BUILD)/vm-tests
 VMTEST_LIBNEXUS := $(filter-out %/tests/%,$(wildcard guest/libnexus/*.c)) common/ring.c common/arena.c common/tlv.c
 VMTEST_GUEST_CFLAGS := $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -pthread -static
 
-$(VMTEST_DIR)/disk/guest-chan: tests/vm/guest_chan.c $(VMTEST_LIBNEXUS) include/nexus/nexus_dev.h include/nexus/channel.h
+$(VMTEST_DIR)/disk/guest-chan: tests/vm/guest_chan.c common/bench_clock.h $(VMTEST_LIBNEXUS) include/nexus/nexus_dev.h include/nexus/channel.h
 	@mkdir -p $(dir $@)
 	$(CC) $(VMTEST_GUEST_CFLAGS) -o $@ tests/vm/guest_chan.c $(VMTEST_LIBNEXUS)
 
-$(VMTEST_DIR)/disk/guest-hostile: tests/vm/guest_hostile.c include/nexus/nexus_dev.h include/nexus/channel.h
+$(VMTEST_DIR)/disk/guest-hostile: tests/vm/guest_hostile.c tests/vm/devnexus_map.h include/nexus/nexus_dev.h include/nexus/channel.h
 	@mkdir -p $(dir $@)
 	$(CC) $(VMTEST_GUEST_CFLAGS) -o $@ $<
 
-$(VMTEST_DIR)/disk/guest-isolation: tests/vm/guest_isolation.c include/nexus/nexus_dev.h include/nexus/channel.h
+$(VMTEST_DIR)/disk/guest-isolation: tests/vm/guest_isolation.c tests/vm/devnexus_map.h include/nexus/nexus_dev.h include/nexus/channel.h
 	@mkdir -p $(dir $@)
 	$(CC) $(VMTEST_GUEST_CFLAGS) -o $@ $<
 

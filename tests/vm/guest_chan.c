@@ -24,6 +24,8 @@
 #include <nexus/nexus_dev.h>
 #include "../../guest/libnexus/libnexus.h"
 
+#include "../../common/bench_clock.h"
+
 static int failures;
 
 static void check(int ok, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -37,19 +39,6 @@ static void check(int ok, const char *name, const char *fmt, ...)
 	printf("vmtest: %s %s %s\n", ok ? "ok" : "FAIL", name, buf);
 	fflush(stdout);
 	failures += !ok;
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* Nexus mode: no network interface but lo. */
@@ -121,14 +110,14 @@ int main(int argc, char **argv)
 	uint64_t per[ROUNDS];
 	int bad = 0;
 	for (int k = 0; k < ROUNDS && n >= ROUNDS; k++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		for (int i = 0; i < n / ROUNDS; i++)
 			bad += nx_nop(g) < 0;
-		per[k] = (now_ns() - t0) / (uint64_t)(n / ROUNDS);
+		per[k] = (bench_now_ns() - t0) / (uint64_t)(n / ROUNDS);
 	}
 	if (n < ROUNDS)
 		memset(per, 0, sizeof per);
-	qsort(per, ROUNDS, sizeof per[0], cmp);
+	bench_sort_u64(per, ROUNDS);
 	check(bad == 0, "null-roundtrip", "%d round trips, %d failed; per round trip median %.1f us, min %.1f, max %.1f",
 	      n, bad, per[ROUNDS / 2] / 1e3, per[0] / 1e3, per[ROUNDS - 1] / 1e3);
 

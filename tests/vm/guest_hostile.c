@@ -19,6 +19,8 @@
 #include <nexus/channel.h>
 #include <nexus/nexus_dev.h>
 
+#include "devnexus_map.h"
+
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint64_t next_rand(void)
 {
@@ -28,17 +30,11 @@ static uint64_t next_rand(void)
 
 int main(void)
 {
-	int fd = open("/dev/nexus", O_RDWR);
 	struct nexus_dev_info info;
-	if (fd < 0 || ioctl(fd, NEXUS_IOC_INFO, &info) < 0) {
-		perror("hostile: /dev/nexus");
+	int fd;
+	uint8_t *r = devnexus_map("hostile", &info, &fd);
+	if (!r)
 		return 2;
-	}
-	uint8_t *r = mmap(NULL, info.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (r == MAP_FAILED) {
-		perror("hostile: mmap");
-		return 2;
-	}
 	printf("hostile: region %llu bytes mapped; attacking\n", (unsigned long long)info.region_size);
 	fflush(stdout);
 	struct nx_ring *th = (struct nx_ring *)(r + NX_TO_HOST_RING_OFF);

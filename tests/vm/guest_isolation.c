@@ -18,20 +18,16 @@
 #include <nexus/channel.h>
 #include <nexus/nexus_dev.h>
 
+#include "devnexus_map.h"
+
 int main(int argc, char **argv)
 {
 	const char *tok = argc > 1 ? argv[1] : "?";
-	int fd = open("/dev/nexus", O_RDWR);
 	struct nexus_dev_info info;
-	if (fd < 0 || ioctl(fd, NEXUS_IOC_INFO, &info) < 0) {
-		perror("isolation: /dev/nexus");
+	int fd;   /* kept open: the mapping lives as long as the process */
+	uint8_t *r = devnexus_map("isolation", &info, &fd);
+	if (!r)
 		return 2;
-	}
-	uint8_t *r = mmap(NULL, info.region_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (r == MAP_FAILED) {
-		perror("isolation: mmap");
-		return 2;
-	}
 	const struct nx_region_hdr *h = (const void *)r;
 	uint64_t off = h->guest_arena_off, len = h->guest_arena_size;
 	if (off < NX_ARENAS_OFF || off > info.region_size || len > info.region_size - off)
