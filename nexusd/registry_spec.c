@@ -353,7 +353,7 @@ static int derive_env(struct nxd_function *f, struct nxd_error *e)
 /* "nexus:snapshot": how cold starts are served.
  *   vm functions: "vm" (the default) restores a per-function microVM snapshot
  *     (README-vm.md, "Snapshots"); "off" (or "none") boots every instance.
- *   process functions: "zygote" forks Python functions in nexus mode from a
+ *   process functions: "zygote" forks Python functions (nexus or baseline mode) from a
  *     per-function zygote (README-sandbox.md, "Zygote cold starts"); "none"
  *     (or "off", the default) starts every instance fresh. */
 static int derive_snapshot(struct nxd_function *f, struct nxd_error *e)
@@ -373,8 +373,8 @@ static int derive_snapshot(struct nxd_function *f, struct nxd_error *e)
 		return 0;
 	if (!strcmp(snap, "vm"))
 		return BAD(e, "tag nexus:snapshot 'vm' needs the vm sandbox (nexus:sandbox=vm)");
-	if (f->driver != &nx_sandbox_process || f->mode != NX_MODE_NEXUS || strncmp(f->runtime, "python3", 7))
-		return BAD(e, "tag nexus:snapshot 'zygote' needs a python3 function in nexus mode on the process sandbox");
+	if (f->driver != &nx_sandbox_process || strncmp(f->runtime, "python3", 7))
+		return BAD(e, "tag nexus:snapshot 'zygote' needs a python3 function on the process sandbox");
 	f->driver = &nx_sandbox_zygote;
 	return 0;
 }

@@ -21,6 +21,7 @@
  * calling thread, which then returns to the root namespace at once.
  */
 #include "sandbox_process_priv.h"
+#include "sandbox_zygote.h"   /* sbp_net_listen_socket */
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -428,4 +429,29 @@ int sbp_net_guest_addr(uint64_t instance_id, uint32_t *addr_be)
 		}
 	pthread_mutex_unlock(&mu);
 	return rc;
+}
+
+/* A TCP socket listening on the sandbox's eth0 address:port, created inside
+ * its namespace.  The zygote driver (sandbox_zygote.c) hands it to a forked
+ * baseline instance, which lives in its zygote's namespace and so could not
+ * bind an address of its own namespace: a socket stays in the namespace it
+ * was created in, so the instance still answers on its own address. */
+int sbp_net_listen_socket(const struct sbp_net *net, int port, int *fd_out)
+{
+	if (net->netns_fd < 0 || net->slot < 0 || port <= 0 || port > 65535)
+		return -EINVAL;
+	int s = socket_in(net->netns_fd, AF_INET, SOCK_STREAM, 0);
+	if (s < 0)
+		return s;
+	int one = 1;
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	                           .sin_addr.s_addr = net->addr_be };
+	if (bind(s, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(s, 16) < 0) {
+		int e = -errno;
+		close(s);
+		return e;
+	}
+	*fd_out = s;
+	return 0;
 }

@@ -16,6 +16,18 @@
  * import failed or left threads behind) start() falls back to a fresh process
  * sandbox, so the function still runs; only the cold start is slower.
  *
+ * Baseline mode (docs/baseline.md) needs a network identity per instance: the
+ * forwarder finds an instance by its address slot.  A child cannot join a
+ * namespace of its own (no capabilities, seccomp refuses setns), so start()
+ * makes the instance's namespace + veth exactly as for a fresh baseline
+ * sandbox (sbp_net_create) and a socket listening on its eth0 address, made
+ * inside that namespace, and sends that socket along with the channel fds.
+ * The child serves invocations on it: its own address, its own veth.  Its
+ * outgoing connections (boto3 to the relay) leave through the zygote's
+ * namespace and veth, shared by the function's instances like the rest of the
+ * zygote's namespaces.  The zygote itself holds an address slot under a
+ * pseudo instance id (ZYGOTE_ID_OFFSET) so it is never taken for an instance.
+ *
  * Threads: start() runs on the launcher thread; the zygote table is guarded by
  * a mutex anyway.  exit_fd/kill/reap/usage/destroy run on the loop thread and
  * touch only the instance.
@@ -47,6 +59,10 @@
 
 #define ZYGOTE_INIT_MS  30000   /* zygote start to "R" (it imports the handler) */
 #define ZYGOTE_FORK_MS  5000    /* "F" to the child's "C" */
+/* Added to the first instance's id to name a baseline zygote's sandbox (its
+ * address slot, cgroup): never a real instance id, and the same id modulo 10^6,
+ * so the same host uid as a nexus-mode zygote would get. */
+#define ZYGOTE_ID_OFFSET (1000000ull << 40)
 
 struct zygote {
 	char function[80];
@@ -69,6 +85,8 @@ struct zy_inst {
 	bool killed, reaped;
 	int wstatus;
 	uint64_t start_ns;
+	uint64_t instance_id;
+	struct sbp_net net;         /* baseline: the instance's namespace + veth (slot -1 otherwise) */
 	struct sbp_cgroup cg;
 };
 
@@ -248,6 +266,8 @@ static struct zygote *zygote_spawn(const struct nx_sandbox_spec *spec, char *err
 	env[n] = "NEXUS_ZYGOTE_FD=3";
 	struct nx_sandbox_spec zs = *spec;
 	zs.envp = env;
+	if (spec->mode == NX_MODE_BASELINE)
+		zs.instance_id = spec->instance_id + ZYGOTE_ID_OFFSET;
 	zs.region_fd = zs.kick_host_fd = zs.kick_guest_fd = sv[1];
 	uint64_t t0 = now_ns();
 	int r = nx_sandbox_process.start(&zs, &z->psb, err, errlen);
@@ -301,19 +321,23 @@ static struct zygote *zygote_spawn(const struct nx_sandbox_spec *spec, char *err
 	return z;
 }
 
-/* Ask z for one instance on the given channel fds; 0 and *pid, or -errno. */
-static int zygote_fork(struct zygote *z, const struct nx_sandbox_spec *spec, pid_t *pid, char *err, size_t errlen)
+/* Ask z for one instance on the given channel fds (+ in baseline mode the
+ * listening socket, listen_fd >= 0); 0 and *pid, or -errno. */
+static int zygote_fork(struct zygote *z, const struct nx_sandbox_spec *spec, int listen_fd, pid_t *pid, char *err,
+                       size_t errlen)
 {
-	int fds[3] = { spec->region_fd, spec->kick_host_fd, spec->kick_guest_fd };
+	int fds[4] = { spec->region_fd, spec->kick_host_fd, spec->kick_guest_fd, listen_fd };
+	size_t nfd = listen_fd >= 0 ? 4 : 3;
 	union { char b[CMSG_SPACE(sizeof fds)]; struct cmsghdr a; } cbuf;
 	memset(&cbuf, 0, sizeof cbuf);
 	struct iovec iov = { "F", 1 };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b, .msg_controllen = sizeof cbuf.b };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf.b,
+	                     .msg_controllen = CMSG_SPACE(nfd * sizeof(int)) };
 	struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(sizeof fds);
-	memcpy(CMSG_DATA(c), fds, sizeof fds);
+	c->cmsg_len = CMSG_LEN(nfd * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, nfd * sizeof(int));
 	if (sendmsg(z->sock, &mh, MSG_NOSIGNAL) < 0) {
 		snprintf(err, errlen, "send to the zygote: %s", strerror(errno));
 		return -errno;
@@ -389,12 +413,24 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		return -ENOMEM;
 	}
 	zi->pidfd = -1;
-	if (spec->mode != NX_MODE_NEXUS) {
-		int r = start_fresh(spec, zi, err, errlen);
-		if (r == 0)
-			*out = (struct nx_sandbox *)zi;
-		return r;
+	zi->instance_id = spec->instance_id;
+	zi->net.slot = -1;
+	zi->net.netns_fd = -1;
+	int listen_fd = -1;
+	if (spec->mode == NX_MODE_BASELINE) {
+		/* The instance's own network identity, made before the fork as a
+		 * fresh baseline sandbox's is before its clone (see the top). */
+		int r = sbp_net_create(spec->instance_id, 1, &zi->net, err, errlen);
+		if (r == 0 && (r = sbp_net_listen_socket(&zi->net, SBP_GUEST_HTTP_PORT, &listen_fd)) < 0)
+			snprintf(err, errlen, "baseline network: listening socket in the instance's namespace: %s",
+			         strerror(-r));
+		if (r < 0) {
+			sbp_net_destroy(&zi->net);
+			free(zi);
+			return r;
+		}
 	}
+	uint64_t t_net = now_ns();
 	pthread_mutex_lock(&zmu);
 	reap_retired();
 	uint64_t id = identity_of(spec);
@@ -424,7 +460,7 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		}
 		if (z->unusable)
 			break;
-		r = zygote_fork(z, spec, &pid, why, sizeof why);
+		r = zygote_fork(z, spec, listen_fd, &pid, why, sizeof why);
 		if (r < 0) {   /* it died or misbehaves: replace it, once */
 			sbp_log(1, "zygote for %s (pid %d): %s; starting a new one", z->function, (int)z->pid, why);
 			stats.died++;
@@ -439,9 +475,12 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 			t_fork = now_ns();
 	}
 	pthread_mutex_unlock(&zmu);
+	if (listen_fd >= 0)
+		close(listen_fd);   /* the child has its copy (or there is no child) */
 	if (r < 0) {
 		if (*why)
 			sbp_log(1, "zygote for %s: %s: fresh start instead", spec->function_name, why);
+		sbp_net_destroy(&zi->net);   /* a fresh sandbox makes its own */
 		r = start_fresh(spec, zi, err, errlen);
 		if (r == 0)
 			*out = (struct nx_sandbox *)zi;
@@ -454,6 +493,7 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		r = -errno;
 		snprintf(err, errlen, "pidfd_open of the zygote's child %d: %s", (int)pid, strerror(errno));
 		kill(pid, SIGKILL);
+		sbp_net_destroy(&zi->net);
 		free(zi);
 		return r;
 	}
@@ -461,14 +501,15 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		pidfd_kill(zi->pidfd, SIGKILL);
 		close(zi->pidfd);
 		sbp_cgroup_remove(&zi->cg);
+		sbp_net_destroy(&zi->net);
 		free(zi);
 		return r;
 	}
 	zi->start_ns = now_ns() - t0;
 	stats.forked++;
-	sbp_log(3, "zygote child for %s: pid %d in %.2f ms (fork request..child report %.2f, own cgroup %.2f)",
-	        spec->function_name, (int)pid, (double)zi->start_ns / 1e6, (double)(t_forked - t_fork) / 1e6,
-	        (double)(now_ns() - t_forked) / 1e6);
+	sbp_log(3, "zygote child for %s: pid %d in %.2f ms (network %.2f, fork request..child report %.2f, "
+	        "own cgroup %.2f)", spec->function_name, (int)pid, (double)zi->start_ns / 1e6,
+	        (double)(t_net - t0) / 1e6, (double)(t_forked - t_fork) / 1e6, (double)(now_ns() - t_forked) / 1e6);
 	*out = (struct nx_sandbox *)zi;
 	return 0;
 }
@@ -562,6 +603,10 @@ static int zy_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)
 	return sbp_cgroup_usage(&zi->cg, &u->cpu_ns, &u->mem_bytes, &u->oom_kills) == 0 ? 0 : -ENOENT;
 }
 
+/* nexusd's baseline forwarder drops its connection to the instance; absent
+ * (weak) in programs without the forwarder. */
+void nxd_baseline_forget(uint64_t instance_id) __attribute__((weak));
+
 static void zy_destroy(struct nx_sandbox *sb)
 {
 	struct zy_inst *zi = ZI(sb);
@@ -576,6 +621,9 @@ static void zy_destroy(struct nx_sandbox *sb)
 		if (zi->pidfd >= 0)
 			close(zi->pidfd);
 		sbp_cgroup_remove(&zi->cg);
+		if (zi->net.slot >= 0 && nxd_baseline_forget)   /* destroy runs on the loop thread */
+			nxd_baseline_forget(zi->instance_id);
+		sbp_net_destroy(&zi->net);
 	}
 	free(zi);
 }

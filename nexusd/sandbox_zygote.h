@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The `process` sandbox with zygote cold starts (sandbox_zygote.c): selected
- * per function by the tag "nexus:snapshot": "zygote" (nexus mode, Python).
+ * per function by the tag "nexus:snapshot": "zygote" (Python, nexus or
+ * baseline mode).
  * Same driver table as nx_sandbox_process; falls back to a fresh process
  * sandbox whenever the zygote cannot serve.
  */
@@ -22,5 +23,12 @@ struct zy_stats {
 	uint64_t live;      /* zygotes in use now */
 };
 void zy_get_stats(struct zy_stats *out);
+
+/* sandbox_process_net.c: a TCP socket listening on the baseline sandbox
+ * net's eth0 address:port, created inside its namespace (handed to a forked
+ * baseline instance).  0 and *fd_out, or -errno.  Declared here because only
+ * the zygote driver uses it. */
+struct sbp_net;
+int sbp_net_listen_socket(const struct sbp_net *net, int port, int *fd_out);
 
 #endif

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import FUNCTIONS, create_function, delete_functions, invoke, unique, zip_code
+from test_baseline import ERRORS, PY_EXAMPLES, bucket_contents, normalize, strip_request_id
 from test_examples import fn_dir, stage_input
 
 
@@ -230,7 +231,7 @@ def test_import_error_through_zygote(lam, zdeploy):
 
 def test_snapshot_tag_validated(lam):
     from botocore.exceptions import ClientError
-    for tags in ({"nexus:snapshot": "criu"}, {"nexus:snapshot": "zygote", "nexus:mode": "baseline"}):
+    for tags in ({"nexus:snapshot": "criu"}, {"nexus:snapshot": "zygote", "nexus:sandbox": "vm"}):
         with pytest.raises(ClientError) as ei:
             lam.create_function(FunctionName=unique("zybad"), Runtime="python3.11", Role="arn:aws:iam::0:role/x",
                                 Handler="app.handler", Code={"ZipFile": zip_code("def handler(e,c): pass\n")},
@@ -257,3 +258,118 @@ def test_zygote_death_mid_invocation(node, lam, zdeploy):
     assert err == "Unhandled" and out["errorType"] == "Runtime.ExitError", out
     again, err, _ = invoke(lam, name, {})
     assert err is None and again["token"] != first["token"], again
+
+
+# ---- baseline mode through a zygote (README-sandbox.md, "Zygote cold starts", baseline)
+
+@pytest.mark.parametrize("example", PY_EXAMPLES)
+def test_example_baseline_zygote_same_as_nexus(node, s3, lam, zdeploy, example):
+    """Every Python example, cold-started from a zygote in baseline mode (real boto3
+    over TCP, HTTP ingress), gives the result and the S3 objects of nexus mode,
+    byte for byte."""
+    d = fn_dir(example)
+    ev_path = os.path.join(d, "event.json")
+    base_event = json.load(open(ev_path)) if os.path.exists(ev_path) else {}
+    inputs = [f for f in os.listdir(d) if f.startswith("input.")]
+    results, outputs = {}, {}
+    for mode in ("nexus", "baseline"):
+        bkt = unique(f"zb-{mode[:4]}")
+        s3.create_bucket(Bucket=bkt)
+        ev = dict(base_event)
+        if "bucket" in ev:
+            ev["bucket"] = bkt
+            s3.put_object(Bucket=bkt, Key=ev["key"], Body=open(os.path.join(d, inputs[0]), "rb").read())
+        name = zdeploy(d, mode=mode, buckets=[bkt], timeout=60, memory=256)
+        out, err, _ = invoke(lam, name, ev)
+        assert err is None, f"{example} in {mode} mode through a zygote failed: {out}"
+        assert_forked(node, name)
+        results[mode] = normalize(out, name)
+        outputs[mode] = bucket_contents(s3, bkt)
+    assert results["baseline"] == results["nexus"]
+    assert outputs["baseline"].keys() == outputs["nexus"].keys()
+    for k in outputs["nexus"]:
+        assert outputs["baseline"][k] == outputs["nexus"][k], f"{example}: object {k} differs between modes"
+    if "output_key" in base_event:
+        assert base_event["output_key"] in outputs["nexus"]
+
+
+@pytest.mark.parametrize("what", ["raise", "sleep", "exit", "unserializable", "fine"])
+def test_errors_baseline_zygote_same_as_nexus(node, lam, zdeploy, what):
+    """Handler errors, the timeout (instance killed), a crash and a marshal error come out
+    of a baseline zygote child as out of a nexus-mode instance; the next call works."""
+    got = {}
+    for mode in ("nexus", "baseline"):
+        name = zdeploy(ERRORS, mode=mode, timeout=1)
+        out, err, _ = invoke(lam, name, {"what": what, "x": 42})
+        got[mode] = (err, strip_request_id(out) if err else out)
+        after, err2, _ = invoke(lam, name, {"what": "after"})
+        assert err2 is None and after == {"ok": "after"}, (mode, after)
+        assert_forked(node, name)
+    assert got["baseline"] == got["nexus"]
+    expect = {"raise": "ValueError", "sleep": "Sandbox.Timedout", "exit": "Runtime.ExitError",
+              "unserializable": "Runtime.MarshalError", "fine": None}[what]
+    err, out = got["nexus"]
+    if expect:
+        assert err == "Unhandled" and out["errorType"] == expect, out
+    else:
+        assert err is None and out == {"ok": "fine"}
+
+
+def test_import_error_baseline_zygote(lam, zdeploy):
+    got = {}
+    for mode in ("nexus", "baseline"):
+        name = zdeploy("import no_such_module\ndef handler(e, c):\n    return 1\n", mode=mode)
+        got[mode] = invoke(lam, name, {})[:2]
+    assert got["baseline"] == got["nexus"]
+    assert got["nexus"][1] == "Unhandled" and got["nexus"][0]["errorType"] == "Runtime.ImportModuleError"
+
+
+# What a baseline instance's network looks like.  Module level runs in the zygote.
+BASELINE_NETID = r'''
+import os, socket, time
+import boto3
+ZYGOTE_LISTEN = os.environ.get("NEXUS_BASELINE_LISTEN")
+TOKEN = os.urandom(8).hex()
+S3 = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3"))   # as in a snapshot after init
+
+def handler(event, context):
+    import gc
+    listening = [s.getsockname() for s in gc.get_objects()
+                 if isinstance(s, socket.socket) and s.fileno() >= 0 and _listening(s)]
+    key = f"probe-{os.getpid()}.txt"
+    S3.put_object(Bucket=event["bucket"], Key=key, Body=key.encode())
+    back = S3.get_object(Bucket=event["bucket"], Key=key)["Body"].read().decode()
+    time.sleep(event.get("sleep", 0))
+    with open("/proc/net/dev") as f:
+        ifaces = sorted(l.split(":")[0].strip() for l in f.readlines()[2:])
+    return {"pid": os.getpid(), "token": TOKEN, "zygote_listen": ZYGOTE_LISTEN,
+            "listen": os.environ.get("NEXUS_BASELINE_LISTEN"), "listening": [list(a) for a in listening],
+            "read_back": back == key, "ifaces": ifaces, "boto3": boto3.__file__}
+
+def _listening(s):
+    return s.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
+'''
+
+
+def test_baseline_zygote_instances_have_own_addresses(node, lam, zdeploy, bucket):
+    """Two baseline instances forked from one zygote: each serves on an address of its
+    own (its own namespace and veth, not the zygote's), and the real boto3 client made
+    at import, in the zygote, works over TCP in each."""
+    name = zdeploy(BASELINE_NETID, mode="baseline", buckets=[bucket], max_instances=2, timeout=20)
+    first, err, _ = invoke(lam, name, {"bucket": bucket})
+    assert err is None, first
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        futs = [ex.submit(invoke, lam, name, {"bucket": bucket, "sleep": 1.5}) for _ in range(2)]
+        outs = [f.result()[0] for f in futs]
+    a, b = outs
+    assert a["pid"] != b["pid"] and a["token"] == b["token"] == first["token"], outs   # one zygote
+    for o in outs:
+        assert o["read_back"] and o["boto3"].startswith("/usr/lib/python3/dist-packages/"), o
+        host, port = o["listen"].rsplit(":", 1)
+        assert host.startswith("169.254.") and port == "8080", o
+        assert o["listening"] == [[host, 8080]], o        # the socket nexusd made, nothing else
+        assert o["listen"] != o["zygote_listen"], o       # not the zygote's address
+        assert o["ifaces"] == ["eth0", "lo"], o
+    assert a["listen"] != b["listen"], outs
+    assert len(instances(node, name)) == 2
+    assert_forked(node, name)

@@ -32,18 +32,7 @@ class _Result:
 _server = None
 
 
-def listen():
-    """Bind and listen on NEXUS_BASELINE_LISTEN before the runtime posts READY:
-    from then on the server answers (connections queue until serve() runs,
-    as invocations queue on the channel while the handler is imported)."""
-    global _server
-    listen_at = os.environ.get("NEXUS_BASELINE_LISTEN", "")
-    host, _, port = listen_at.rpartition(":")
-    if not host or not port.isdigit():
-        print(f"[ERROR] Runtime.BaselineError: NEXUS_BASELINE_LISTEN is not host:port ({listen_at!r})",
-              file=sys.stderr, flush=True)
-        sys.exit(71)
-
+def _make_server(address, bind):
     class Server(http.server.HTTPServer):
         allow_reuse_address = True
 
@@ -60,7 +49,44 @@ def listen():
             import traceback
             print("[ERROR] Runtime.BaselineError: " + traceback.format_exc(), file=sys.stderr, flush=True)
 
-    _server = Server((host, int(port)), None)
+    return Server(address, None, bind_and_activate=bind)
+
+
+def adopt(fd):
+    """A zygote's child (zygote.py): serve on the listening socket nexusd
+    made in this instance's own network namespace (nexusd/sandbox_zygote.c)
+    instead of binding NEXUS_BASELINE_LISTEN, which names the zygote's."""
+    global _server
+    import socket
+    sock = socket.socket(fileno=fd)
+    if sock.type != socket.SOCK_STREAM or sock.family != socket.AF_INET:
+        sock.close()
+        print("[ERROR] Runtime.BaselineError: the zygote's listening socket is not TCP/IPv4", file=sys.stderr,
+              flush=True)
+        sys.exit(71)
+    host, port = sock.getsockname()[:2]
+    srv = _make_server((host, port), False)
+    srv.socket.close()      # the one TCPServer made unasked: never bound
+    srv.socket = sock
+    srv.server_address = (host, port)
+    srv.server_name, srv.server_port = host, port
+    os.environ["NEXUS_BASELINE_LISTEN"] = f"{host}:{port}"
+    _server = srv
+
+
+def listen():
+    """Bind and listen on NEXUS_BASELINE_LISTEN before the runtime posts READY:
+    from then on the server answers (connections queue until serve() runs,
+    as invocations queue on the channel while the handler is imported)."""
+    global _server
+    listen_at = os.environ.get("NEXUS_BASELINE_LISTEN", "")
+    host, _, port = listen_at.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"[ERROR] Runtime.BaselineError: NEXUS_BASELINE_LISTEN is not host:port ({listen_at!r})",
+              file=sys.stderr, flush=True)
+        sys.exit(71)
+
+    _server = _make_server((host, int(port)), True)
 
 
 def serve(config, handler, init_error, invoke_one):

@@ -6,6 +6,8 @@ Started like an instance but with NEXUS_ZYGOTE_FD (a SOCK_SEQPACKET Unix
 socket to nexusd) instead of a channel.  Protocol, one message each:
   zygote -> nexusd  b"R" + JSON {"pid", "threads", "init_error"}   after the import
   nexusd -> zygote  b"F" + SCM_RIGHTS [region, kick_host, kick_guest]   fork one instance
+                    (baseline mode: + [listening socket], made in the instance's own
+                    network namespace; the child serves HTTP on it, baseline.adopt)
   child  -> nexusd  b"C" + SCM_CREDENTIALS (the kernel gives nexusd the child's host pid)
 EOF on the socket: the zygote stops forking and exits once its children are gone.
 The child never returns into the zygote's loop: it serves invocations and
@@ -51,7 +53,8 @@ def reap():
 
 def child(sock, fds, config, handler, init_error):
     """In the forked instance: own session, not ptrace-able/readable by its
-    siblings, fresh random state, then attach the channel nexusd sent and serve."""
+    siblings, fresh random state, then attach the channel nexusd sent and serve
+    (baseline mode: HTTP on the listening socket nexusd sent, fds[3])."""
     code = 70
     try:
         # First tell nexusd (it moves us into our own cgroup meanwhile).
@@ -62,6 +65,10 @@ def child(sock, fds, config, handler, init_error):
         _libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # siblings share the uid: no /proc/<pid>/mem, fd, environ
         if "random" in sys.modules:
             sys.modules["random"].seed()    # else every instance draws the zygote's sequence
+        if len(fds) == 4:                  # baseline: listening before READY, as a fresh instance
+            from . import baseline
+            baseline.adopt(fds[3])         # owns the fd from now on
+            fds = fds[:3]
         os.environ["NEXUS_REGION_FD"], os.environ["NEXUS_KICK_HOST_FD"], os.environ["NEXUS_KICK_GUEST_FD"] = \
             (str(f) for f in fds)
         ch = channel.attach(fds=fds)       # duplicates them
@@ -69,7 +76,11 @@ def child(sock, fds, config, handler, init_error):
             os.close(f)
         got = ch.ready("python3")          # same protocol as a fresh instance; the host's config wins
         config.update({k: v for k, v in got.items() if k != "handler"})
-        runtime.serve(ch, config, handler, init_error)
+        if config.get("mode") == "baseline":
+            from . import baseline
+            baseline.serve(config, handler, init_error, runtime.invoke_one)
+        else:
+            runtime.serve(ch, config, handler, init_error)
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     except BaseException as e:  # noqa: BLE001 - never fall back into the zygote's loop
@@ -94,6 +105,11 @@ def main():
                 pass
     sock = socket.socket(fileno=fd)
     config, handler, init_error = runtime.prepare(config_from_env())
+    nfds = 3
+    if config.get("mode") == "baseline":
+        # What a fresh baseline instance imports before READY, in the snapshot too.
+        from . import baseline  # noqa: F401 - http.server and socketserver with it
+        nfds = 4
     channel._load(channel.default_lib_path())   # dlopen libnexus now, not in every instance
     # Everything imported so far goes to the collector's permanent generation:
     # a collection in a child then never walks (and so never copies) the
@@ -102,7 +118,7 @@ def main():
     gc.freeze()
     sock.send(b"R" + json.dumps({"pid": os.getpid(), "threads": threading.active_count(),
                                  "init_error": init_error}).encode())
-    fdsize = struct.calcsize("3i")
+    fdsize = struct.calcsize("4i")
     idle = 0.0
     while True:
         r, _, _ = select.select([sock], [], [], 5.0)
@@ -129,7 +145,7 @@ def main():
                     os.wait()
                 except ChildProcessError:
                     return 0
-        if msg[:1] != b"F" or len(fds) != 3:
+        if msg[:1] != b"F" or len(fds) != nfds:
             for f in fds:
                 os.close(f)
             print(f"[ERROR] zygote: bad request {msg[:16]!r} with {len(fds)} fds", file=sys.stderr, flush=True)
