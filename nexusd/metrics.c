@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "metrics.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,25 @@ static struct fn_metrics *fns;
 static size_t nfns, capfns;
 static unsigned long long cold_total;
 static struct nx_s3 *s3;
+
+void nxd_metric_family(FILE *f, const char *name, const char *type, const char *help,
+                       const struct nxd_metric_sample *s, size_t n)
+{
+	if (help)
+		fprintf(f, "# HELP %s %s\n", name, help);
+	fprintf(f, "# TYPE %s %s\n", name, type);
+	for (size_t i = 0; i < n; i++) {
+		if (s[i].label)
+			fprintf(f, "%s{%s} %" PRIu64 "\n", name, s[i].label, s[i].value);
+		else
+			fprintf(f, "%s %" PRIu64 "\n", name, s[i].value);
+	}
+}
+
+void nxd_metric_one(FILE *f, const char *name, const char *type, const char *help, uint64_t value)
+{
+	nxd_metric_family(f, name, type, help, &(struct nxd_metric_sample){ NULL, value }, 1);
+}
 
 void nxd_metrics_init(struct nx_s3 *s)
 {

@@ -42,6 +42,7 @@
 #include "chan.h"
 #include "invocation.h"
 #include "loop.h"
+#include "metrics.h"
 #include "registry.h"
 #include "util.h"
 
@@ -665,22 +666,20 @@ void pf_shutdown(void)
 
 void pf_metrics(FILE *f)
 {
-	fprintf(f, "# HELP nexus_prefetch_total Prefetch hints by outcome (hit: served from the prefetched buffer; "
-	           "stale: ETag changed, read from S3; miss: never read; denied: bucket not allowed, not fetched; "
-	           "elsewhere: fetched into another instance's region, read from S3).\n"
-	           "# TYPE nexus_prefetch_total counter\n");
-	fprintf(f, "nexus_prefetch_total{result=\"hit\"} %" PRIu64 "\n", P.hit);
-	fprintf(f, "nexus_prefetch_total{result=\"miss\"} %" PRIu64 "\n", P.miss);
-	fprintf(f, "nexus_prefetch_total{result=\"stale\"} %" PRIu64 "\n", P.stale);
-	fprintf(f, "nexus_prefetch_total{result=\"denied\"} %" PRIu64 "\n", P.denied);
-	fprintf(f, "nexus_prefetch_total{result=\"elsewhere\"} %" PRIu64 "\n", P.elsewhere);
-	fprintf(f, "# HELP nexus_prefetch_region_total Prefetches written straight into the region of the "
-	           "instance being started (the rest went to a heap buffer).\n"
-	           "# TYPE nexus_prefetch_region_total counter\nnexus_prefetch_region_total %" PRIu64 "\n",
-	        P.region_fetches);
-	fprintf(f, "# TYPE nexus_prefetch_bytes_total counter\nnexus_prefetch_bytes_total %" PRIu64 "\n", P.fetched_bytes);
-	fprintf(f, "# TYPE nexus_prefetch_wasted_bytes_total counter\nnexus_prefetch_wasted_bytes_total %" PRIu64 "\n",
-	        P.wasted_bytes);
-	fprintf(f, "# TYPE nexus_prefetch_learned_used_total counter\nnexus_prefetch_learned_used_total %" PRIu64 "\n",
-	        P.learned_used);
+	const struct nxd_metric_sample results[] = {
+		{ "result=\"hit\"", P.hit },         { "result=\"miss\"", P.miss },
+		{ "result=\"stale\"", P.stale },     { "result=\"denied\"", P.denied },
+		{ "result=\"elsewhere\"", P.elsewhere },
+	};
+	nxd_metric_family(f, "nexus_prefetch_total", "counter",
+	                  "Prefetch hints by outcome (hit: served from the prefetched buffer; "
+	                  "stale: ETag changed, read from S3; miss: never read; denied: bucket not allowed, not fetched; "
+	                  "elsewhere: fetched into another instance's region, read from S3).",
+	                  results, sizeof results / sizeof results[0]);
+	nxd_metric_one(f, "nexus_prefetch_region_total", "counter",
+	               "Prefetches written straight into the region of the instance being started "
+	               "(the rest went to a heap buffer).", P.region_fetches);
+	nxd_metric_one(f, "nexus_prefetch_bytes_total", "counter", NULL, P.fetched_bytes);
+	nxd_metric_one(f, "nexus_prefetch_wasted_bytes_total", "counter", NULL, P.wasted_bytes);
+	nxd_metric_one(f, "nexus_prefetch_learned_used_total", "counter", NULL, P.learned_used);
 }

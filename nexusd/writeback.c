@@ -24,6 +24,7 @@
 #include "aio.h"
 #include "journal.h"
 #include "loop.h"
+#include "metrics.h"
 #include "util.h"
 
 #include <errno.h>
@@ -739,26 +740,22 @@ void wb_metrics(FILE *f)
 	struct nx_journal_stats st = { 0 };
 	if (W.j)
 		nx_journal_stats(W.j, &st);
-	fprintf(f, "# HELP nexus_writeback_total Async (write-back) PUTs by outcome.\n"
-	           "# TYPE nexus_writeback_total counter\n");
-	fprintf(f, "nexus_writeback_total{result=\"acked\"} %" PRIu64 "\n", W.acked);
-	fprintf(f, "nexus_writeback_total{result=\"uploaded\"} %" PRIu64 "\n", W.uploaded);
-	fprintf(f, "nexus_writeback_total{result=\"superseded\"} %" PRIu64 "\n", W.superseded);
-	fprintf(f, "nexus_writeback_total{result=\"failed\"} %" PRIu64 "\n", W.failed);
-	fprintf(f, "nexus_writeback_total{result=\"rejected_full\"} %" PRIu64 "\n", W.rejected_full);
-	fprintf(f, "nexus_writeback_total{result=\"rejected_io\"} %" PRIu64 "\n", W.rejected_io);
-	fprintf(f, "nexus_writeback_total{result=\"replayed\"} %" PRIu64 "\n", W.replayed);
-	fprintf(f, "# TYPE nexus_writeback_retries_total counter\nnexus_writeback_retries_total %" PRIu64 "\n", W.retries);
-	fprintf(f, "# TYPE nexus_writeback_reads_served_total counter\nnexus_writeback_reads_served_total %" PRIu64 "\n",
-	        W.served_reads);
-	fprintf(f, "# HELP nexus_writeback_pending Records acknowledged and not yet uploaded.\n"
-	           "# TYPE nexus_writeback_pending gauge\nnexus_writeback_pending %" PRIu64 "\n", W.pending);
-	fprintf(f, "# TYPE nexus_writeback_pending_bytes gauge\nnexus_writeback_pending_bytes %" PRIu64 "\n",
-	        W.pending_bytes);
-	fprintf(f, "# HELP nexus_journal_bytes Bytes of live journal segments (bound: nexus_journal_max_bytes).\n"
-	           "# TYPE nexus_journal_bytes gauge\nnexus_journal_bytes %" PRIu64 "\n", st.bytes_live);
-	fprintf(f, "# TYPE nexus_journal_max_bytes gauge\nnexus_journal_max_bytes %" PRIu64 "\n", st.max_bytes);
-	fprintf(f, "# TYPE nexus_journal_segments gauge\nnexus_journal_segments %" PRIu64 "\n", st.segments);
-	fprintf(f, "# TYPE nexus_journal_fsyncs_total counter\nnexus_journal_fsyncs_total %" PRIu64 "\n", st.fsyncs);
-	fprintf(f, "# TYPE nexus_journal_appends_total counter\nnexus_journal_appends_total %" PRIu64 "\n", st.appends);
+	const struct nxd_metric_sample results[] = {
+		{ "result=\"acked\"", W.acked },       { "result=\"uploaded\"", W.uploaded },
+		{ "result=\"superseded\"", W.superseded }, { "result=\"failed\"", W.failed },
+		{ "result=\"rejected_full\"", W.rejected_full }, { "result=\"rejected_io\"", W.rejected_io },
+		{ "result=\"replayed\"", W.replayed },
+	};
+	nxd_metric_family(f, "nexus_writeback_total", "counter", "Async (write-back) PUTs by outcome.", results,
+	                  sizeof results / sizeof results[0]);
+	nxd_metric_one(f, "nexus_writeback_retries_total", "counter", NULL, W.retries);
+	nxd_metric_one(f, "nexus_writeback_reads_served_total", "counter", NULL, W.served_reads);
+	nxd_metric_one(f, "nexus_writeback_pending", "gauge", "Records acknowledged and not yet uploaded.", W.pending);
+	nxd_metric_one(f, "nexus_writeback_pending_bytes", "gauge", NULL, W.pending_bytes);
+	nxd_metric_one(f, "nexus_journal_bytes", "gauge",
+	               "Bytes of live journal segments (bound: nexus_journal_max_bytes).", st.bytes_live);
+	nxd_metric_one(f, "nexus_journal_max_bytes", "gauge", NULL, st.max_bytes);
+	nxd_metric_one(f, "nexus_journal_segments", "gauge", NULL, st.segments);
+	nxd_metric_one(f, "nexus_journal_fsyncs_total", "counter", NULL, st.fsyncs);
+	nxd_metric_one(f, "nexus_journal_appends_total", "counter", NULL, st.appends);
 }
