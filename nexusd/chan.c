@@ -223,14 +223,25 @@ static int backlog_add(struct nx_chan *c, const struct nx_desc *d)
 
 static size_t outstanding(const struct nx_chan *c) { return c->n_ops + c->bl_len; }
 
+/* Does the guest need waking for d?  Not for the acknowledgement of a
+ * successful INVOKE_DONE: the runtime does not wait for it (it waits for the
+ * next INVOKE, whose doorbell delivers the ack too), and a wake-up per
+ * invocation is what it would cost.  A runtime that does wait for it gets it
+ * with the next doorbell.  A refused INVOKE_DONE still rings: the guest
+ * should hear about a lost result now. */
+static bool wakes_guest(const struct nx_desc *d)
+{
+	return !(d->opcode == NX_OP_INVOKE_DONE && (d->flags & NX_F_COMPLETION) && d->status == NX_S_OK);
+}
+
 /* Move queued completions onto the to-guest ring and ring the doorbell if
- * the guest is asleep.  Runs at the end of every drain and after every
- * asynchronous completion. */
+ * the guest is asleep and one of them is worth waking it for.  Runs at the
+ * end of every drain and after every asynchronous completion. */
 static void flush(struct nx_chan *c)
 {
 	if (c->broken || c->dead)
 		return;
-	bool pushed = false;
+	bool pushed = false, wake = false;
 	while (c->bl_len) {
 		int r = nx_ring_push(c->to_guest, &c->bl[c->bl_head]);
 		if (r == -EAGAIN)
@@ -239,12 +250,15 @@ static void flush(struct nx_chan *c)
 			violate(c, "impossible to-guest ring indices");
 			return;
 		}
+		wake = wake || wakes_guest(&c->bl[c->bl_head]);
 		c->bl_head = (c->bl_head + 1) % c->bl_cap;
 		c->bl_len--;
 		c->st.completions++;
 		pushed = true;
 	}
-	if (pushed && nx_ring_kick_needed(c->to_guest)) {
+	/* Without a wake-worthy descriptor the sleep flag stays set, so the
+	 * next push that matters rings the doorbell. */
+	if (wake && nx_ring_kick_needed(c->to_guest)) {
 		uint64_t one = 1;
 		if (write(c->kick_guest, &one, sizeof(one)) < 0) {
 			/* EAGAIN: counter saturated, the guest has a pending wake-up anyway. */
@@ -390,7 +404,14 @@ static void handle_invoke_done(struct nx_chan *c, const struct nx_desc *d)
 	size_t len = d->buf[1].len;
 	char *payload = malloc(len + 1);
 	if (!payload) {
+		/* The result is lost: tell the guest (this completion rings its
+		 * doorbell, see wakes_guest) and end the invocation now rather than
+		 * at its timeout. */
+		static const char lost[] = "{\"errorMessage\":\"nexusd could not take the result (out of memory)\","
+		                           "\"errorType\":\"Runtime.ResultLost\"}";
 		chan_complete_plain(c, NX_OP_INVOKE_DONE, d->tag, NX_S_NO_SPACE);
+		if (c->ops && c->ops->invoke_done)
+			c->ops->invoke_done(c->owner, d->tag, NX_S_HANDLER_ERROR, lost, sizeof lost - 1);
 		return;
 	}
 	if (len)

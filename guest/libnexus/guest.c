@@ -12,6 +12,15 @@
  * pointers and the guest arena, fails requests that were in flight with
  * -ESTALE (their buffers belonged to the old region), drops queued
  * invocations, and posts READY again (as the pending READY, if one waits).
+ *
+ * INVOKE_DONE does not wait for its acknowledgement (it would cost a host
+ * kick and a wake-up per invocation, and the runtime's next step is to wait
+ * for the next INVOKE anyway).  The posted result is remembered as an
+ * unacknowledged "done" (struct done_ack): whichever thread drains the
+ * to-guest ring later — the next nx_next_invocation, a storage call — files
+ * its completion there, frees the result buffer (the host has copied it by
+ * then) and logs a non-OK status.  nexusd writes that completion without
+ * ringing the doorbell; the next INVOKE's doorbell delivers both.
  */
 #include "libnexus.h"
 #include "request_buf.h"
@@ -33,6 +42,14 @@
 
 #define INVQ_CAP 8          /* the host sends one invocation at a time */
 #define DRAIN_BATCH 32
+#define DONE_ACK_CAP 16     /* nexusd keeps at most 16 invocations pending */
+
+/* An INVOKE_DONE posted without waiting: its result buffer (guest arena, 0 =
+ * none) is freed when the host's completion for tag is filed. */
+struct done_ack {
+	uint64_t tag;
+	uint64_t off;
+};
 
 /* A thread waiting for the completion of (opcode, tag). */
 struct pending {
@@ -66,6 +83,11 @@ struct nx_guest {
 	struct pending *pending;
 	struct nx_desc invq[INVQ_CAP];
 	unsigned invq_head, invq_len;
+	struct done_ack acks[DONE_ACK_CAP];  /* INVOKE_DONEs not yet acknowledged */
+	unsigned n_acks;
+	bool done_wait;              /* NEXUS_INVOKE_DONE_WAIT=1: wait for the ack (old protocol) */
+	uint64_t done_failures;      /* INVOKE_DONEs the host refused (status != OK) */
+	uint32_t done_last_status;
 };
 
 static uint64_t now_ns(void)
@@ -153,6 +175,8 @@ static int attach(struct nx_guest **out, struct nx_transport *tp)
 		goto fail;
 	g->spin_ns = nx_transport_spin_ns();          /* policy: transport_common.c */
 	g->spin_yield = nx_transport_spin_yield();
+	const char *dw = getenv("NEXUS_INVOKE_DONE_WAIT");
+	g->done_wait = dw && *dw && strcmp(dw, "0") != 0;
 	g->next_tag = 1;
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_cond_init(&g->cv, NULL);
@@ -196,6 +220,24 @@ uint64_t nx_region_size(const struct nx_guest *g) { return g->tp.size; }
 /* Written under the lock, read without it (a word: atomic). */
 uint64_t nx_generation(const struct nx_guest *g) { return __atomic_load_n(&g->generation, __ATOMIC_RELAXED); }
 uint64_t nx_reattach_count(const struct nx_guest *g) { return __atomic_load_n(&g->reattaches, __ATOMIC_RELAXED); }
+
+uint64_t nx_invoke_done_failures(struct nx_guest *g, uint32_t *last_status)
+{
+	pthread_mutex_lock(&g->lock);
+	uint64_t n = g->done_failures;
+	if (last_status)
+		*last_status = g->done_last_status;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
+
+unsigned nx_invoke_done_unacked(struct nx_guest *g)
+{
+	pthread_mutex_lock(&g->lock);
+	unsigned n = g->n_acks;
+	pthread_mutex_unlock(&g->lock);
+	return n;
+}
 
 /* ------------------------------------------------------------ posting */
 
@@ -249,10 +291,37 @@ int nx_release(struct nx_guest *g, uint64_t off)
 
 /* ------------------------------------------------------------ receiving */
 
+/* Lock held: the acknowledgement of an INVOKE_DONE that nobody waits for.
+ * Returns false when d answers no such INVOKE_DONE. */
+static bool settle_done_locked(struct nx_guest *g, const struct nx_desc *d)
+{
+	for (unsigned i = 0; i < g->n_acks; i++) {
+		if (g->acks[i].tag != d->tag)
+			continue;
+		/* The host copied the result before it completed: the buffer is free. */
+		if (g->acks[i].off)
+			nx_arena_release(g->arena, g->acks[i].off, NULL);
+		g->acks[i] = g->acks[--g->n_acks];
+		if (d->status != NX_S_OK) {
+			/* The result did not reach nexusd (e.g. NO_SPACE: it could not
+			 * copy it); the invocation will time out there.  Say so in the
+			 * function's log, and count it (nx_invoke_done_failures). */
+			g->done_failures++;
+			g->done_last_status = d->status;
+			fprintf(stderr, "[ERROR] nexus channel: the result of invocation %llu was refused by the host "
+			        "(status %u)\n", (unsigned long long)d->tag, d->status);
+		}
+		return true;
+	}
+	return false;
+}
+
 /* Lock held: file one descriptor the host posted. */
 static void dispatch_locked(struct nx_guest *g, const struct nx_desc *d)
 {
 	if (d->flags & NX_F_COMPLETION) {
+		if (d->opcode == NX_OP_INVOKE_DONE && settle_done_locked(g, d))
+			return;
 		if (d->opcode == NX_OP_READY && g->reready_args && d->tag == g->reready_tag) {
 			nx_arena_release(g->arena, g->reready_args, NULL);
 			g->reready_args = 0;
@@ -302,6 +371,8 @@ static int reattach_locked(struct nx_guest *g)
 	g->reattaches++;
 	g->invq_len = 0;              /* invocations of the old region */
 	g->reready_args = 0;          /* lived in the old arena */
+	g->n_acks = 0;                /* their results lived in the old arena; the
+	                                 old host had them or lost them with the region */
 	uint64_t ready_tag = 0;
 	for (struct pending *p = g->pending; p; p = p->next) {
 		if (p->done)
@@ -616,6 +687,22 @@ int nx_next_invocation(struct nx_guest *g, struct nx_invocation *inv, int timeou
 	return 0;
 }
 
+/* Lock held.  Post an INVOKE_DONE without waiting for its acknowledgement;
+ * the result buffer off is freed when it arrives (settle_done_locked).
+ * Returns 1 when there is no room to remember it (wait instead). */
+static int post_done_locked(struct nx_guest *g, struct nx_desc *d, uint64_t off)
+{
+	if (g->n_acks == DONE_ACK_CAP)
+		return 1;
+	for (unsigned i = 0; i < g->n_acks; i++)
+		if (g->acks[i].tag == d->tag)
+			return 1;   /* the same tag twice (a confused caller): keep them apart */
+	int r = post_locked(g, d);
+	if (r == 0)         /* nothing can have answered yet: the lock was held since the push */
+		g->acks[g->n_acks++] = (struct done_ack){ d->tag, off };
+	return r;
+}
+
 int nx_invoke_done(struct nx_guest *g, uint64_t tag, uint32_t status, const void *payload, size_t len)
 {
 	if (len > NX_PAYLOAD_MAX)
@@ -627,6 +714,20 @@ int nx_invoke_done(struct nx_guest *g, uint64_t tag, uint32_t status, const void
 		return r;
 	if (len)
 		d.buf[1] = (struct nx_buf){ off, len };
+	if (!g->done_wait) {
+		pthread_mutex_lock(&g->lock);
+		uint64_t gen = g->generation;
+		r = post_done_locked(g, &d, off);
+		bool old = g->generation != gen;
+		pthread_mutex_unlock(&g->lock);
+		if (r <= 0) {
+			/* Posted: the buffer is the ack's now.  Failed: free it, unless it
+			 * belonged to a region that is gone (-ESTALE) or the channel broke. */
+			if (r < 0)
+				request_buf_done(g, off, old ? -ESTALE : r);
+			return r;
+		}
+	}
 	bool old = false;
 	r = roundtrip(g, &d, NULL, &old);
 	request_buf_done(g, off, old ? -ESTALE : r);

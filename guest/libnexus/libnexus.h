@@ -108,9 +108,22 @@ NX_API int nx_ready(struct nx_guest *g, const char *runtime, struct nx_reply *ou
 NX_API int nx_next_invocation(struct nx_guest *g, struct nx_invocation *inv, int timeout_ms);
 
 /* Report an invocation's result (status NX_S_OK or NX_S_HANDLER_ERROR,
- * payload JSON, copied into the guest arena) and wait for the host's ack. */
+ * payload JSON, copied into the guest arena).  Returns once the result is
+ * posted, without waiting for the host's ack: that completion (sent without a
+ * doorbell) is filed by the next wait on the channel (nx_next_invocation, a
+ * request), which frees the result buffer; a refused result (e.g. NO_SPACE)
+ * is then logged on stderr and counted (nx_invoke_done_failures).
+ * NEXUS_INVOKE_DONE_WAIT=1 in the environment restores the old behaviour
+ * (wait for the ack; it then arrives with the host's next doorbell).
+ * Returns 0, -E2BIG, -ENOSPC, -ESTALE (the region changed: the result is
+ * lost with it), -EPROTO. */
 NX_API int nx_invoke_done(struct nx_guest *g, uint64_t tag, uint32_t status,
                           const void *payload, size_t len);
+/* INVOKE_DONEs whose ack said the host did not take the result, and the last
+ * such status (may be NULL). */
+NX_API uint64_t nx_invoke_done_failures(struct nx_guest *g, uint32_t *last_status);
+/* INVOKE_DONEs posted whose ack has not been filed yet (tests, diagnostics). */
+NX_API unsigned nx_invoke_done_unacked(struct nx_guest *g);
 
 /* Give a host-arena buffer back (NX_OP_RELEASE; no completion).  off 0 is a no-op. */
 NX_API int nx_release(struct nx_guest *g, uint64_t off);

@@ -830,6 +830,70 @@ static void test_invocation(void **state)
 	assert_int_equal(nx_chan_invoke(C, 1, "x", NX_PAYLOAD_MAX + 1, "{}"), -E2BIG);
 }
 
+/* Pending doorbell count (0 when nobody rang); resets it. */
+static uint64_t guest_kicks(void)
+{
+	uint64_t v = 0;
+	if (read(nx_chan_kick_guest_fd(C), &v, sizeof(v)) != (ssize_t)sizeof(v))
+		return 0;   /* EAGAIN: not rung */
+	return v;
+}
+
+/* The INVOKE_DONE ack is written without ringing the doorbell of a sleeping
+ * guest; the next INVOKE rings it and the guest finds both, in order.  A
+ * guest that waits for the ack (the old protocol) therefore gets it with the
+ * next invocation.  Other completions, and a refused INVOKE_DONE, still ring. */
+static void test_invoke_done_ack_is_quiet(void **state)
+{
+	(void)state;
+	const char *ctx = "{}";
+	assert_int_equal(nx_chan_invoke(C, 1, "{}", 2, ctx), 0);
+	struct nx_desc d;
+	assert_int_equal(nx_ring_pop(TG, &d), 0);
+	release(d.buf[0].off);
+	release(d.buf[1].off);
+	(void)guest_kicks();
+	/* The guest posts its result and goes to sleep. */
+	assert_true(nx_ring_prepare_sleep(TG));
+	post((struct nx_desc){ .opcode = NX_OP_INVOKE_DONE, .tag = 1, .buf = { { 0, 0 }, { gput("7", 1), 1 } } });
+	nx_chan_drain(C);
+	assert_int_equal(O.done, 1);                   /* the host has the result at once */
+	assert_string_equal(O.payload, "7");
+	assert_int_equal(nx_ring_pending(TG), 1);      /* the ack is on the ring... */
+	assert_int_equal(guest_kicks(), 0);            /* ...but the guest was not woken */
+	assert_int_equal(TG->consumer_sleeping, 1);    /* and the next push will ring */
+	/* The next invocation rings, and delivers the ack first. */
+	assert_int_equal(nx_chan_invoke(C, 2, "{}", 2, ctx), 0);
+	assert_int_equal(guest_kicks(), 1);
+	assert_int_equal(nx_ring_pop(TG, &d), 0);
+	assert_int_equal(d.opcode, NX_OP_INVOKE_DONE);
+	assert_int_equal(d.flags, NX_F_COMPLETION);
+	assert_int_equal(d.tag, 1);
+	assert_int_equal(d.status, NX_S_OK);
+	assert_int_equal(nx_ring_pop(TG, &d), 0);
+	assert_int_equal(d.opcode, NX_OP_INVOKE);
+	assert_int_equal(d.tag, 2);
+	release(d.buf[0].off);
+	release(d.buf[1].off);
+	/* A refused INVOKE_DONE (not pending) wakes a sleeping guest. */
+	assert_true(nx_ring_prepare_sleep(TG));
+	post((struct nx_desc){ .opcode = NX_OP_INVOKE_DONE, .tag = 99 });
+	nx_chan_drain(C);
+	assert_int_equal(guest_kicks(), 1);
+	assert_int_equal(nx_ring_pop(TG, &d), 0);
+	assert_int_equal(d.status, NX_S_INVALID);
+	release(d.buf[0].off);
+	/* An ack and a wake-worthy completion in one batch ring once. */
+	assert_true(nx_ring_prepare_sleep(TG));
+	post((struct nx_desc){ .opcode = NX_OP_INVOKE_DONE, .tag = 2 });
+	post((struct nx_desc){ .opcode = NX_OP_NOP, .tag = 3 });
+	nx_chan_drain(C);
+	assert_int_equal(guest_kicks(), 1);
+	assert_int_equal(nx_ring_pending(TG), 2);
+	assert_int_equal(O.done, 2);
+	assert_int_equal(host_used(), 0);
+}
+
 static void test_storage_error_and_submit_failure(void **state)
 {
 	(void)state;
@@ -876,6 +940,7 @@ int main(void)
 		T(test_full_to_guest_ring_backlog),
 		T(test_outstanding_cap),
 		T(test_invocation),
+		T(test_invoke_done_ack_is_quiet),
 		T(test_storage_error_and_submit_failure),
 	};
 	return cmocka_run_group_tests_name("chan", tests, NULL, NULL);

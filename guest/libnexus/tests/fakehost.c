@@ -46,6 +46,8 @@ struct fakehost {
 	pthread_mutex_t lock;         /* tx ring, arena, objs, done, counters */
 	pthread_cond_t cv;
 	bool stop, paused, broken;
+	bool quiet_acks;              /* like nexusd: no doorbell for an OK INVOKE_DONE ack */
+	uint32_t done_status;         /* the status INVOKE_DONE acks carry */
 	unsigned violations;
 	uint64_t releases, readies;
 	struct obj objs[MAX_OBJS];
@@ -59,7 +61,8 @@ static void push_locked(struct fakehost *h, const struct nx_desc *d)
 		usleep(100);
 		pthread_mutex_lock(&h->lock);
 	}
-	if (nx_ring_kick_needed(h->tx)) {
+	bool quiet = h->quiet_acks && d->opcode == NX_OP_INVOKE_DONE && d->status == NX_S_OK;
+	if (!quiet && nx_ring_kick_needed(h->tx)) {
 		uint64_t one = 1;
 		if (write(h->kick_guest, &one, sizeof one) < 0)
 			h->violations++;
@@ -240,7 +243,7 @@ static void handle_locked(struct fakehost *h, const struct nx_desc *d)
 			}
 		}
 		pthread_cond_broadcast(&h->cv);
-		complete_locked(h, d, NX_S_OK, NULL, NULL, 0);
+		complete_locked(h, d, h->done_status, NULL, NULL, 0);
 	} else if (d->opcode >= NX_OP_S3_GET && d->opcode <= NX_OP_S3_COPY) {
 		s3_locked(h, d, &a);
 	} else {
@@ -351,6 +354,14 @@ void fakehost_fds(const struct fakehost *h, int *region, int *kick_host, int *ki
 }
 
 void *fakehost_region(const struct fakehost *h) { return h->base; }
+
+void fakehost_ack_mode(struct fakehost *h, bool quiet, uint32_t status)
+{
+	pthread_mutex_lock(&h->lock);
+	h->quiet_acks = quiet;
+	h->done_status = status;
+	pthread_mutex_unlock(&h->lock);
+}
 
 void fakehost_pause(struct fakehost *h, bool paused)
 {

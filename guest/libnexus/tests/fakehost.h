@@ -21,6 +21,10 @@ void fakehost_destroy(struct fakehost *h);
 void fakehost_fds(const struct fakehost *h, int *region, int *kick_host, int *kick_guest);
 void *fakehost_region(const struct fakehost *h);
 
+/* How INVOKE_DONE is acknowledged: quiet = as nexusd does it (an OK ack rings
+ * no doorbell; the next INVOKE's does), status = the ack's status (default
+ * NX_S_OK, quiet off). */
+void fakehost_ack_mode(struct fakehost *h, bool quiet, uint32_t status);
 /* Stop / resume serving (to fill the to-host ring). */
 void fakehost_pause(struct fakehost *h, bool paused);
 /* Post an invocation; fakehost_wait_done waits for its INVOKE_DONE and returns
