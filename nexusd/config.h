@@ -6,6 +6,7 @@
 #ifndef NEXUSD_CONFIG_H
 #define NEXUSD_CONFIG_H
 
+#include <stdbool.h>
 #include <limits.h>
 #include "s3.h"
 
@@ -22,6 +23,7 @@ struct nxd_config {
 	unsigned journal_max_mb;      /* write-back journal bound (aio.h) */
 	char account_id[16];          /* for ARNs */
 	char ingress_url[128];        /* http://host:port, once listening */
+	bool allow_unsandboxed;       /* offer the "host" driver (no sandbox: the benchmark floor) */
 };
 
 extern struct nxd_config nxd_cfg;

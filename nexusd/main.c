@@ -121,14 +121,16 @@ static int startup_checks(void)
 			nxd_warn("%s %s has no %s: Python functions will fail to start; %s", paths[i].flag, paths[i].dir,
 			         paths[i].probe, paths[i].hint);
 	}
-	static const char *const drivers[] = {"process", "vm"};
-	for (int i = 0; i < 2; i++) {
+	static const char *const drivers[] = {"process", "vm", "host"};
+	for (int i = 0; i < 2 + nxd_cfg.allow_unsandboxed; i++) {
 		const struct nx_sandbox_driver *d = nxd_sandbox_driver(drivers[i]);
 		char why[512] = "";
 		if (!d)
 			nxd_info("sandbox driver %s: not built into this nexusd", drivers[i]);
 		else if (d->probe && !d->probe(why, sizeof why))
 			nxd_warn("sandbox driver %s: not usable on this machine: %s", d->name, *why ? why : "unknown reason");
+		else if (d == nxd_sandbox_driver("host"))
+			nxd_warn("sandbox driver host: ENABLED by --allow-unsandboxed — %s", why);
 		else {
 			nxd_info("sandbox driver %s: available%s%s", d->name, *why ? " — " : "", why);
 			if (!strcmp(d->name, "vm"))

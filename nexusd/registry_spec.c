@@ -23,6 +23,7 @@ static atomic_uint_fast64_t next_gen = 1;
  * in by the nexusd wildcard): until then this weak reference is NULL
  * and "nexus:sandbox": "vm" is refused with a clear message. */
 extern const struct nx_sandbox_driver nx_sandbox_vm __attribute__((weak));
+extern const struct nx_sandbox_driver nx_sandbox_host;   /* sandbox_host.c: no sandbox, the floor */
 
 /* Where no "nexus:sandbox" tag says otherwise: "vm" when main.c's probe found
  * that this machine runs real microVM guests, else "process". */
@@ -34,6 +35,8 @@ const struct nx_sandbox_driver *nxd_sandbox_driver(const char *name)
 		return &nx_sandbox_process;
 	if (&nx_sandbox_vm && !strcmp(name, nx_sandbox_vm.name))
 		return &nx_sandbox_vm;
+	if (nxd_cfg.allow_unsandboxed && !strcmp(name, nx_sandbox_host.name))
+		return &nx_sandbox_host;
 	return NULL;
 }
 
@@ -218,8 +221,13 @@ static int derive_tags(struct nxd_function *f, struct nxd_error *e)
 	 * then compares the two modes on the same driver. */
 	f->driver = nxd_sandbox_driver(sb ? sb : nxd_default_sandbox);
 	if (!f->driver)
-		return BAD(e, "tag nexus:sandbox '%.64s' is not available in this nexusd (available: process%s)", sb,
-		           nxd_sandbox_driver("vm") ? ", vm" : "");
+		return BAD(e, "tag nexus:sandbox '%.64s' is not available in this nexusd (available: process%s%s)", sb,
+		           nxd_sandbox_driver("vm") ? ", vm" : "",
+		           nxd_cfg.allow_unsandboxed ? ", host"
+		           : sb && !strcmp(sb, "host") ? "; 'host' runs code unsandboxed and needs nexusd --allow-unsandboxed"
+		                                       : "");
+	if (f->driver == &nx_sandbox_host && f->mode != NX_MODE_NEXUS)
+		return BAD(e, "tag nexus:sandbox 'host' (the benchmark floor) runs nexus mode only");
 
 	f->max_instances = nxd_cfg.max_instances;
 	const char *mi = nxd_fn_tag(f, "nexus:max-instances");
