@@ -288,7 +288,7 @@ static int drop_monitor(struct nx_sandbox *sb)
  * (--control-fd 3) and the fds go over it (nexus-attach); else they are
  * inherited as 3, 4, 5 (--nexus 3,4,5).  stderr_fd: the monitor's stderr. */
 static int spawn(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec, const char *vmm, char **argv, bool control,
-                 int stderr_fd, int netns_fd, char *err, size_t errlen)
+                 int stderr_fd, int netns_fd, char *const *envp, char *err, size_t errlen)
 {
 	int fds[3] = { spec->region_fd, spec->kick_host_fd, spec->kick_guest_fd };
 	int sp[2] = { -1, -1 };
@@ -325,7 +325,7 @@ static int spawn(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec, cons
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		execv(vmm, argv);
+		execve(vmm, argv, envp ? envp : environ);
 		dprintf(2, "nexusd: exec %s: %s\n", vmm, strerror(errno));
 		_exit(127);
 	}
@@ -381,6 +381,25 @@ static int wait_reattach(struct nx_sandbox *sb, int region_fd, char *why, size_t
 	return rc;
 }
 
+/* environ plus one "NAME=value" (replacing NAME's old value): a malloc'd
+ * array of borrowed pointers, built before fork (no allocation in the child). */
+static char **env_with(char *const *env, const char *add)
+{
+	size_t n = 0, name = strcspn(add, "=") + 1;
+	while (env && env[n])
+		n++;
+	char **out = malloc((n + 2) * sizeof *out);
+	if (!out)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(env[i], add, name))
+			out[k++] = env[i];
+	out[k++] = (char *)add;
+	out[k] = NULL;
+	return out;
+}
+
 /* Copy what a restored monitor wrote to stderr into the function's log. */
 static void flush_stderr_file(struct nx_sandbox *sb)
 {
@@ -422,9 +441,18 @@ static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec
 	int efd = open(errp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (efd < 0)
 		return -errno;
+	/* Memory integrity: the first restore of a snapshot this nexusd did not
+	 * write (found on disk at start) has nexus-vmm verify the memory file's
+	 * checksum (NEXUS_VMM_VERIFY_MEMORY=1, i.e. --verify-memory) before the
+	 * guest runs; the verdict is kept for this process (vm_snap_trust). */
+	bool verify = !vm_snap_trusted(sb->key);
+	char **envp = verify ? env_with(environ, "NEXUS_VMM_VERIFY_MEMORY=1") : NULL;
 	char err[512], why[600];
-	int r = spawn(sb, spec, vmm, argv, true, efd, -1, err, sizeof err);
+	int r = verify && !envp ? -ENOMEM : spawn(sb, spec, vmm, argv, true, efd, -1, envp, err, sizeof err);
+	free(envp);
 	close(efd);
+	if (r == -ENOMEM)
+		snprintf(err, sizeof err, "out of memory");
 	if (r == 0)
 		r = wait_reattach(sb, spec->region_fd, why, sizeof why);
 	else
@@ -432,8 +460,13 @@ static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec
 	if (r == 0) {
 		sb->restored = true;
 		vm_snap_count(VMS_RESTORES);
-		nxd_info("instance %llu (%s) restored from vm snapshot %s: runtime re-attached %.1f ms after the restore began",
-		         (unsigned long long)spec->instance_id, sb->function, sb->key, (double)(now_ns() - t0) / 1e6);
+		if (verify) {
+			vm_snap_trust(sb->key, true);
+			vm_snap_count(VMS_MEM_VERIFIED);
+		}
+		nxd_info("instance %llu (%s) restored from vm snapshot %s%s: runtime re-attached %.1f ms after the restore began",
+		         (unsigned long long)spec->instance_id, sb->function, sb->key,
+		         verify ? " (memory file verified first)" : "", (double)(now_ns() - t0) / 1e6);
 		return 0;
 	}
 	int code = sb->pid > 0 ? drop_monitor(sb) : (r == -ESTALE ? 72 : -1);
@@ -546,7 +579,7 @@ static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		argv[an++] = "--net", argv[an++] = net->net_arg;
 	if (control)
 		argv[an++] = "--control-fd", argv[an++] = "3";
-	rc = spawn(sb, spec, vmm, argv, control, spec->log_fd, net ? net->node_ns_fd : -1, err, errlen);
+	rc = spawn(sb, spec, vmm, argv, control, spec->log_fd, net ? net->node_ns_fd : -1, NULL, err, errlen);
 	if (rc < 0)
 		goto fail;
 	if (sb->key[0]) {

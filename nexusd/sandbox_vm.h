@@ -73,6 +73,12 @@ bool vm_snap_present(const char *key, uint64_t *gen);
 void vm_snap_cleanup_tmp(void);
 /* Refuse the snapshot: log why (one line), delete it, count a fallback. */
 void vm_snap_refuse(const char *key, const char *why);
+/* Memory integrity policy (README-vm.md, "Memory integrity"): a snapshot this
+ * nexusd wrote, or one whose memory it has had verified once, is trusted; the
+ * first restore of any other (found on disk after a restart) asks nexus-vmm to
+ * verify the memory file's checksum first. */
+bool vm_snap_trusted(const char *key);
+void vm_snap_trust(const char *key, bool on);
 /* Claim the right to take key's snapshot (one instance at a time). */
 bool vm_snap_claim(const char *key);
 void vm_snap_unclaim(const char *key);
@@ -81,7 +87,8 @@ int vm_snap_after_ready(struct nx_sandbox *sb, void (*done)(void *), void *arg);
 /* Wait for the snapshot thread (destroy). */
 void vm_snap_join(struct nx_sandbox *sb);
 /* Counters. */
-enum vm_snap_counter { VMS_RESTORES, VMS_FALLBACKS, VMS_TAKES, VMS_TAKE_FAILS, VMS_FRESH_BOOTS, VMS__N };
+enum vm_snap_counter { VMS_RESTORES, VMS_FALLBACKS, VMS_TAKES, VMS_TAKE_FAILS, VMS_FRESH_BOOTS, VMS_MEM_VERIFIED,
+                       VMS__N };
 void vm_snap_count(enum vm_snap_counter c);
 /* Prometheus lines for /metrics. */
 void nx_vm_snapshot_metrics(FILE *f);

@@ -67,6 +67,8 @@ void nx_vm_snapshot_metrics(FILE *f)
 		[VMS_TAKE_FAILS] = { "nexus_vm_snapshot_take_failures_total",
 		                     "Snapshots not taken (the guest did not go quiet, or the monitor failed)." },
 		[VMS_FRESH_BOOTS] = { "nexus_vm_fresh_boots_total", "vm instances booted fresh (no usable snapshot)." },
+		[VMS_MEM_VERIFIED] = { "nexus_vm_snapshot_memory_verified_total",
+		                       "Restores whose memory file nexus-vmm verified first (snapshots this nexusd did not write)." },
 	};
 	for (int i = 0; i < VMS__N; i++)
 		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIuFAST64 "\n", names[i][0], names[i][1], names[i][0],
@@ -258,6 +260,7 @@ void vm_snap_refuse(const char *key, const char *why)
 	vm_snap_path(key, NULL, dir, sizeof dir);
 	nxd_warn("vm snapshot %s refused: %s; deleted it, booting fresh instead", key, why);
 	rm_tree(dir);
+	vm_snap_trust(key, false);
 	vm_snap_count(VMS_FALLBACKS);
 }
 
@@ -309,6 +312,41 @@ void vm_snap_cleanup_tmp(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, vm_snap_cleanup_tmp_now);
+}
+
+/* ----------------------------------------------------------------- trust */
+
+/* Keys whose memory file is known good in this process: written by it, or
+ * verified by nexus-vmm once.  Verifying reads the whole file (it defeats the
+ * lazy MAP_PRIVATE loading), so it is done once per snapshot and nexusd run,
+ * not per restore.  Bounded: a key pushed out is verified again, no harm. */
+#define TRUST_MAX 256
+static pthread_mutex_t trust_mu = PTHREAD_MUTEX_INITIALIZER;
+static char trusted[TRUST_MAX][80];
+static unsigned trust_next;
+
+bool vm_snap_trusted(const char *key)
+{
+	bool yes = false;
+	pthread_mutex_lock(&trust_mu);
+	for (int i = 0; i < TRUST_MAX && !yes; i++)
+		yes = trusted[i][0] && !strcmp(trusted[i], key);
+	pthread_mutex_unlock(&trust_mu);
+	return yes;
+}
+
+void vm_snap_trust(const char *key, bool on)
+{
+	pthread_mutex_lock(&trust_mu);
+	int at = -1;
+	for (int i = 0; i < TRUST_MAX; i++)
+		if (trusted[i][0] && !strcmp(trusted[i], key))
+			at = i;
+	if (on && at < 0)
+		snprintf(trusted[trust_next++ % TRUST_MAX], sizeof trusted[0], "%s", key);
+	else if (!on && at >= 0)
+		trusted[at][0] = 0;
+	pthread_mutex_unlock(&trust_mu);
 }
 
 /* ---------------------------------------------------------------- claims */
@@ -478,6 +516,7 @@ static void *snap_main(void *arg)
 				rm_tree(tmp);
 			} else {
 				taken = true;
+				vm_snap_trust(sb->key, true);   /* we wrote it: no need to verify its memory */
 				drop_other_keys(sb->function, sb->key);
 				nxd_info("vm snapshot %s taken in %llu ms (%.1f MiB of RAM written; guest quiet %llu ms after READY)",
 				         sb->key, (unsigned long long)(mono_ms() - t1), (double)mem / 1048576.0,

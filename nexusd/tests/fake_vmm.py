@@ -5,12 +5,15 @@ It speaks the monitor's side of the snapshot contract (docs/vmm.md): --help
 names --control-fd, --nexus control and --restore; the region and the two
 eventfds arrive as SCM_RIGHTS on {"cmd":"nexus-attach"}; pause, resume and
 snapshot answer like the monitor; --restore DIR checks DIR/vmstate and exits
-72 with a one-line reason when it is corrupt.  It plays the guest itself with
+72 with a one-line reason when it is corrupt; with NEXUS_VMM_VERIFY_MEMORY=1 (the
+monitor's --verify-memory) it also checks DIR/memory against the sum in vmstate.  It plays the guest itself with
 libnexus (nexusrt.channel): READY, then every invocation is answered with
 {"restored": ..., "generation": ..., "event": ...}.  A restored "guest" only
 says READY if the region's generation differs from the snapshot's, like the
 real runtime that re-attaches on ESTALE; otherwise it hangs (nexusd must give
-up on it).  FAKE_VMM_RUNTIME: the runtime dir (build/runtime).
+up on it).  FAKE_VMM_RUNTIME: the runtime dir (build/runtime).  FAKE_VMM_LOG: a file
+to which every start appends one JSON line {"restore", "verify_memory", "ws"}, so the
+tests can see what nexusd asked for.
 """
 import hashlib
 import json
@@ -61,11 +64,13 @@ def control_loop(sock):
             if not state["paused"]:
                 reply = {"ok": False, "error": "pause the VM first"}
             else:
-                body = json.dumps({"generation": state["generation"]}).encode()
+                memory = b"fake guest memory " * 1000
+                body = json.dumps({"generation": state["generation"],
+                                   "memsum": hashlib.sha256(memory).hexdigest()}).encode()
+                with open(os.path.join(cmd["dir"], "memory"), "wb") as f:
+                    f.write(memory)
                 with open(os.path.join(cmd["dir"], "vmstate"), "wb") as f:
                     f.write(b"FAKEVM1\n" + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
-                with open(os.path.join(cmd["dir"], "memory"), "wb") as f:
-                    f.write(b"\0" * 4096)
                 reply = {"ok": True, "ms": 1, "memory_bytes": 4096}
         elif c == "status":
             reply = {"ok": True, "state": "paused" if state["paused"] else "running"}
@@ -87,6 +92,11 @@ def main():
             i += 2
         else:
             i += 1
+    if os.environ.get("FAKE_VMM_LOG"):
+        with open(os.environ["FAKE_VMM_LOG"], "a") as f:
+            f.write(json.dumps({"restore": opt.get("--restore", [None])[0],
+                                "verify_memory": os.environ.get("NEXUS_VMM_VERIFY_MEMORY") == "1",
+                                "ws": opt.get("--ws", [None])[0]}) + "\n")
     if opt.get("--nexus") != ["control"] or "--control-fd" not in opt:
         print("fake nexus-vmm: only --nexus control with --control-fd", file=sys.stderr)
         return 64
@@ -99,7 +109,12 @@ def main():
             refuse("vmstate missing or truncated")
         if magic != b"FAKEVM1" or hashlib.sha256(body).hexdigest().encode() != digest:
             refuse("vmstate checksum mismatch")
-        snap_gen = json.loads(body)["generation"]
+        meta = json.loads(body)
+        snap_gen = meta["generation"]
+        if os.environ.get("NEXUS_VMM_VERIFY_MEMORY") == "1":
+            mp = os.path.join(opt["--restore"][0], "memory")
+            if hashlib.sha256(open(mp, "rb").read()).hexdigest() != meta.get("memsum"):
+                refuse(f"{mp}: memory checksum mismatch (corrupt)")
         state["restored"] = True
     sock = socket.socket(fileno=int(opt["--control-fd"][0]))
     fds = []

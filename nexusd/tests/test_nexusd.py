@@ -272,6 +272,81 @@ def test_vm_snapshot_flow_with_a_fake_monitor(state, monkeypatch):
         d.stop()
 
 
+def _fake_vm_env(state, monkeypatch):
+    fake = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_vmm.py")
+    log = os.path.join(state, "fake-vmm.jsonl")
+    for k, v in (("NEXUS_VMM", fake), ("NEXUS_GUEST_KERNEL", fake), ("NEXUS_GUEST_IMAGE", fake),
+                 ("FAKE_VMM_RUNTIME", RUNTIME), ("NEXUS_VM_RESTORE_READY_MS", "3000"), ("FAKE_VMM_LOG", log)):
+        monkeypatch.setenv(k, v)
+    return log
+
+
+def _starts(log):
+    """What nexusd asked the (fake) monitor for, one dict per start."""
+    return [json.loads(x) for x in open(log)] if os.path.exists(log) else []
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(RUNTIME, "lib", "libnexus.so")) or
+                    not os.path.exists("/sbin/mkfs.ext4"), reason="needs build/runtime (make runtime) and mkfs.ext4")
+def test_vm_snapshot_memory_verified_once_after_a_restart(state, monkeypatch):
+    """Memory integrity policy: a snapshot this nexusd wrote is restored without
+    verification; after a restart the first restore of a snapshot found on disk has the
+    monitor verify the memory file (NEXUS_VMM_VERIFY_MEMORY=1 = --verify-memory), later
+    ones do not (verdict cached); a damaged memory file is then refused, deleted and
+    replaced by a fresh boot."""
+    log = _fake_vm_env(state, monkeypatch)
+    snaps = os.path.join(state, "st", "snapshots")
+    d = Daemon(state, "--keep-alive", "1")
+    try:
+        assert create(d, "verif", "def handler(e, c):\n    return 1\n", Tags={"nexus:sandbox": "vm"})[0] == 201
+        st, _, body = invoke(d, "verif", b'{"n": 1}')
+        assert st == 200 and json.loads(body)["restored"] is False, body
+        assert _wait_no_instances(d)
+        st, _, body = invoke(d, "verif", b'{"n": 2}')
+        assert st == 200 and json.loads(body)["restored"] is True, body
+        starts = _starts(log)
+        assert [x["restore"] is not None for x in starts] == [False, True], starts
+        assert starts[1]["verify_memory"] is False, "our own snapshot is not verified"
+        assert _metric(d, "nexus_vm_snapshot_memory_verified_total") == 0
+    finally:
+        d.stop()
+
+    d = Daemon(state, "--keep-alive", "1")   # a restart: the snapshot is now "found on disk"
+    try:
+        for n in (3, 4):
+            assert _wait_no_instances(d)
+            st, _, body = invoke(d, "verif", json.dumps({"n": n}).encode())
+            assert st == 200 and json.loads(body)["restored"] is True, body
+        starts = _starts(log)[2:]
+        assert [(x["restore"] is not None, x["verify_memory"]) for x in starts] == [(True, True), (True, False)], \
+            starts
+        assert _metric(d, "nexus_vm_snapshot_memory_verified_total") == 1
+        assert _metric(d, "nexus_vm_snapshot_fallbacks_total") == 0
+    finally:
+        d.stop()
+
+    snap = [os.path.join(snaps, x) for x in os.listdir(snaps) if not x.endswith(".disks")][0]
+    with open(os.path.join(snap, "memory"), "r+b") as f:   # damage the memory file
+        f.seek(100)
+        b = f.read(1)
+        f.seek(100)
+        f.write(bytes([b[0] ^ 0x40]))
+    d = Daemon(state, "--keep-alive", "1")
+    try:
+        st, _, body = invoke(d, "verif", b'{"n": 5}')
+        assert st == 200 and json.loads(body)["restored"] is False, body
+        starts = _starts(log)[4:]
+        assert [(x["restore"] is not None, x["verify_memory"]) for x in starts] == [(True, True), (False, False)], \
+            starts
+        assert _metric(d, "nexus_vm_snapshot_fallbacks_total") == 1
+        assert _metric(d, "nexus_vm_snapshot_memory_verified_total") == 0
+        text = open(os.path.join(state, "nexusd.log"), errors="replace").read()
+        assert "memory checksum mismatch" in text and "/memory" in text, text[-2000:]
+        assert _metric(d, "nexus_vm_snapshot_takes_total") == 1, "the fresh boot took a new snapshot"
+    finally:
+        d.stop()
+
+
 def test_unknown_route_and_function(nd):
     st, h, body = nd.req("GET", "/nope")
     assert st == 404 and "x-amzn-RequestId" in h

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <nmmintrin.h>
 #include <linux/kvm.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +47,94 @@ uint64_t snap_checksum(const void *p, size_t n)
         h *= 0x100000001b3ULL;
     }
     return h;
+}
+
+/* ---- the memory file's checksum (CRC32C over the non-zero pages) ---- */
+
+static bool verify_memory;
+void snapshot_set_verify_memory(bool on) { verify_memory = on; }
+
+__attribute__((target("sse4.2")))
+static uint32_t crc32c_hw(uint32_t crc, const uint8_t *p, size_t n)
+{
+    uint64_t c = crc;
+    for (; n >= 8; n -= 8, p += 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        c = _mm_crc32_u64(c, w);
+    }
+    for (; n; n--)
+        c = _mm_crc32_u8((uint32_t)c, *p++);
+    return (uint32_t)c;
+}
+
+/* Bit by bit, for a CPU without SSE4.2 (none that runs KVM today). */
+static uint32_t crc32c_sw(uint32_t crc, const uint8_t *p, size_t n)
+{
+    while (n--) {
+        crc ^= *p++;
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1)));
+    }
+    return crc;
+}
+
+static uint32_t crc32c(uint32_t crc, const void *p, size_t n)
+{
+    static int hw = -1;
+    if (hw < 0)
+        hw = __builtin_cpu_supports("sse4.2") ? 1 : 0;
+    return hw ? crc32c_hw(crc, p, n) : crc32c_sw(crc, p, n);
+}
+
+void snap_memsum_page(struct snap_memsum *s, uint64_t index, const void *page)
+{
+    s->algo = SNAP_MEMSUM_CRC32C_PAGES;
+    s->crc = crc32c(s->crc, &index, sizeof(index));
+    s->crc = crc32c(s->crc, page, PAGE);
+    s->pages++;
+}
+
+static bool all_zero(const uint8_t *p);
+
+int snap_memsum_file(int fd, uint64_t size, struct snap_memsum *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->algo = SNAP_MEMSUM_CRC32C_PAGES;
+    const size_t chunk = 1u << 20;
+    uint8_t *buf = malloc(chunk);
+    if (!buf)
+        return -ENOMEM;
+    int r = 0;
+    uint64_t off = 0;
+    while (off < size && r == 0) {
+        off_t data = lseek(fd, (off_t)off, SEEK_DATA);
+        if (data < 0) {
+            r = errno == ENXIO ? 0 : -errno;   /* ENXIO: only a hole is left */
+            break;
+        }
+        off_t hole = lseek(fd, data, SEEK_HOLE);
+        uint64_t end = hole < 0 || (uint64_t)hole > size ? size : (uint64_t)hole;
+        for (uint64_t p = (uint64_t)data & ~(PAGE - 1); p < end && r == 0;) {
+            size_t want = end - p < chunk ? (size_t)((end - p + PAGE - 1) & ~(PAGE - 1)) : chunk;
+            if (p + want > size)
+                want = (size_t)(size - p);
+            ssize_t got = pread(fd, buf, want, (off_t)p);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got != (ssize_t)want) {
+                r = got < 0 ? -errno : -EIO;
+                break;
+            }
+            for (size_t i = 0; i < want; i += PAGE)
+                if (!all_zero(buf + i))
+                    snap_memsum_page(out, (p + i) / PAGE, buf + i);
+            p += want;
+        }
+        off = (end + PAGE - 1) & ~(PAGE - 1);   /* > data: the next extent starts on a later page */
+    }
+    free(buf);
+    return r;
 }
 
 void snap_put(struct snap_out *o, const char *name, uint32_t index, const void *p, uint32_t len)
@@ -131,7 +220,8 @@ static bool all_zero(const uint8_t *p)
 }
 
 /* Write the non-zero pages of RAM [off, end) at the same offsets. */
-static int write_range(const struct guest_mem *gm, int fd, uint64_t off, uint64_t end, uint64_t *bytes)
+static int write_range(const struct guest_mem *gm, int fd, uint64_t off, uint64_t end, uint64_t *bytes,
+                       struct snap_memsum *sum)
 {
     while (off < end) {
         while (off < end && all_zero(gm->host + off))
@@ -147,6 +237,8 @@ static int write_range(const struct guest_mem *gm, int fd, uint64_t off, uint64_
                 return -errno;
             p += (uint64_t)w;
         }
+        for (uint64_t p = off; p < run; p += PAGE)
+            snap_memsum_page(sum, p / PAGE, gm->host + p);
         *bytes += run - off;
         off = run;
     }
@@ -156,13 +248,15 @@ static int write_range(const struct guest_mem *gm, int fd, uint64_t off, uint64_
 /* Sparse RAM file: the memfd's holes (pages the guest never touched) are found
  * with SEEK_DATA/SEEK_HOLE and stay holes, and all-zero pages are skipped too.
  * A restored VM's RAM is a private file mapping: then every page is checked. */
-static int write_memory(struct vmm *vm, int fd, uint64_t *bytes)
+static int write_memory(struct vmm *vm, int fd, uint64_t *bytes, struct snap_memsum *sum)
 {
     const struct guest_mem *gm = &vm->mem;
+    memset(sum, 0, sizeof(*sum));
+    sum->algo = SNAP_MEMSUM_CRC32C_PAGES;
     if (ftruncate(fd, (off_t)gm->size) < 0)
         return -errno;
     if (vm->restored)
-        return write_range(gm, fd, 0, gm->size, bytes);
+        return write_range(gm, fd, 0, gm->size, bytes, sum);
     off_t off = 0;
     while ((uint64_t)off < gm->size) {
         off_t data = lseek(gm->fd, off, SEEK_DATA);
@@ -171,7 +265,7 @@ static int write_memory(struct vmm *vm, int fd, uint64_t *bytes)
         off_t hole = lseek(gm->fd, data, SEEK_HOLE);
         if (hole < 0)
             hole = (off_t)gm->size;
-        int r = write_range(gm, fd, (uint64_t)data & ~(PAGE - 1), (uint64_t)hole, bytes);
+        int r = write_range(gm, fd, (uint64_t)data & ~(PAGE - 1), (uint64_t)hole, bytes, sum);
         if (r < 0)
             return r;
         off = hole;
@@ -244,18 +338,40 @@ int snapshot_write(struct vmm *vm, const char *dir, double *ms, uint64_t *mem_by
         return vmm_errf(err, n, "out of memory");
     o.len = sizeof(h);
     int r = save_vm_state(vm, &o, err, n);
-    if (r == 0 && o.oom)
-        r = vmm_errf(err, n, "out of memory");
     if (r < 0) {
         free(o.data);
         return -1;
+    }
+
+    /* memory first: its checksum goes into vmstate, which is written last. */
+    int fd = create_in(dir, "memory", err, n);
+    if (fd < 0) {
+        free(o.data);
+        return -1;
+    }
+    struct snap_memsum sum;
+    *mem_bytes = 0;
+    r = write_memory(vm, fd, mem_bytes, &sum);
+    /* Durable before nexusd renames the directory into place (it fsyncs the
+     * directories): a host crash never leaves a published, partial snapshot. */
+    if (r == 0 && fsync(fd) < 0)
+        r = -errno;
+    close(fd);
+    if (r < 0) {
+        free(o.data);
+        return vmm_errf(err, n, "writing memory: %s", strerror(-r));
+    }
+    snap_put(&o, "memsum", 0, &sum, sizeof(sum));
+    if (o.oom) {
+        free(o.data);
+        return vmm_errf(err, n, "out of memory");
     }
     h.file_size = o.len;
     memcpy(o.data, &h, sizeof(h));
     h.checksum = snap_checksum(o.data, o.len);
     memcpy(o.data, &h, sizeof(h));
 
-    int fd = create_in(dir, "vmstate", err, n);
+    fd = create_in(dir, "vmstate", err, n);
     if (fd < 0) {
         free(o.data);
         return -1;
@@ -269,24 +385,12 @@ int snapshot_write(struct vmm *vm, const char *dir, double *ms, uint64_t *mem_by
         else
             off += (size_t)w;
     }
-    /* Durable before nexusd renames the directory into place (it fsyncs the
-     * directories): a host crash never leaves a published, partial snapshot. */
     if (r == 0 && fsync(fd) < 0)
         r = vmm_errf(err, n, "fsync vmstate: %s", strerror(errno));
     close(fd);
     free(o.data);
     if (r < 0)
         return -1;
-    fd = create_in(dir, "memory", err, n);
-    if (fd < 0)
-        return -1;
-    *mem_bytes = 0;
-    r = write_memory(vm, fd, mem_bytes);
-    if (r == 0 && fsync(fd) < 0)
-        r = -errno;
-    close(fd);
-    if (r < 0)
-        return vmm_errf(err, n, "writing memory: %s", strerror(-r));
     *ms = vmm_now_ms() - t0;
     return 0;
 }
@@ -377,6 +481,28 @@ int snapshot_load(const char *dir, struct snap_in *in, int *mem_fd, char *err, s
         close(fd);
         return load_fail(in, err, n, "%s: %lld bytes, expected %llu (truncated?)", path,
                                        (long long)st.st_size, (unsigned long long)h->mem_size);
+    }
+    const char *env = getenv("NEXUS_VMM_VERIFY_MEMORY");
+    if (verify_memory || (env && !strcmp(env, "1"))) {
+        const struct snap_memsum *want_sum = snap_get(in, "memsum", 0, sizeof(*want_sum));
+        struct snap_memsum got;
+        if (!want_sum || want_sum->algo != SNAP_MEMSUM_CRC32C_PAGES) {
+            close(fd);
+            return load_fail(in, err, n, "%s: vmstate has no memory checksum this monitor knows "
+                                          "(older snapshot): cannot verify it", path);
+        }
+        int r = snap_memsum_file(fd, h->mem_size, &got);
+        if (r < 0) {
+            close(fd);
+            return load_fail(in, err, n, "%s: reading it to verify: %s", path, strerror(-r));
+        }
+        if (got.crc != want_sum->crc || got.pages != want_sum->pages) {
+            close(fd);
+            return load_fail(in, err, n, "%s: memory checksum mismatch (corrupt): crc32c %08x over %llu pages, "
+                                          "vmstate says %08x over %llu", path, got.crc,
+                             (unsigned long long)got.pages, want_sum->crc, (unsigned long long)want_sum->pages);
+        }
+        vmm_log("restore: %s verified (%llu non-zero pages)", path, (unsigned long long)got.pages);
     }
     *mem_fd = fd;
     return 0;

@@ -68,6 +68,29 @@ void vmm_devlist(const struct vmm *vm, char *out, size_t n);
 
 uint64_t snap_checksum(const void *p, size_t n);
 
+/* The memory file's checksum, stored in vmstate as the record "memsum" (so the
+ * vmstate checksum covers it): CRC32C (Castagnoli; the SSE4.2 instruction where
+ * the CPU has it) over (page index as 8 bytes, page) of every non-zero 4 KiB
+ * page in ascending order.  Zero pages contribute nothing, whether they are
+ * holes or written zeros, so the sum depends on the contents only, not on how
+ * sparse the file is.  Catches damage (flipped bytes, lost or zeroed pages,
+ * shifted data), not a forger, like the vmstate checksum. */
+#define SNAP_MEMSUM_CRC32C_PAGES 1
+struct snap_memsum {
+    uint32_t algo;              /* SNAP_MEMSUM_CRC32C_PAGES */
+    uint32_t crc;
+    uint64_t pages;             /* non-zero pages summed */
+};
+void snap_memsum_page(struct snap_memsum *s, uint64_t index, const void *page);
+/* Sum a memory file of `size` bytes (its data extents, read with pread).
+ * 0 or -errno. */
+int snap_memsum_file(int fd, uint64_t size, struct snap_memsum *out);
+/* Verify DIR/memory against "memsum" in snapshot_load() (reads the whole file,
+ * so it defeats lazy loading: for a snapshot the caller did not write itself).
+ * On with snapshot_set_verify_memory(true) or NEXUS_VMM_VERIFY_MEMORY=1 in the
+ * environment (docs/vmm.md, "Memory integrity"). */
+void snapshot_set_verify_memory(bool on);
+
 /* Host CPUID identity (computed at setup, before seccomp). */
 void snapshot_set_cpuid_hash(uint64_t h);
 uint64_t snapshot_cpuid_hash(void);
@@ -78,7 +101,8 @@ int snapshot_write(struct vmm *vm, const char *dir, double *ms, uint64_t *mem_by
                    char *err, size_t n);
 
 /* --restore: read and verify DIR/vmstate (magic, version, size, checksum) and
- * DIR/memory's size.  0, or -1 with a one-line reason (exit 72). */
+ * DIR/memory's size (and its contents when verifying memory is on).  0, or -1
+ * with a one-line reason (exit 72). */
 int snapshot_load(const char *dir, struct snap_in *in, int *mem_fd, char *err, size_t n);
 /* Check the header's identity against this VM (set up from it). */
 int snapshot_check_identity(const struct vmm *vm, const struct snap_in *in, char *err, size_t n);

@@ -750,6 +750,42 @@ static bool copy_file(const char *from, const char *to, long flip_at, int set_ve
     return ok;
 }
 
+/* Copy a sparse memory file (its data extents) and flip one byte 100 bytes
+ * into its first data extent, i.e. inside a page the guest had written. */
+static bool copy_sparse_flip(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    struct stat st;
+    bool ok = in >= 0 && out >= 0 && fstat(in, &st) == 0 && ftruncate(out, st.st_size) == 0;
+    static char buf[1 << 16];
+    off_t first = -1;
+    for (off_t off = 0; ok && off < st.st_size;) {
+        off_t data = lseek(in, off, SEEK_DATA);
+        if (data < 0)
+            break;
+        off_t hole = lseek(in, data, SEEK_HOLE);
+        if (first < 0)
+            first = data;
+        for (off_t p = data; ok && p < hole;) {
+            ssize_t k = pread(in, buf, (size_t)(hole - p) < sizeof(buf) ? (size_t)(hole - p) : sizeof(buf), p);
+            ok = k > 0 && pwrite(out, buf, (size_t)k, p) == k;
+            p += k > 0 ? k : 0;
+        }
+        off = hole;
+    }
+    char c;
+    ok = ok && first >= 0 && pread(in, &c, 1, first + 100) == 1;
+    c ^= 0x40;
+    ok = ok && pwrite(out, &c, 1, first + 100) == 1;
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    if (!ok)
+        failf("copying %s with a flipped byte failed", from);
+    return ok;
+}
+
 /* Restore from a bad snapshot: must exit 72 with `why` on stderr, before running. */
 static bool expect_refused(const char *dir, const char *why, const char *const *extra)
 {
@@ -813,14 +849,29 @@ static bool t_snapshot_refused(void)
     ok = ok && fd >= 0 && ftruncate(fd, 64 << 20) == 0;
     close(fd);
     ok = ok && expect_refused(d, "truncated", NULL);
+    /* one flipped byte inside the memory file's data: restores without
+     * verification (only the size is checked), refused with it, naming the file */
+    snprintf(d, sizeof(d), "%s/bad-memsum", work);
+    mkdir(d, 0755);
+    snprintf(p, sizeof(p), "%s/vmstate", d);
+    ok = ok && link(vs, p) == 0;
+    snprintf(p, sizeof(p), "%s/memory", d);
+    ok = ok && copy_sparse_flip(mem, p);
+    setenv("NEXUS_VMM_VERIFY_MEMORY", "1", 1);   /* = --verify-memory (docs/vmm.md) */
+    char why[700];
+    snprintf(why, sizeof(why), "%s: memory checksum mismatch", p);
+    ok = ok && expect_refused(d, why, NULL);
+    unsetenv("NEXUS_VMM_VERIFY_MEMORY");
     /* other devices than at snapshot time */
     const char *disk = path_in("snap-extra.img");
     make_disk(disk);
     ok = ok && expect_refused(dir, "devices differ", (const char *const[]){ "--disk", disk, NULL });
-    /* and the good one still restores (and counts on) */
+    /* and the good one still restores (and counts on), its memory verified */
     if (ok) {
         const char *ser = path_in("snap2-clone.txt");
+        setenv("NEXUS_VMM_VERIFY_MEMORY", "1", 1);
         pid_t pid = start_restore(dir, ser, NULL, NULL);
+        unsetenv("NEXUS_VMM_VERIFY_MEMORY");
         if (!wait_ticks(ser, 2, 60, pid)) {
             char ef[600];
             snprintf(ef, sizeof(ef), "%s.err", ser);

@@ -1,6 +1,7 @@
 /* Snapshot format and device state, without KVM: records, the vmstate checks of
  * snapshot_load() (magic, version, size, checksum, record table, memory size),
- * and the save/restore pairs of the 8250 and the virtio-mmio transport. */
+ * the memory file's checksum (--verify-memory / NEXUS_VMM_VERIFY_MEMORY), and
+ * the save/restore pairs of the 8250 and the virtio-mmio transport. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +25,7 @@
 static char dir[64];
 
 /* A vmstate as snapshot_write() makes it: header, records, checksum. */
-static struct snap_out make_vmstate(uint32_t version)
+static struct snap_out make_vmstate_sum(uint32_t version, const struct snap_memsum *sum)
 {
     struct snap_out o = { 0 };
     struct snap_header h;
@@ -35,6 +36,8 @@ static struct snap_out make_vmstate(uint32_t version)
     uint64_t a = 0x1122334455667788ULL;
     snap_put(&o, "alpha", 0, &a, sizeof(a));
     snap_put(&o, "beta", 3, "xyz", 3);
+    if (sum)
+        snap_put(&o, "memsum", 0, sum, sizeof(*sum));
     memcpy(h.magic, SNAP_MAGIC, 8);
     h.version = version;
     h.header_size = sizeof(h);
@@ -46,6 +49,11 @@ static struct snap_out make_vmstate(uint32_t version)
     h.checksum = snap_checksum(o.data, o.len);
     memcpy(o.data, &h, sizeof(h));
     return o;
+}
+
+static struct snap_out make_vmstate(uint32_t version)
+{
+    return make_vmstate_sum(version, NULL);
 }
 
 static void write_file(const char *name, const void *p, size_t n, off_t size)
@@ -157,6 +165,85 @@ static void test_refusals(void **st)
     free(o.data);
 }
 
+/* A memory image: a few non-zero pages, the rest zero.  The sum as
+ * snapshot_write() computes it (non-zero pages in order); the file written
+ * sparse, with one zero page written out explicitly (same sum). */
+static void test_memory_checksum(void **st)
+{
+    (void)st;
+    char err[256], path[128];
+    uint8_t *mem = calloc(1, MEM);
+    assert_non_null(mem);
+    static const uint64_t pages[] = { 0, 1, 7, 300, 301, 4095 };
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+        memset(mem + pages[i] * 4096 + 100 + i, (int)(0x11 * (i + 1)), 64);
+    struct snap_memsum sum = { 0 };
+    for (uint64_t p = 0; p < MEM / 4096; p++) {
+        static const uint8_t zero[4096];
+        if (memcmp(mem + p * 4096, zero, 4096))
+            snap_memsum_page(&sum, p, mem + p * 4096);
+    }
+    assert_int_equal(sum.pages, 6);
+    snprintf(path, sizeof(path), "%s/memory", dir);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(ftruncate(fd, (off_t)MEM), 0);
+    for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++)
+        assert_int_equal(pwrite(fd, mem + pages[i] * 4096, 4096, (off_t)(pages[i] * 4096)), 4096);
+    assert_int_equal(pwrite(fd, mem + 2000 * 4096, 4096, 2000 * 4096), 4096);   /* written zeros */
+    close(fd);
+    struct snap_out o = make_vmstate_sum(SNAP_VERSION, &sum);
+    write_file("vmstate", o.data, o.len, -1);
+
+    snapshot_set_verify_memory(true);
+    assert_int_equal(load(err, sizeof(err)), 0);
+    fd = open(path, O_RDONLY);
+    struct snap_memsum again;
+    assert_int_equal(snap_memsum_file(fd, MEM, &again), 0);
+    close(fd);
+    assert_int_equal(again.crc, sum.crc);
+    assert_int_equal(again.pages, sum.pages);
+
+    /* One flipped byte in a data page: refused, naming the memory file. */
+    fd = open(path, O_WRONLY);
+    uint8_t b = mem[300 * 4096 + 200] ^ 0x40;
+    assert_int_equal(pwrite(fd, &b, 1, 300 * 4096 + 200), 1);
+    assert_int_equal(load(err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "memory checksum mismatch"));
+    assert_non_null(strstr(err, path));
+    /* Put back: accepted.  A data page zeroed, or a byte written into a hole: refused. */
+    assert_int_equal(pwrite(fd, mem + 300 * 4096, 4096, 300 * 4096), 4096);
+    assert_int_equal(load(err, sizeof(err)), 0);
+    static const uint8_t zero[4096];
+    assert_int_equal(pwrite(fd, zero, 4096, 7 * 4096), 4096);
+    assert_int_equal(load(err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "memory checksum mismatch"));
+    assert_int_equal(pwrite(fd, mem + 7 * 4096, 4096, 7 * 4096), 4096);
+    assert_int_equal(pwrite(fd, "x", 1, 3000 * 4096 + 5), 1);
+    assert_int_equal(load(err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "memory checksum mismatch"));
+    close(fd);
+
+    /* Not verifying (the default): only the size is checked. */
+    snapshot_set_verify_memory(false);
+    assert_int_equal(load(err, sizeof(err)), 0);
+    /* The environment turns it on too. */
+    setenv("NEXUS_VMM_VERIFY_MEMORY", "1", 1);
+    assert_int_equal(load(err, sizeof(err)), -1);
+    unsetenv("NEXUS_VMM_VERIFY_MEMORY");
+    free(o.data);
+
+    /* A vmstate without the record (an older snapshot) cannot be verified. */
+    o = make_vmstate(SNAP_VERSION);
+    write_file("vmstate", o.data, o.len, -1);
+    snapshot_set_verify_memory(true);
+    assert_int_equal(load(err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "no memory checksum"));
+    snapshot_set_verify_memory(false);
+    free(o.data);
+    free(mem);
+}
+
 static void test_serial_state(void **st)
 {
     (void)st;
@@ -232,6 +319,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_records_and_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_memory_checksum, setup, teardown),
         cmocka_unit_test(test_serial_state),
         cmocka_unit_test(test_virtio_state),
     };
