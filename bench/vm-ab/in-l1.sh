@@ -1,39 +1,55 @@
 #!/bin/sh
-# The A/B evaluation's quick subset on the `vm` driver, in L1 of rig/run-l1 (busybox sh) or on
-# a hardware-KVM host.  POSIX sh.  Started by bench/vm-ab/run.sh, which also writes the page.
+# The A/B evaluation on the `vm` driver, in L1 of rig/run-l1 (busybox sh) or on a hardware-KVM
+# host.  POSIX sh.  Started by bench/vm-ab/run.sh, which makes the inputs and the plan on the
+# host (bench/vm-ab/make-inputs.py) and writes the page from what this prints (report.py).
 #
-#   in-l1.sh DIR ROOTFS ROUNDS N
-# DIR: nexusd, nexus, nexus-vmm, vmlinux, runtime/, hello/, wordcount/, nexus-bench-load,
-# nexus-s3peer (or rig-s3rver.sh), mods/{llc,stp,bridge}.ko (if the rig does not load the bridge).
+#   in-l1.sh DIR ROOTFS ROUNDS WARM_S NMIN NMAX BUDGET_S
+# DIR: nexusd, nexus, nexus-vmm, vmlinux, runtime/, fn/<function>/, inputs/ (plan.txt + the
+# input objects), nexus-bench-load, nexus-s3peer (or rig-s3rver.sh), mods/{llc,stp,bridge}.ko.
 #
 # One nexusd (vm driver, snapshots off so that both modes cold-start by a fresh boot), the S3
-# server on L1's loopback.  For hello and wordcount (1 KiB input), in both modes, deployed side by side:
-#   cold   the first invocation of a freshly deployed function, client wall time
-#   warm   ROUNDS rounds x N invocations over one kept-alive connection (nexus-bench-load),
-#          nexus and baseline alternating round by round; p50/p99 over all rounds
-#   cpu    during the warm rounds: the instance's monitor (nexus-vmm: vCPU + device threads,
-#          i.e. everything the guest did) + nexusd's threads except nx-relay, per invocation;
-#          nx-relay apart (baseline only); the S3 server and the load generator excluded
-#   pss    of the instance's monitor after its warm rounds (smaps_rollup: the guest RAM it
-#          touched is its memfd mapping; anon + shmem + file parts)
-# Prints "AB FUNCTION MODE METRIC VALUE" lines.
+# server on L1's loopback.  inputs/plan.txt lists the cells "FUNCTION SIZE INPUT|-" in the order
+# to run them.  Both modes of a function are deployed side by side while its cells run (and
+# deleted when the plan moves to another function: L1's RAM).  Per cell:
+#   check  one call per mode (the first one of a function is its cold start): both must
+#          succeed; the responses and the output objects' sha256 are printed so that report.py
+#          can check that the modes agree (the digests are compared here too)
+#   warm   ROUNDS rounds, nexus and baseline alternating (the order flips each round), each of
+#          n calls over one kept-alive connection (nexus-bench-load closed, no warm-up: the
+#          check call was it).  n = WARM_S seconds per mode / ROUNDS / the slower check call,
+#          clamped to [NMIN, NMAX], and cut further so that the cell ends within BUDGET_S of
+#          the start; a cell that cannot fit even ROUNDS x 1 call is skipped (said so)
+#   cpu    per round: the instance's monitor (nexus-vmm: vCPU + device threads = everything
+#          the guest did) + nexusd's threads except nx-relay; nx-relay apart (baseline only)
+#   pss    of the instance's monitor after the cell's rounds (smaps_rollup)
+# Prints raw lines for report.py (all values raw, no statistics here):
+#   ABCOLD F MODE MS | ABPLAN F SIZE ROUNDS N T_NEXUS_MS T_BASELINE_MS
+#   ABLAT F SIZE MODE ROUND NS... | ABCPU F SIZE MODE ROUND CALLS NODE_TICKS MON_TICKS RELAY_TICKS
+#   ABFAIL F SIZE MODE ROUND COUNT TEXT | ABMEM F SIZE MODE RSS PSS PSS_ANON PSS_SHMEM PSS_FILE (KiB)
+#   ABOUT F SIZE MODE RESPONSE | ABOBJ F SIZE MODE SHA256 BYTES
+#   ABCELL F SIZE ok|error|skipped REASON | AB meta - KEY VALUE
+# and "INFO hh:mm:ss ..." progress lines.
 set -u
-D=$1 ROOT=$2 ROUNDS=${3:-3} N=${4:-100}
-PORT=9079 S3PORT=9080 BUCKET=nexus-vmab
+D=$1 ROOT=$2 ROUNDS=${3:-3} WARM_S=${4:-45} NMIN=${5:-1} NMAX=${6:-100} BUDGET_S=${7:-2900}
+PORT=9079 S3PORT=9080 BUCKET=nexus-vmab MEM_MB=512 FN_TIMEOUT=900
 S=/tmp/vmab
 say() { echo "INFO $(date +%H:%M:%S) $*"; }
-rm -rf $S; mkdir -p $S/rootfs $S/home $S/in
+rm -rf $S; mkdir -p $S/rootfs $S/home $S/ev $S/obj
+
+now_ms() {
+  n=$(date +%s%N 2>/dev/null)
+  case "$n" in *N|'') awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime ;; *) echo $((n / 1000000)) ;; esac
+}
+T_START=$(now_ms)
+elapsed_s() { echo $(( ($(now_ms) - T_START) / 1000 )); }
 
 if [ ! -d /sys/module/bridge ]; then
   for m in llc stp bridge; do [ -f "$D/mods/$m.ko" ] && insmod "$D/mods/$m.ko" 2>/dev/null; done
 fi
 [ -d /sys/module/bridge ] || { echo "ABERROR no bridge module in L1: baseline mode cannot run"; exit 0; }
 
-now_ms() {
-  n=$(date +%s%N 2>/dev/null)
-  case "$n" in *N|'') awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime ;; *) echo $((n / 1000000)) ;; esac
-}
-# CPU ticks (utime+stime) of a process, or of nexusd's threads except / only nx-relay.
+# CPU ticks (utime+stime) of a process (all its threads, dead ones included), or of nexusd's
+# threads except / only nx-relay.
 ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 nxd_ticks() {   # PID WHICH(node|relay)
   t=0
@@ -44,12 +60,22 @@ nxd_ticks() {   # PID WHICH(node|relay)
   done
   echo $t
 }
-HZ=100   # USER_HZ on Linux x86
 monitors() { for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = nexus-vmm ] && echo "${p#/proc/}"; done | sort; }
+KNOWN=" "
+# The monitor of FUNCTION-MODE: the one remembered, or else a new one (not seen before) — an
+# instance that died (a guest OOM, a timeout) is replaced by a fresh boot with a new monitor.
+# Sets PID (not a command substitution: KNOWN must stay updated in this shell).
+monitor_of() {   # NAME
+  PID=$(cat $S/pid-$1 2>/dev/null)
+  if [ -z "$PID" ] || [ "$(cat /proc/$PID/comm 2>/dev/null)" != nexus-vmm ]; then
+    PID=$(monitors | while read -r q; do case "$KNOWN" in *" $q "*) ;; *) echo "$q" ;; esac; done | head -n 1)
+    echo "$PID" >$S/pid-$1
+  fi
+  [ -n "$PID" ] && KNOWN="$KNOWN$PID "
+}
 
 # Storage: nexus-s3peer (bench/s3peer, C, in memory, SigV4-checked), as `nexus bench` uses by
-# default; s3rver (node.js) when it is not given. Under TCG s3rver's ~0.5 s per request hid
-# everything else in wordcount.
+# default; s3rver (node.js) when it is not given (~0.5 s per request under TCG).
 if [ -x "$D/nexus-s3peer" ]; then
   "$D/nexus-s3peer" --address 127.0.0.1 --port $S3PORT --threads 1 >$S/s3peer.log 2>&1 &
   S3PID=$! S3KIND=nexus-s3peer
@@ -59,6 +85,7 @@ else
   S3PID=$S3RVER_PID S3KIND=s3rver
 fi
 echo "AB meta - s3 $S3KIND"
+echo "AB meta - guest_memory_mb $MEM_MB"
 export NEXUS_HOME=$S/home NEXUS_PORT=$PORT NEXUS_S3_PORT=$S3PORT
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
 i=0; while [ $i -lt 120 ] && ! "$D/nexus" s3 mb $BUCKET >/dev/null 2>&1; do sleep 1; i=$((i + 1)); done
@@ -71,71 +98,142 @@ NXD=$!
 i=0; while [ $i -lt 60 ] && ! grep -qs 'ready on' $S/nexusd.log; do sleep 1; i=$((i + 1)); done
 URL=http://127.0.0.1:$PORT
 
-# Inputs, 1 KiB: hello's event carries a 1 KiB name; wordcount reads a 1 KiB text object.
+# Events.  hello: a 1 KiB name in the event (no input object, as `nexus bench` runs it sizeless);
+# the others: the input object in/F/SIZE, output to out/F/SIZE/MODE (one per mode, compared).
 name=$(head -c 2000 /dev/urandom | base64 | tr -dc 'a-z' | head -c 1000)
-printf '{"name": "%s"}' "$name" >$S/in/hello.json
-awk 'BEGIN { srand(2019); s = ""; while (length(s) < 1024) s = s sprintf("w%d ", int(rand() * 50)); printf "%s", substr(s, 1, 1024) }' >$S/in/wc.txt
-"$D/nexus" s3 put $BUCKET/ab/wc-1k.txt $S/in/wc.txt >/dev/null
-printf '{"bucket": "%s", "key": "ab/wc-1k.txt", "output_key": "ab/wc-1k.out", "top": 5}' $BUCKET >$S/in/wordcount.json
+event() {   # F SIZE MODE -> file
+  e=$S/ev/$1-$2-$3.json
+  case $1 in
+    hello) printf '{"name": "%s"}' "$name" >"$e" ;;
+    wordcount) printf '{"bucket": "%s", "key": "in/%s/%s", "output_key": "out/%s/%s/%s", "top": 5}' $BUCKET $1 $2 $1 $2 $3 >"$e" ;;
+    *) printf '{"bucket": "%s", "key": "in/%s/%s", "output_key": "out/%s/%s/%s"}' $BUCKET $1 $2 $1 $2 $3 >"$e" ;;
+  esac
+  echo "$e"
+}
 
-for fn in hello wordcount; do
-  for mode in nexus baseline; do
-    "$D/nexus" deploy "$D/$fn" --name $fn-$mode --mode $mode --sandbox vm --timeout 300 --memory 256 \
-      --buckets $BUCKET >$S/deploy.log 2>&1 || { echo "ABERROR deploy $fn-$mode: $(tr -d '\n' <$S/deploy.log | cut -c1-200)"; continue; }
-    before=$(monitors)
-    t0=$(now_ms)
-    "$D/nexus" invoke $fn-$mode --payload "@$S/in/$fn.json" >$S/cold.out 2>&1; rc=$?
-    cold=$(( $(now_ms) - t0 ))
-    pid=$(monitors | while read -r p; do echo "$before" | grep -qx "$p" || echo "$p"; done | head -1)
-    echo "$pid" >$S/pid-$fn-$mode
-    say "$fn-$mode cold ${cold} ms exit $rc monitor pid ${pid:-?}: $(tr -d '\n' <$S/cold.out | cut -c1-100)"
-    if [ $rc -ne 0 ]; then
-      echo "ABERROR $fn-$mode cold invoke failed (exit $rc: $(tr -d '\n' <$S/cold.out | cut -c1-160)); cold start not counted"
-      tail -20 "$S/state/logs/$fn-$mode.log"
-      "$D/nexus" invoke $fn-$mode --payload "@$S/in/$fn.json" >/dev/null 2>&1   # an instance for the warm rounds
-      pid=$(monitors | while read -r p; do echo "$before" | grep -qx "$p" || echo "$p"; done | tail -1)
-      echo "$pid" >$S/pid-$fn-$mode
-    else
-      echo "AB $fn $mode cold_ms $cold"
+# One call through the CLI: sets T_MS and RC, the response in $S/resp.
+call() {   # NAME EVENTFILE
+  t0=$(now_ms)
+  "$D/nexus" invoke "$1" --payload "@$2" --cli-timeout $((FN_TIMEOUT + 60)) >$S/resp 2>&1; RC=$?
+  T_MS=$(( $(now_ms) - t0 ))
+}
+
+deployed= COLD_DONE=
+nfn=0
+undeploy() { [ -n "$deployed" ] && for m in nexus baseline; do "$D/nexus" delete $deployed-$m >/dev/null 2>&1; done; deployed=; }
+
+while read -r F SIZE INPUT <&3; do
+  case "$F" in ''|'#'*) continue ;; esac
+  if [ "$(elapsed_s)" -ge "$BUDGET_S" ]; then
+    echo "ABCELL $F $SIZE skipped time budget of ${BUDGET_S} s used up before the cell started"; continue
+  fi
+  if [ "$INPUT" != - ]; then
+    "$D/nexus" s3 put "$BUCKET/in/$F/$SIZE" "$D/inputs/$INPUT" >$S/put.log 2>&1 ||
+      { echo "ABCELL $F $SIZE error upload of the input failed: $(tr -d '\n' <$S/put.log | cut -c1-200)"; continue; }
+  fi
+  # Deploy both modes when the plan reaches a function (the first cell of a function is
+  # where its cold start is measured; a function met again later is redeployed, not timed).
+  first=0
+  if [ "$deployed" != "$F" ]; then
+    undeploy
+    ok=1
+    for mode in nexus baseline; do
+      rm -f $S/pid-$F-$mode
+      "$D/nexus" deploy "$D/fn/$F" --name $F-$mode --mode $mode --sandbox vm --timeout $FN_TIMEOUT \
+        --memory $MEM_MB --buckets $BUCKET >$S/deploy.log 2>&1 ||
+        { echo "ABCELL $F $SIZE error deploy $F-$mode: $(tr -d '\n' <$S/deploy.log | cut -c1-200)"; ok=0; }
+    done
+    [ $ok = 1 ] || { undeploy; continue; }
+    deployed=$F; nfn=$((nfn + 1))
+    case " $COLD_DONE " in *" $F "*) ;; *) first=1; COLD_DONE="$COLD_DONE $F" ;; esac
+  fi
+  # Check calls (the cold start first, nexus first for odd functions, baseline for even ones).
+  if [ $((nfn % 2)) = 1 ]; then order="nexus baseline"; else order="baseline nexus"; fi
+  bad=
+  for mode in $order; do
+    ev=$(event $F $SIZE $mode)
+    call $F-$mode "$ev"
+    if [ $first = 1 ]; then
+      say "$F-$mode cold ${T_MS} ms exit $RC: $(tr -d '\n' <$S/resp | cut -c1-100)"
+      [ $RC = 0 ] && echo "ABCOLD $F $mode $T_MS"
+      [ $RC = 0 ] && call $F-$mode "$ev"   # the warm estimate
     fi
-    : >$S/lat-$fn-$mode
-    echo 0 >$S/calls-$fn-$mode; echo 0 >$S/node-$fn-$mode; echo 0 >$S/mon-$fn-$mode; echo 0 >$S/relay-$fn-$mode
+    monitor_of $F-$mode
+    echo "$T_MS" >$S/t-$mode
+    echo "ABOUT $F $SIZE $mode $(tr -d '\n' <$S/resp | cut -c1-3000)"
+    if [ $RC != 0 ]; then
+      bad="$bad $mode call failed (exit $RC, ${T_MS} ms: $(tr -d '\n' <$S/resp | cut -c1-200));"
+      continue
+    fi
+    if [ "$F" != hello ]; then
+      if "$D/nexus" s3 get "$BUCKET/out/$F/$SIZE/$mode" $S/obj/$mode >$S/get.log 2>&1; then
+        echo "ABOBJ $F $SIZE $mode $(sha256sum <$S/obj/$mode | cut -d' ' -f1) $(wc -c <$S/obj/$mode)"
+      else
+        bad="$bad $mode output object missing ($(tr -d '\n' <$S/get.log | cut -c1-100));"
+      fi
+    fi
   done
+  if [ -z "$bad" ] && [ "$F" != hello ] && ! cmp -s $S/obj/nexus $S/obj/baseline; then
+    bad="output objects differ between the modes (nexus $(wc -c <$S/obj/nexus) B, baseline $(wc -c <$S/obj/baseline) B)"
+  fi
+  rm -f $S/obj/nexus $S/obj/baseline
+  if [ -n "$bad" ]; then
+    say "$F $SIZE: ERROR$bad"
+    echo "ABCELL $F $SIZE error$bad"
+    continue
+  fi
+  tn=$(cat $S/t-nexus) tb=$(cat $S/t-baseline)
+  # A check call through the CLI costs ~1 s more than a call of the load generator under TCG
+  # (process start, a new connection): for calls that short, time two load-generator calls.
+  if [ "$tn" -lt 5000 ] && [ "$tb" -lt 5000 ]; then
+    for mode in nexus baseline; do
+      "$D/nexus-bench-load" closed $URL $F-$mode "$S/ev/$F-$SIZE-$mode.json" 2 0 $S/lat.tmp >$S/load.out 2>/dev/null
+      us=$(sed -n 's/.*"mean_us": *\([0-9]*\).*/\1/p' $S/load.out)
+      [ -n "$us" ] && [ "$us" -gt 0 ] && echo $((us / 1000 + 1)) >$S/t-$mode
+    done
+    tn=$(cat $S/t-nexus) tb=$(cat $S/t-baseline)
+  fi
+  tmax=$tn; [ "$tb" -gt "$tmax" ] && tmax=$tb; [ "$tmax" -gt 0 ] || tmax=1
+  n=$(( WARM_S * 1000 / ROUNDS / tmax )); [ $n -lt "$NMIN" ] && n=$NMIN; [ $n -gt "$NMAX" ] && n=$NMAX
+  left=$(( BUDGET_S - $(elapsed_s) ))
+  fit=$(( left * 1000 / ROUNDS / (tn + tb + 1) ))
+  if [ $fit -lt 1 ]; then
+    say "$F $SIZE: skipped (${ROUNDS} x (${tn} + ${tb}) ms do not fit in the ${left} s left)"
+    echo "ABCELL $F $SIZE skipped time budget: ${ROUNDS} rounds of one call per mode (~$(( ROUNDS * (tn + tb) / 1000 )) s) do not fit in the ${left} s left"
+    continue
+  fi
+  [ $n -gt $fit ] && n=$fit
+  echo "ABPLAN $F $SIZE $ROUNDS $n $tn $tb"
+  say "$F $SIZE: check ${tn} / ${tb} ms (nexus / baseline): $ROUNDS rounds x $n calls per mode"
   r=0
   while [ $r -lt "$ROUNDS" ]; do
     r=$((r + 1))
-    for mode in nexus baseline; do
-      pid=$(cat $S/pid-$fn-$mode)
-      [ -n "$pid" ] || continue
+    if [ $((r % 2)) = 1 ]; then order="nexus baseline"; else order="baseline nexus"; fi
+    for mode in $order; do
+      monitor_of $F-$mode; pid=$PID
       n0=$(nxd_ticks $NXD node) r0=$(nxd_ticks $NXD relay) m0=$(ticks "$pid")
-      "$D/nexus-bench-load" closed $URL $fn-$mode "$S/in/$fn.json" "$N" 5 $S/lat.tmp >$S/load.out 2>$S/load.err
+      "$D/nexus-bench-load" closed $URL $F-$mode "$S/ev/$F-$SIZE-$mode.json" "$n" 0 $S/lat.tmp >$S/load.out 2>$S/load.err
       n1=$(nxd_ticks $NXD node) r1=$(nxd_ticks $NXD relay) m1=$(ticks "$pid")
-      cat $S/lat.tmp >>$S/lat-$fn-$mode
-      k=$(wc -l <$S/lat.tmp)
-      echo $(( $(cat $S/calls-$fn-$mode) + k )) >$S/calls-$fn-$mode
-      echo $(( $(cat $S/node-$fn-$mode) + n1 - n0 )) >$S/node-$fn-$mode
-      echo $(( $(cat $S/mon-$fn-$mode) + m1 - m0 )) >$S/mon-$fn-$mode
-      echo $(( $(cat $S/relay-$fn-$mode) + r1 - r0 )) >$S/relay-$fn-$mode
-      say "$fn-$mode round $r: $(cat $S/load.out) $(head -c 200 $S/load.err)"
+      [ "$(cat /proc/$pid/comm 2>/dev/null)" = nexus-vmm ] || echo "ABFAIL $F $SIZE $mode $r 0 the monitor $pid went away during the round"
+      echo "ABLAT $F $SIZE $mode $r $(tr '\n' ' ' <$S/lat.tmp)"
+      echo "ABCPU $F $SIZE $mode $r $n $((n1 - n0)) $((m1 - m0)) $((r1 - r0))"
+      failed=$(sed -n 's/.*"failed": *\([0-9]*\).*/\1/p' $S/load.out)
+      [ "${failed:-0}" = 0 ] || echo "ABFAIL $F $SIZE $mode $r $failed $(head -n 1 $S/load.err | cut -c1-200)"
+      say "$F $SIZE $mode round $r/$ROUNDS: $(cat $S/load.out) $(head -c 200 $S/load.err)"
     done
   done
   for mode in nexus baseline; do
-    pid=$(cat $S/pid-$fn-$mode)
-    [ -n "$pid" ] || continue
-    sort -n $S/lat-$fn-$mode | awk -v f=$fn -v m=$mode '{ a[NR] = $1 } END {
-      if (!NR) exit; i99 = int(NR * 0.99 + 0.999); if (i99 > NR) i99 = NR
-      printf "AB %s %s warm_n %d\nAB %s %s warm_p50_ms %.3f\nAB %s %s warm_p99_ms %.3f\n", f, m, NR, f, m, a[int((NR + 1) / 2)] / 1e6, f, m, a[i99] / 1e6 }'
-    c=$(cat $S/calls-$fn-$mode)
-    [ "$c" -gt 0 ] && awk -v f=$fn -v m=$mode -v c=$c -v nd=$(cat $S/node-$fn-$mode) -v mo=$(cat $S/mon-$fn-$mode) \
-      -v rl=$(cat $S/relay-$fn-$mode) -v hz=$HZ 'BEGIN {
-      printf "AB %s %s cpu_ms_per_call %.3f\nAB %s %s cpu_nexusd_ms_per_call %.3f\nAB %s %s cpu_monitor_ms_per_call %.3f\nAB %s %s cpu_relay_ms_per_call %.3f\n",
-        f, m, (nd + mo) * 1000 / hz / c, f, m, nd * 1000 / hz / c, f, m, mo * 1000 / hz / c, f, m, rl * 1000 / hz / c }'
-    awk -v f=$fn -v m=$mode '/^(Rss|Pss|Pss_Anon|Pss_File|Pss_Shmem):/ { printf "AB %s %s %s_kib %s\n", f, m, tolower(substr($1, 1, length($1) - 1)), $2 }' \
+    monitor_of $F-$mode; pid=$PID
+    awk -v f=$F -v s=$SIZE -v m=$mode '/^(Rss|Pss|Pss_Anon|Pss_Shmem|Pss_File):/ { v[$1] = $2 } END {
+      printf "ABMEM %s %s %s %d %d %d %d %d\n", f, s, m, v["Rss:"], v["Pss:"], v["Pss_Anon:"], v["Pss_Shmem:"], v["Pss_File:"] }' \
       /proc/$pid/smaps_rollup 2>/dev/null
   done
-  for mode in nexus baseline; do "$D/nexus" delete $fn-$mode >/dev/null 2>&1; done   # L1's RAM
-done
-echo "AB meta - l1_loadavg $(cut -d' ' -f1 /proc/loadavg)"
+  echo "ABCELL $F $SIZE ok"
+  say "$F $SIZE done at $(elapsed_s) s of $BUDGET_S"
+done 3<"$D/inputs/plan.txt"
+undeploy
+echo "AB meta - l1_loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "AB meta - nproc $(grep -c ^processor /proc/cpuinfo)"
+echo "AB meta - l1_elapsed_s $(elapsed_s)"
 kill $NXD $S3PID 2>/dev/null; wait $NXD $S3PID 2>/dev/null
 exit 0
