@@ -38,10 +38,33 @@ d = json.load(open('$out/r.json'))
 rows = [r for r in d['results'] if r['metric'] == 'warm_p50_ms']
 assert len(rows) == 4 and all(r['nexus'] > 0 and r['baseline'] > 0 and r['ratio'] > 0 for r in rows), rows
 assert any(r['floor'] for r in rows), 'no floor'
+# The floor (host driver) is measured in the same run for every pair; the core floor too (smoke sizes).
+assert all(r['floor'] > 0 and r['nexus_over_floor'] > 0 for r in rows), rows
+assert all(r['core_floor'] > 0 for r in rows), rows
+assert all(r['samples'].count('/') == 2 for r in rows), rows   # nexus/baseline/floor invocations
 "
 for png in cdf-hello cpu memory density; do
   check "plot $png.png is a PNG" bash -c "head -c 8 '$out/r/$png.png' | od -An -c | grep -q 'P   N   G'"
 done
+# The cold-start breakdown (bench/coldstart_breakdown.py --smoke, ~10 s): one cold start per mode from a
+# zygote, every phase found in nexusd's log and in the guest's timestamps. Timing never checked.
+echo "test-bench: /usr/bin/python3 bench/coldstart_breakdown.py --smoke --json $out/csbd.json"
+/usr/bin/python3 bench/coldstart_breakdown.py --smoke --json "$out/csbd.json" > "$out/csbd.md"
+rc=$?
+check "coldstart_breakdown --smoke exits 0" test "$rc" -eq 0
+check "coldstart_breakdown prints the phase table" grep -q '^| \*\*first byte\*\* | [0-9]' "$out/csbd.md"
+check "coldstart_breakdown: every phase of both modes measured" /usr/bin/python3 -c "
+import json
+d = json.load(open('$out/csbd.json'))['sizes']['1 KiB']
+need = {'nexus': {'restore', 'fork', 'prefetch', 'pf_overlap', 'handler', 'get', 'first_byte', 'total'},
+        'baseline': {'restore', 'network', 'fork', 'handler', 'get', 'first_byte', 'total'}}
+for mode, keys in need.items():
+    (raw,) = d[mode]['raw']
+    assert keys <= set(raw), (mode, sorted(keys - set(raw)))
+    assert 0 < raw['handler'] <= raw['first_byte'] <= raw['total'], (mode, raw)
+    assert 0 < raw['restore'] < raw['handler'], (mode, raw)   # READY comes before the handler runs
+assert d['ratio_first_byte'] > 0
+"
 printf 'passed=%d failed=%d skipped=%d\n' "$passed" "$failed" "$skipped" > "$counts"
 [ "$failed" -eq 0 ] && rm -rf "$out"
 echo "test-bench: passed=$passed failed=$failed"

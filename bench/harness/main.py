@@ -35,6 +35,11 @@ from node import BIN, ROOT, Node, zip_dir  # noqa: E402
 FUNCS = ["hello", "image-rotate", "wordcount", "pyaes"]
 SIZES = [("1KiB", 1 << 10), ("100KiB", 100 << 10), ("1MiB", 1 << 20), ("10MiB", 10 << 20)]
 MODES = ["nexus", "baseline"]
+# The floor (issue 5): the same handler as a plain host process on the same nexusd
+# channel, no sandbox (nexusd's "host" driver), invoked through the same HTTP ingress
+# and storage server, interleaved with the two modes.  floor.py's older "core floor"
+# (no ingress, in-memory S3) is kept as a second reference.
+FLOOR = "floor"
 BUCKET = "bench"
 # pyaes is pure Python (~10 us per byte here): 1 MiB takes ~10 s, 10 MiB ~100 s per invocation.
 PYAES_MAX = 100 << 10
@@ -120,7 +125,9 @@ def setup(node, prof, workdir):
         code = zip_dir(os.path.join(ROOT, "functions", func))
         for mode in MODES:
             node.deploy(fname(func, mode), code, mode, memory=512, buckets=[BUCKET], max_instances=1)
-    log(f"deployed {len(FUNCS)} functions x {len(MODES)} modes")
+        node.deploy(fname(func, FLOOR), code, "nexus", memory=512, buckets=[BUCKET], max_instances=1,
+                    sandbox="host")
+    log(f"deployed {len(FUNCS)} functions x {len(MODES)} modes + the floor (no sandbox)")
 
 
 def run_closed(node, fn, payload_path, n, warm, out):
@@ -142,17 +149,18 @@ def warm_combo(node, prof, func, label, workdir):
     with open(payload, "w") as f:
         json.dump(ev, f)
     est = []
-    for mode in MODES:   # makes the instance warm and checks the function works
+    everyone = MODES + [FLOOR]
+    for mode in everyone:   # makes the instance warm and checks the function works
         node.invoke(fname(func, mode), ev)
         est.append(node.invoke(fname(func, mode), ev)[0])
     n_total = int(min(prof["warm_max"], max(prof["warm_min"], prof["warm_s"] / max(est))))
     per_round = max(1, math.ceil(n_total / prof["rounds"]))
     res = {m: {"lat": [], "cpu": {"nexusd": 0, "relay": 0, "sandboxes": 0, "s3": 0}, "count": 0, "loadgen": 0.0,
                 "errors": 0, "error_text": ""}
-           for m in MODES}
+           for m in everyone}
     pids = node.pids()
     for r in range(prof["rounds"]):
-        for mode in (MODES if r % 2 == 0 else MODES[::-1]):
+        for mode in (everyone if r % 2 == 0 else everyone[::-1]):
             warm = 1
             ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             s0 = measure.CpuSnapshot(pids)
@@ -177,7 +185,7 @@ def warm_combo(node, prof, func, label, workdir):
         d["mem"] = mems[0] if mems else None
         d["instances"] = len(insts)
     log(f"warm {func} {label}: " + ", ".join(
-        f"{m} p50 {report.pct(res[m]['lat'], 50):.2f} ms ({len(res[m]['lat'])} inv)" for m in MODES))
+        f"{m} p50 {report.pct(res[m]['lat'], 50):.2f} ms ({len(res[m]['lat'])} inv)" for m in everyone))
     return res
 
 
