@@ -15,7 +15,7 @@
 struct nx_transport {
 	void *base;          /* the whole region, mapped shared */
 	uint64_t size;
-	int fd[3];           /* transport-private */
+	int fd[4];           /* transport-private; -1 = unused */
 	/* Ring the host's doorbell. */
 	int  (*kick)(struct nx_transport *t);
 	/* Block until the host rings ours (or timeout_ms, < 0 = forever).

@@ -38,11 +38,11 @@ void nx_transport_close_all(struct nx_transport *t)
 {
 	if (t->base)
 		munmap(t->base, t->size);
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (t->fd[i] >= 0)
 			close(t->fd[i]);
 	memset(t, 0, sizeof *t);
-	t->fd[0] = t->fd[1] = t->fd[2] = -1;
+	t->fd[0] = t->fd[1] = t->fd[2] = t->fd[3] = -1;
 }
 
 /*

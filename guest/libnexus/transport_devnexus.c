@@ -18,7 +18,7 @@
 #include <nexus/channel.h>
 #include <nexus/nexus_dev.h>
 
-#define DEV 0   /* fd[0] = /dev/nexus; fd[1], fd[2] unused */
+#define DEV 0   /* fd[0] = /dev/nexus; fd[1..3] unused */
 
 static int dev_kick(struct nx_transport *t)
 {
@@ -52,7 +52,7 @@ static int dev_reattach(struct nx_transport *t)
 int nx_transport_devnexus_open(struct nx_transport *t, const char *path)
 {
 	memset(t, 0, sizeof *t);
-	t->fd[0] = t->fd[1] = t->fd[2] = -1;
+	t->fd[0] = t->fd[1] = t->fd[2] = t->fd[3] = -1;
 	t->kick = dev_kick;
 	t->wait = dev_wait;
 	t->reattach = dev_reattach;

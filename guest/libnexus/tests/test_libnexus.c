@@ -472,10 +472,15 @@ static void test_invoke_done_no_wait(void)
 	}
 }
 
+/* Resume the paused host after 30 ms (it then acknowledges the INVOKE_DONE the
+ * guest posted, quietly: the guest is asleep by then), and post invocation
+ * tag delay_ms later. */
 struct invoke_later { struct fakehost *h; uint64_t tag; int delay_ms; };
 static void *invoke_later(void *arg)
 {
 	struct invoke_later *il = arg;
+	usleep(30000);
+	fakehost_pause(il->h, false);
 	usleep((useconds_t)il->delay_ms * 1000);
 	fakehost_invoke(il->h, il->tag, "{}", "{}");
 	return NULL;
@@ -499,12 +504,13 @@ static void test_invoke_done_old_waiting_guest(void)
 	nx_invocation_release(g, &inv);
 	pthread_t t;
 	struct invoke_later il = { h, 2, 100 };
+	fakehost_pause(h, true);   /* so the ack cannot come while the guest still spins */
 	pthread_create(&t, NULL, invoke_later, &il);
 	uint64_t t0 = now_ns();
 	CHECK(nx_invoke_done(g, 1, NX_S_OK, "42", 2) == 0, "waiting INVOKE_DONE");
 	uint64_t waited = now_ns() - t0;
 	pthread_join(t, NULL);
-	CHECK(waited >= 80000000ull, "it waited for the next doorbell (%.1f ms)", waited / 1e6);
+	CHECK(waited >= 120000000ull, "it waited for the next doorbell (%.1f ms)", waited / 1e6);
 	CHECK(nx_invoke_done_unacked(g) == 0, "nothing left unacknowledged");
 	CHECK(nx_next_invocation(g, &inv, 0) == 0 && inv.tag == 2, "the next invocation was queued meanwhile");
 	nx_invocation_release(g, &inv);
