@@ -194,19 +194,22 @@ while read -r F SIZE INPUT <&3; do
     tn=$(cat $S/t-nexus) tb=$(cat $S/t-baseline)
   fi
   tmax=$tn; [ "$tb" -gt "$tmax" ] && tmax=$tb; [ "$tmax" -gt 0 ] || tmax=1
-  n=$(( WARM_S * 1000 / ROUNDS / tmax )); [ $n -lt "$NMIN" ] && n=$NMIN; [ $n -gt "$NMAX" ] && n=$NMAX
+  R=$ROUNDS
+  n=$(( WARM_S * 1000 / R / tmax )); [ $n -lt "$NMIN" ] && n=$NMIN; [ $n -gt "$NMAX" ] && n=$NMAX
   left=$(( BUDGET_S - $(elapsed_s) ))
-  fit=$(( left * 1000 / ROUNDS / (tn + tb + 1) ))
+  fit=$(( left * 1000 / R / (tn + tb + 1) ))
+  # Short of time: two rounds still give a min and a max; fewer is no A/B across rounds.
+  [ $fit -lt 1 ] && [ "$R" -gt 2 ] && R=2 && fit=$(( left * 1000 / R / (tn + tb + 1) ))
   if [ $fit -lt 1 ]; then
-    say "$F $SIZE: skipped (${ROUNDS} x (${tn} + ${tb}) ms do not fit in the ${left} s left)"
-    echo "ABCELL $F $SIZE skipped time budget: ${ROUNDS} rounds of one call per mode (~$(( ROUNDS * (tn + tb) / 1000 )) s) do not fit in the ${left} s left"
+    say "$F $SIZE: skipped (${R} x (${tn} + ${tb}) ms do not fit in the ${left} s left)"
+    echo "ABCELL $F $SIZE skipped time budget: ${R} rounds of one call per mode (~$(( R * (tn + tb) / 1000 )) s) do not fit in the ${left} s left"
     continue
   fi
   [ $n -gt $fit ] && n=$fit
-  echo "ABPLAN $F $SIZE $ROUNDS $n $tn $tb"
-  say "$F $SIZE: check ${tn} / ${tb} ms (nexus / baseline): $ROUNDS rounds x $n calls per mode"
+  echo "ABPLAN $F $SIZE $R $n $tn $tb"
+  say "$F $SIZE: check ${tn} / ${tb} ms (nexus / baseline): $R rounds x $n calls per mode"
   r=0
-  while [ $r -lt "$ROUNDS" ]; do
+  while [ $r -lt "$R" ]; do
     r=$((r + 1))
     if [ $((r % 2)) = 1 ]; then order="nexus baseline"; else order="baseline nexus"; fi
     for mode in $order; do
@@ -219,7 +222,7 @@ while read -r F SIZE INPUT <&3; do
       echo "ABCPU $F $SIZE $mode $r $n $((n1 - n0)) $((m1 - m0)) $((r1 - r0))"
       failed=$(sed -n 's/.*"failed": *\([0-9]*\).*/\1/p' $S/load.out)
       [ "${failed:-0}" = 0 ] || echo "ABFAIL $F $SIZE $mode $r $failed $(head -n 1 $S/load.err | cut -c1-200)"
-      say "$F $SIZE $mode round $r/$ROUNDS: $(cat $S/load.out) $(head -c 200 $S/load.err)"
+      say "$F $SIZE $mode round $r/$R: $(cat $S/load.out) $(head -c 200 $S/load.err)"
     done
   done
   for mode in nexus baseline; do
