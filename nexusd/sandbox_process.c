@@ -33,6 +33,7 @@
  * rather than glibc's, which would signal nexusd's threads), is not
  * instrumented by ASan, and starts with every signal blocked.
  */
+#include "sandbox_pidfd.h"
 #include "sandbox_process_priv.h"
 
 #include <errno.h>
@@ -243,13 +244,10 @@ static void kill_and_wait(struct nx_sandbox *sb)
 {
 	if (sb->pidfd < 0 || sb->reaped)
 		return;
-	syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
-	siginfo_t si;
-	memset(&si, 0, sizeof si);
-	while (waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED | __WALL) < 0 && errno == EINTR)
-		;
+	sbx_pidfd_kill(sb->pidfd, false);
+	if (sbx_pidfd_reap(sb->pidfd, true, &sb->wstatus) < 0)
+		sb->wstatus = W_EXITCODE(0, SIGKILL);
 	sb->reaped = 1;
-	sb->wstatus = W_EXITCODE(0, SIGKILL);
 }
 
 /* nexusd's baseline forwarder (baseline_forward.c) drops its connection to
@@ -492,54 +490,20 @@ static int sb_exit_fd(const struct nx_sandbox *sb)
 static void sb_kill(struct nx_sandbox *sb)
 {
 	/* SIGKILL to the pid namespace's init takes the whole namespace with it. */
-	if (!sb->reaped && sb->pidfd >= 0)
-		syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	sbx_pidfd_kill(sb->pidfd, sb->reaped);
 }
 
 static int sb_reap(struct nx_sandbox *sb, int *wstatus)
 {
 	if (!sb->reaped) {
-		siginfo_t si;
-		memset(&si, 0, sizeof si);
-		int r;
-		while ((r = waitid(P_PIDFD, (id_t)sb->pidfd, &si, WEXITED | WNOHANG | __WALL)) < 0 && errno == EINTR)
-			;
+		int r = sbx_pidfd_reap(sb->pidfd, false, &sb->wstatus);
 		if (r < 0)
-			return -errno;
-		if (si.si_pid == 0)
-			return -EAGAIN;   /* still running */
+			return r;
 		sb->reaped = 1;
-		switch (si.si_code) {
-		case CLD_EXITED: sb->wstatus = W_EXITCODE(si.si_status, 0); break;
-		case CLD_DUMPED: sb->wstatus = W_EXITCODE(0, si.si_status) | 0x80; break;
-		default:         sb->wstatus = W_EXITCODE(0, si.si_status); break;
-		}
 	}
 	if (wstatus)
 		*wstatus = sb->wstatus;
 	return 0;
-}
-
-/* Fallback usage from /proc (no cgroup): the init process only. */
-static void proc_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)sb->pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	const char *p = strrchr(buf, ')');   /* comm may contain spaces */
-	unsigned long long ut = 0, st = 0;
-	long long rss = 0;
-	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %*u %lld",
-	                &ut, &st, &rss) == 3) {
-		long hz = sysconf(_SC_CLK_TCK);
-		u->cpu_ns = (ut + st) * (1000000000ull / (unsigned long long)(hz > 0 ? hz : 100));
-		u->mem_bytes = (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-	}
 }
 
 static int sb_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)
@@ -549,7 +513,7 @@ static int sb_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)
 	/* The cgroup outlives the processes until destroy(), so the counters (OOM
 	 * kills above all) can still be read after the reap; /proc cannot. */
 	if (!sb->reaped && (!sb->cg.cpu[0] || sb->cg.kind == SBP_CG_NONE))
-		proc_usage(sb, u);
+		sbx_proc_usage(sb->pid, &u->cpu_ns, &u->mem_bytes);   /* no cgroup: the init process only */
 	int r = sbp_cgroup_usage(&sb->cg, &u->cpu_ns, &u->mem_bytes, &u->oom_kills);
 	return sb->reaped && r < 0 ? -ESRCH : 0;
 }

@@ -1,7 +1,7 @@
 # tests/sandbox: test-sandbox drives the process sandbox driver (nexusd/sandbox_process*.c)
 # through its driver table with commands running in the real guest rootfs.
 # Needs root and `make rootfs` (a dependency).
-SANDBOX_TEST_SRCS := tests/sandbox/sandbox_test.c $(sort $(wildcard nexusd/sandbox_process*.c))
+SANDBOX_TEST_SRCS := tests/sandbox/sandbox_test.c $(sort $(wildcard nexusd/sandbox_process*.c)) nexusd/sandbox_pidfd.c
 SANDBOX_TEST_OBJS := $(SANDBOX_TEST_SRCS:%.c=$(OBJ)/%.o)
 
 $(BIN)/sandbox-test: $(SANDBOX_TEST_OBJS)
