@@ -16,9 +16,11 @@
 #          can check that the modes agree (the digests are compared here too)
 #   warm   ROUNDS rounds, nexus and baseline alternating (the order flips each round), each of
 #          n calls over one kept-alive connection (nexus-bench-load closed, no warm-up: the
-#          check call was it).  n = WARM_S seconds per mode / ROUNDS / the slower check call,
+#          check call was it).  n = WARM_S seconds per mode / ROUNDS / the slower call (the
+#          check call, or two load-generator calls when it took < 5 s: the CLI's own cost),
 #          clamped to [NMIN, NMAX], and cut further so that the cell ends within BUDGET_S of
-#          the start; a cell that cannot fit even ROUNDS x 1 call is skipped (said so)
+#          the start (two rounds if three do not fit); a cell that cannot fit two rounds of
+#          one call is skipped (said so)
 #   cpu    per round: the instance's monitor (nexus-vmm: vCPU + device threads = everything
 #          the guest did) + nexusd's threads except nx-relay; nx-relay apart (baseline only)
 #   pss    of the instance's monitor after the cell's rounds (smaps_rollup)

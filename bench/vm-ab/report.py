@@ -175,7 +175,10 @@ def main():
 
     # ---- per cell: status, statistics ------------------------------------------------------
     rows, stats = [], {}
-    for fn, size in plan:
+    # Rows by function (in plan order) then size, whatever order the cells ran in.
+    fn_order = {fn: i for i, (fn, _) in reversed(list(enumerate(plan)))}
+    size_order = {z: i for i, z in enumerate(("none", "1KiB", "100KiB", "1MiB", "10MiB"))}
+    for fn, size in sorted(plan, key=lambda c: (fn_order[c[0]], size_order.get(c[1], 9))):
         st, why = d["cell"].get((fn, size), (None, None))
         if st is None:
             st, why = "missing", f"not reached: the rig stopped first (exit {rig_exit})"
@@ -197,9 +200,6 @@ def main():
                 rows.append(("pyaes", size, "not run", "capped at 100 KiB as in `nexus bench` (PYAES_MAX: pure "
                              "Python, ~10 µs per byte on the host, so 1 MiB takes ~10 s per call there and "
                              "minutes under TCG)"))
-        for size in ("1KiB", "100KiB", "1MiB", "10MiB"):
-            if "hello" in funcs:
-                pass
         for fn in present:
             if fn not in funcs:
                 why = ("a C function on libnexus: it has no baseline counterpart (no HTTP server, no TCP S3 "
@@ -209,22 +209,26 @@ def main():
 
     L += ["## Ratios nexus/baseline, every cell", "",
           "vm: the median of the per-round ratios, with [min–max] across rounds (each round runs both modes "
-          "back to back); PSS is one sample per mode. process: `nexus bench` full on the process driver "
+          "back to back); p99 over all calls of the cell (*max* where a mode had fewer than 100: the slowest call, not a percentile); PSS is one sample per mode. process: `nexus bench` full on the process driver "
           "(docs/results.md). hello reads no input: its one cell is sizeless (`none`; here the event carries "
           "a 1 KiB name). Lower is better.", "",
-          "| function | size | calls per mode (rounds x n) | warm p50 vm | process | node CPU/inv vm | process "
-          "| PSS vm | process | status |", "|---|---|---|---:|---:|---:|---:|---:|---:|---|"]
+          "| function | size | calls per mode (rounds x n) | warm p50 vm | process | warm p99 vm | process "
+          "| node CPU/inv vm | process | PSS vm | process | status |",
+          "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for fn, size, st, why in rows:
         pr = lambda m: f2(proc.get((fn, size, m)))   # noqa: E731
         if (fn, size) in stats:
             s, ratio = stats[(fn, size)]
             pl = d["plan"].get((fn, size), {})
             calls = f"{pl.get('rounds', '?')} x {pl.get('n', '?')}"
+            few = min(len(s["nexus"]["lat"]), len(s["baseline"]["lat"])) < 100
             L.append(f"| {fn} | {size} | {calls} | {spread(ratio['p50'])} | {pr('warm_p50_ms')} | "
+                     f"{f2(ratio['p99'])}{' (max)' if few and ratio['p99'] else ''} | {pr('warm_p99_ms')} | "
                      f"{spread(ratio['cpu'])} | {pr('cpu_ms_per_inv')} | {f2(ratio['pss'])} | {pr('pss_mib')} | "
                      f"{'ok' if not why else 'ok, but ' + why} |")
         else:
-            L.append(f"| {fn} | {size} | – | – | {pr('warm_p50_ms')} | – | {pr('cpu_ms_per_inv')} | – | "
+            L.append(f"| {fn} | {size} | – | – | {pr('warm_p50_ms')} | – | {pr('warm_p99_ms')} | – | "
+                     f"{pr('cpu_ms_per_inv')} | – | "
                      f"{pr('pss_mib')} | **{st}**: {why} |")
     L.append("")
 
