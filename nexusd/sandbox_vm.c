@@ -435,8 +435,17 @@ static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec
 	snprintf(d_root, sizeof d_root, "%s,ro", image);
 	snprintf(d_rt, sizeof d_rt, "%s,ro", rt_img);
 	snprintf(d_code, sizeof d_code, "%s,ro", code_img);
-	char *argv[] = { (char *)vmm, "--restore", dir, "--disk", d_root, "--disk", d_rt, "--disk", d_code, "--nexus",
-	                 "control", "--control-fd", "3", "--serial", "stdout", NULL };
+	char *argv[20] = { (char *)vmm, "--restore", dir, "--disk", d_root, "--disk", d_rt, "--disk", d_code, "--nexus",
+	                   "control", "--control-fd", "3", "--serial", "stdout" };
+	/* The working set the first restored instance recorded (README-vm.md,
+	 * "Working set"): the monitor pre-faults those pages before the guest runs. */
+	char ws[PATH_MAX];
+	vm_snap_ws_path(sb->key, ws, sizeof ws);
+	sb->ws_used = vm_snap_ws_on() && access(ws, R_OK) == 0;
+	if (sb->ws_used) {
+		argv[15] = "--ws";
+		argv[16] = ws;
+	}
 	snprintf(errp, sizeof errp, "%s/vmm-stderr", sb->dir);
 	int efd = open(errp, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0600);
 	if (efd < 0)
@@ -464,9 +473,14 @@ static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec
 			vm_snap_trust(sb->key, true);
 			vm_snap_count(VMS_MEM_VERIFIED);
 		}
-		nxd_info("instance %llu (%s) restored from vm snapshot %s%s: runtime re-attached %.1f ms after the restore began",
-		         (unsigned long long)spec->instance_id, sb->function, sb->key,
-		         verify ? " (memory file verified first)" : "", (double)(now_ns() - t0) / 1e6);
+		if (sb->ws_used)
+			vm_snap_count(VMS_WS_RESTORES);
+		else if (vm_snap_ws_on())
+			vm_snap_ws_record(sb, spec->region_fd);
+		nxd_info("instance %llu (%s) restored from vm snapshot %s%s%s: runtime re-attached %.1f ms after the restore "
+		         "began", (unsigned long long)spec->instance_id, sb->function, sb->key,
+		         verify ? " (memory file verified first)" : "", sb->ws_used ? " with its working set (--ws)" : "",
+		         (double)(now_ns() - t0) / 1e6);
 		return 0;
 	}
 	int code = sb->pid > 0 ? drop_monitor(sb) : (r == -ESTALE ? 72 : -1);
@@ -481,6 +495,10 @@ static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec
 	const char *rs = strncmp(reason, "nexus-vmm: ", 11) ? reason : reason + 11;
 	char msg[900];
 	snprintf(msg, sizeof msg, "%s%s%s%s", why, *rs ? " (nexus-vmm: " : "", rs, *rs ? ")" : "");
+	if (sb->ws_used) {
+		unlink(ws);   /* maybe it was what failed (a bad ws file fails the monitor's setup): record it anew */
+		sb->ws_used = false;
+	}
 	if (code == 72 || r == -ETIMEDOUT || r == -ECHILD || r == -ESTALE)
 		vm_snap_refuse(sb->key, msg);
 	else

@@ -30,9 +30,10 @@ struct nx_sandbox {
 	char key[80];              /* "<function>-<hash>", "" = no snapshots for this instance */
 	bool restored;             /* started from the snapshot */
 	bool want_snapshot;        /* fresh boot that should take the snapshot after READY */
+	bool ws_used;              /* restored with the key's working-set file (--ws) */
 	uint64_t region_gen;       /* the region's generation when we handed it over */
 	int region_fd;             /* dup of the region memfd (quiescence check), or -1 */
-	pthread_t snap_thread;
+	pthread_t snap_thread;     /* taking the snapshot (fresh boot) or recording the working set (restore) */
 	bool snap_running;
 	volatile bool snap_cancel;
 	void (*snap_done)(void *);
@@ -84,11 +85,19 @@ bool vm_snap_claim(const char *key);
 void vm_snap_unclaim(const char *key);
 /* after_ready for the vm driver (starts the snapshot thread). */
 int vm_snap_after_ready(struct nx_sandbox *sb, void (*done)(void *), void *arg);
-/* Wait for the snapshot thread (destroy). */
+/* Working set (REAP-style, README-vm.md "Working set"): on unless
+ * NEXUS_VM_SNAPSHOT_WS=off.  vm_snap_ws_path: <snapshot dir>/ws, the file to
+ * pass as --ws when it exists.  vm_snap_ws_record: a restored instance without
+ * one records it (at most one per key at a time): a thread waits for the
+ * first INVOKE_DONE on the region, then has the monitor ws-save it. */
+bool vm_snap_ws_on(void);
+void vm_snap_ws_path(const char *key, char *out, size_t cap);
+void vm_snap_ws_record(struct nx_sandbox *sb, int region_fd);
+/* Wait for the snapshot or working-set thread (destroy). */
 void vm_snap_join(struct nx_sandbox *sb);
 /* Counters. */
 enum vm_snap_counter { VMS_RESTORES, VMS_FALLBACKS, VMS_TAKES, VMS_TAKE_FAILS, VMS_FRESH_BOOTS, VMS_MEM_VERIFIED,
-                       VMS__N };
+                       VMS_WS_SAVES, VMS_WS_SAVE_FAILS, VMS_WS_RESTORES, VMS__N };
 void vm_snap_count(enum vm_snap_counter c);
 /* Prometheus lines for /metrics. */
 void nx_vm_snapshot_metrics(FILE *f);

@@ -67,6 +67,12 @@ void nx_vm_snapshot_metrics(FILE *f)
 		[VMS_TAKE_FAILS] = { "nexus_vm_snapshot_take_failures_total",
 		                     "Snapshots not taken (the guest did not go quiet, or the monitor failed)." },
 		[VMS_FRESH_BOOTS] = { "nexus_vm_fresh_boots_total", "vm instances booted fresh (no usable snapshot)." },
+		[VMS_WS_SAVES] = { "nexus_vm_snapshot_ws_saves_total",
+		                   "Working sets recorded (first invocation of a restored instance, ws-save)." },
+		[VMS_WS_SAVE_FAILS] = { "nexus_vm_snapshot_ws_save_failures_total",
+		                        "Working sets not recorded (no INVOKE_DONE seen, or ws-save failed)." },
+		[VMS_WS_RESTORES] = { "nexus_vm_snapshot_ws_restores_total",
+		                      "Restores given the snapshot's working set (--ws: its pages pre-faulted)." },
 		[VMS_MEM_VERIFIED] = { "nexus_vm_snapshot_memory_verified_total",
 		                       "Restores whose memory file nexus-vmm verified first (snapshots this nexusd did not write)." },
 	};
@@ -353,7 +359,7 @@ void vm_snap_trust(const char *key, bool on)
 
 #define CLAIMS_MAX 64
 static pthread_mutex_t claim_mu = PTHREAD_MUTEX_INITIALIZER;
-static char claims[CLAIMS_MAX][80];
+static char claims[CLAIMS_MAX][96];   /* "<key>" or "<key>/ws" */
 
 bool vm_snap_claim(const char *key)
 {
@@ -531,6 +537,135 @@ out:
 	vm_snap_unclaim(sb->key);
 	sb->snap_done(sb->snap_arg);
 	return NULL;
+}
+
+/* ----------------------------------------------------------- working set */
+
+#define WS_WAIT_MS (10 * 60 * 1000)   /* a restored instance gets its first invocation long before */
+
+bool vm_snap_ws_on(void)
+{
+	const char *env = getenv("NEXUS_VM_SNAPSHOT_WS");   /* "off": node-wide switch (README-vm.md) */
+	return !(env && !strcmp(env, "off"));
+}
+
+void vm_snap_ws_path(const char *key, char *out, size_t cap)
+{
+	vm_snap_path(key, "/ws", out, cap);
+}
+
+/* Has the guest posted its first INVOKE_DONE?  Scans the to-host ring's new
+ * descriptors as they appear.  The words are the guest's, so this only
+ * decides *when* to ask the monitor for the working set (whose contents come
+ * from the monitor's page tables); nothing else trusts it. */
+static bool wait_first_done(struct nx_sandbox *sb, int region_fd)
+{
+	size_t len = NX_ARENAS_OFF;
+	const uint8_t *r = mmap(NULL, len, PROT_READ, MAP_SHARED, region_fd, 0);
+	if (r == MAP_FAILED)
+		return false;
+	const struct nx_ring *to_host = (const void *)(r + NX_TO_HOST_RING_OFF);
+	uint32_t seen = __atomic_load_n(&to_host->tail, __ATOMIC_ACQUIRE);
+	uint64_t end = mono_ms() + WS_WAIT_MS;
+	bool found = false;
+	while (!found && !sb->snap_cancel && mono_ms() < end) {
+		uint32_t head = __atomic_load_n(&to_host->head, __ATOMIC_ACQUIRE);
+		if (head - seen > NX_RING_ENTRIES)   /* lapped (or nonsense): look at the last ring's worth */
+			seen = head - NX_RING_ENTRIES;
+		for (; seen != head && !found; seen++)
+			found = __atomic_load_n(&to_host->desc[seen & (NX_RING_ENTRIES - 1)].opcode, __ATOMIC_RELAXED) ==
+			        NX_OP_INVOKE_DONE;
+		if (!found)
+			usleep(5000);
+	}
+	munmap((void *)r, len);
+	return found;
+}
+
+struct ws_job {
+	struct nx_sandbox *sb;
+	int region_fd;
+};
+
+static void *ws_main(void *arg)
+{
+	struct ws_job *job = arg;
+	struct nx_sandbox *sb = job->sb;
+	char reply[512], ws[PATH_MAX], tmp[PATH_MAX + 32], cmd[PATH_MAX + 96], claim[96];
+	uint64_t t0 = mono_ms();
+	bool saved = false;
+	snprintf(claim, sizeof claim, "%s/ws", sb->key);
+	vm_snap_ws_path(sb->key, ws, sizeof ws);
+	snprintf(tmp, sizeof tmp, "%s.tmp-%d", ws, (int)sb->pid);
+	if (!wait_first_done(sb, job->region_fd)) {
+		if (!sb->snap_cancel)
+			nxd_warn("vm snapshot %s: no INVOKE_DONE within %d s of the restore: working set not recorded",
+			         sb->key, WS_WAIT_MS / 1000);
+		goto out;
+	}
+	uint64_t t_done = mono_ms();
+	snprintf(cmd, sizeof cmd, "{\"cmd\":\"ws-save\",\"file\":\"%s\"}", tmp);   /* state-dir paths have no '"' */
+	if (vmm_command(sb->ctl, cmd, SNAP_CMD_MS, reply, sizeof reply) < 0) {
+		nxd_warn("vm snapshot %s: ws-save: %s", sb->key, reply);
+		unlink(tmp);
+		goto out;
+	}
+	json_t *j = json_loads(reply, 0, NULL);
+	long long pages = j ? (long long)json_integer_value(json_object_get(j, "pages")) : -1;
+	json_decref(j);
+	/* Durable and atomic like the snapshot: a torn ws file would fail the restore. */
+	int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+	int r = fd >= 0 && fsync(fd) == 0 ? 0 : -EIO;
+	if (fd >= 0)
+		close(fd);
+	if (r == 0 && rename(tmp, ws) < 0)
+		r = -errno;
+	char dir[PATH_MAX];
+	vm_snap_path(sb->key, NULL, dir, sizeof dir);
+	if (r == 0)
+		r = fsync_dir(dir);
+	if (r < 0) {
+		nxd_warn("vm snapshot %s: storing the working set as %s: %s", sb->key, ws, strerror(-r));
+		unlink(tmp);
+		unlink(ws);
+		goto out;
+	}
+	saved = true;
+	nxd_info("vm snapshot %s: working set of the first invocation saved (%lld pages, %.1f MiB; ws-save %llu ms "
+	         "after INVOKE_DONE, %llu ms after the restore); later restores pre-fault it (--ws)",
+	         sb->key, pages, (double)pages * 4096.0 / 1048576.0, (unsigned long long)(mono_ms() - t_done),
+	         (unsigned long long)(t_done - t0));
+out:
+	vm_snap_count(saved ? VMS_WS_SAVES : VMS_WS_SAVE_FAILS);
+	vm_snap_unclaim(claim);
+	close(job->region_fd);
+	free(job);
+	return NULL;
+}
+
+void vm_snap_ws_record(struct nx_sandbox *sb, int region_fd)
+{
+	char claim[96];
+	snprintf(claim, sizeof claim, "%s/ws", sb->key);
+	if (sb->ctl < 0 || sb->snap_running || !vm_snap_claim(claim))
+		return;   /* another restored instance is recording it */
+	struct ws_job *job = malloc(sizeof *job);
+	if (job)
+		job->region_fd = fcntl(region_fd, F_DUPFD_CLOEXEC, 3);
+	if (!job || job->region_fd < 0) {
+		free(job);
+		vm_snap_unclaim(claim);
+		return;
+	}
+	job->sb = sb;
+	sb->snap_cancel = false;
+	if (pthread_create(&sb->snap_thread, NULL, ws_main, job) != 0) {
+		close(job->region_fd);
+		free(job);
+		vm_snap_unclaim(claim);
+		return;
+	}
+	sb->snap_running = true;
 }
 
 int vm_snap_after_ready(struct nx_sandbox *sb, void (*done)(void *), void *arg)

@@ -4,7 +4,7 @@
 It speaks the monitor's side of the snapshot contract (docs/vmm.md): --help
 names --control-fd, --nexus control and --restore; the region and the two
 eventfds arrive as SCM_RIGHTS on {"cmd":"nexus-attach"}; pause, resume and
-snapshot answer like the monitor; --restore DIR checks DIR/vmstate and exits
+snapshot and ws-save answer like the monitor; --restore DIR checks DIR/vmstate and exits
 72 with a one-line reason when it is corrupt; with NEXUS_VMM_VERIFY_MEMORY=1 (the
 monitor's --verify-memory) it also checks DIR/memory against the sum in vmstate.  It plays the guest itself with
 libnexus (nexusrt.channel): READY, then every invocation is answered with
@@ -72,6 +72,14 @@ def control_loop(sock):
                 with open(os.path.join(cmd["dir"], "vmstate"), "wb") as f:
                     f.write(b"FAKEVM1\n" + hashlib.sha256(body).hexdigest().encode() + b"\n" + body)
                 reply = {"ok": True, "ms": 1, "memory_bytes": 4096}
+        elif c == "ws-save":
+            if not state["restored"]:
+                reply = {"ok": False, "error": "ws-save works on a restored VM only"}
+            else:
+                fd = os.open(cmd["file"], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.write(fd, b"0 1\n16 3\n")
+                os.close(fd)
+                reply = {"ok": True, "pages": 4}
         elif c == "status":
             reply = {"ok": True, "state": "paused" if state["paused"] else "running"}
         else:
@@ -116,6 +124,14 @@ def main():
             if hashlib.sha256(open(mp, "rb").read()).hexdigest() != meta.get("memsum"):
                 refuse(f"{mp}: memory checksum mismatch (corrupt)")
         state["restored"] = True
+        if "--ws" in opt:   # like ws_load: "start count" lines, else a setup error (65)
+            try:
+                words = open(opt["--ws"][0]).read().split()
+                assert len(words) % 2 == 0 and all(int(w) >= 0 for w in words)
+            except (OSError, ValueError, AssertionError):
+                print(f"nexus-vmm: --ws {opt['--ws'][0]}: not a list of 'start_page count' lines",
+                      file=sys.stderr, flush=True)
+                return 65
     sock = socket.socket(fileno=int(opt["--control-fd"][0]))
     fds = []
     cmd = read_line(sock, fds)

@@ -347,6 +347,77 @@ def test_vm_snapshot_memory_verified_once_after_a_restart(state, monkeypatch):
         d.stop()
 
 
+def _wait_for(pred, secs=10):
+    deadline = time.time() + secs
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.skipif(not os.path.isfile(os.path.join(RUNTIME, "lib", "libnexus.so")) or
+                    not os.path.exists("/sbin/mkfs.ext4"), reason="needs build/runtime (make runtime) and mkfs.ext4")
+def test_vm_snapshot_working_set(state, monkeypatch):
+    """The first restored instance of a snapshot records its first invocation's working
+    set (ws-save after INVOKE_DONE, stored as <snapshot>/ws); later restores pass it as
+    --ws; a ws file the monitor cannot use is dropped (fresh boot, recorded anew);
+    NEXUS_VM_SNAPSHOT_WS=off turns it off; all counted in /metrics."""
+    log = _fake_vm_env(state, monkeypatch)
+    snaps = os.path.join(state, "st", "snapshots")
+    d = Daemon(state, "--keep-alive", "1")
+    try:
+        assert create(d, "wsf", "def handler(e, c):\n    return 1\n", Tags={"nexus:sandbox": "vm"})[0] == 201
+        st, _, body = invoke(d, "wsf", b'{"n": 1}')
+        assert st == 200 and json.loads(body)["restored"] is False, body
+        snap = [os.path.join(snaps, x) for x in os.listdir(snaps) if not x.endswith(".disks")][0]
+        ws = os.path.join(snap, "ws")
+        assert not os.path.exists(ws), "a fresh boot records no working set"
+        assert _wait_no_instances(d)
+        st, _, body = invoke(d, "wsf", b'{"n": 2}')
+        assert st == 200 and json.loads(body)["restored"] is True, body
+        assert _wait_for(lambda: _metric(d, "nexus_vm_snapshot_ws_saves_total") == 1), "ws-save after INVOKE_DONE"
+        assert open(ws).read() == "0 1\n16 3\n"
+        assert not [x for x in os.listdir(snap) if ".tmp-" in x], os.listdir(snap)
+        assert _metric(d, "nexus_vm_snapshot_ws_restores_total") == 0
+        assert _wait_no_instances(d)
+        st, _, body = invoke(d, "wsf", b'{"n": 3}')
+        assert st == 200 and json.loads(body)["restored"] is True, body
+        starts = _starts(log)
+        assert [x["ws"] for x in starts] == [None, None, ws], starts
+        assert _metric(d, "nexus_vm_snapshot_ws_restores_total") == 1
+        assert _metric(d, "nexus_vm_snapshot_ws_saves_total") == 1, "recorded once"
+        text = open(os.path.join(state, "nexusd.log"), errors="replace").read()
+        assert "working set of the first invocation saved" in text and "with its working set (--ws)" in text
+
+        # A ws file the monitor refuses: that start boots fresh, the file is dropped,
+        # the next restore records it again.
+        assert _wait_no_instances(d)
+        open(ws, "w").write("garbage\n")
+        st, _, body = invoke(d, "wsf", b'{"n": 4}')
+        assert st == 200 and json.loads(body)["restored"] is False, body
+        assert not os.path.exists(ws)
+        assert os.path.isdir(snap), "the snapshot itself stays"
+        assert _wait_no_instances(d)
+        st, _, body = invoke(d, "wsf", b'{"n": 5}')
+        assert st == 200 and json.loads(body)["restored"] is True, body
+        assert _wait_for(lambda: _metric(d, "nexus_vm_snapshot_ws_saves_total") == 2)
+    finally:
+        d.stop()
+
+    monkeypatch.setenv("NEXUS_VM_SNAPSHOT_WS", "off")
+    d = Daemon(state, "--keep-alive", "1")
+    try:
+        st, _, body = invoke(d, "wsf", b'{"n": 6}')
+        assert st == 200 and json.loads(body)["restored"] is True, body
+        assert _starts(log)[-1]["ws"] is None and os.path.exists(ws)
+        time.sleep(0.5)
+        assert _metric(d, "nexus_vm_snapshot_ws_saves_total") == 0
+        assert _metric(d, "nexus_vm_snapshot_ws_restores_total") == 0
+    finally:
+        d.stop()
+
+
 def test_unknown_route_and_function(nd):
     st, h, body = nd.req("GET", "/nope")
     assert st == 404 and "x-amzn-RequestId" in h
