@@ -25,7 +25,7 @@
 #          the guest did) + nexusd's threads except nx-relay; nx-relay apart (baseline only)
 #   pss    of the instance's monitor after the cell's rounds (smaps_rollup)
 # Prints raw lines for report.py (all values raw, no statistics here):
-#   ABCOLD F MODE MS | ABPLAN F SIZE ROUNDS N T_NEXUS_MS T_BASELINE_MS
+#   ABCOLD F MODE MS | ABCOLDRETRY F MODE MS WHY | ABPLAN F SIZE ROUNDS N T_NEXUS_MS T_BASELINE_MS
 #   ABLAT F SIZE MODE ROUND NS... | ABCPU F SIZE MODE ROUND CALLS NODE_TICKS MON_TICKS RELAY_TICKS
 #   ABFAIL F SIZE MODE ROUND COUNT TEXT | ABMEM F SIZE MODE RSS PSS PSS_ANON PSS_SHMEM PSS_FILE (KiB)
 #   ABOUT F SIZE MODE RESPONSE | ABOBJ F SIZE MODE SHA256 BYTES
@@ -70,6 +70,7 @@ KNOWN=" "
 monitor_of() {   # NAME
   PID=$(cat $S/pid-$1 2>/dev/null)
   if [ -z "$PID" ] || [ "$(cat /proc/$PID/comm 2>/dev/null)" != nexus-vmm ]; then
+    [ -n "$PID" ] && REBOOTED=1
     PID=$(monitors | while read -r q; do case "$KNOWN" in *" $q "*) ;; *) echo "$q" ;; esac; done | head -n 1)
     echo "$PID" >$S/pid-$1
   fi
@@ -119,6 +120,9 @@ call() {   # NAME EVENTFILE
   "$D/nexus" invoke "$1" --payload "@$2" --cli-timeout $((FN_TIMEOUT + 60)) >$S/resp 2>&1; RC=$?
   T_MS=$(( $(now_ms) - t0 ))
 }
+# A fresh boot slower than nexusd's start limit (INIT_TIMEOUT_MS, 30 s: nexusd/instance_priv.h)
+# happens under TCG when the machine is loaded; that is the rig, not the function.
+start_failed() { grep -Eqs 'Runtime failed to start|not ready within' $S/resp; }
 
 deployed= COLD_DONE=
 nfn=0
@@ -151,10 +155,15 @@ while read -r F SIZE INPUT <&3; do
   fi
   # Check calls (the cold start first, nexus first for odd functions, baseline for even ones).
   if [ $((nfn % 2)) = 1 ]; then order="nexus baseline"; else order="baseline nexus"; fi
-  bad=
+  bad= REBOOTED=0
   for mode in $order; do
     ev=$(event $F $SIZE $mode)
     call $F-$mode "$ev"
+    if [ $RC != 0 ] && start_failed; then   # once more: the next call boots a fresh instance
+      say "$F-$mode: $(tr -d '\n' <$S/resp | cut -c1-200) (${T_MS} ms); once more"
+      [ $first = 1 ] && echo "ABCOLDRETRY $F $mode $T_MS $(tr -d '\n' <$S/resp | cut -c1-200)"
+      call $F-$mode "$ev"
+    fi
     if [ $first = 1 ]; then
       say "$F-$mode cold ${T_MS} ms exit $RC: $(tr -d '\n' <$S/resp | cut -c1-100)"
       [ $RC = 0 ] && echo "ABCOLD $F $mode $T_MS"
@@ -187,9 +196,12 @@ while read -r F SIZE INPUT <&3; do
   tn=$(cat $S/t-nexus) tb=$(cat $S/t-baseline)
   # A check call through the CLI costs ~1 s more than a call of the load generator under TCG
   # (process start, a new connection): for calls that short, time two load-generator calls.
-  if [ "$tn" -lt 5000 ] && [ "$tb" -lt 5000 ]; then
+  # So does a check call that booted a fresh instance (the last one had died): time one call.
+  k=0
+  if [ "$tn" -lt 5000 ] && [ "$tb" -lt 5000 ]; then k=2; elif [ $REBOOTED = 1 ]; then k=1; fi
+  if [ $k -gt 0 ]; then
     for mode in nexus baseline; do
-      "$D/nexus-bench-load" closed $URL $F-$mode "$S/ev/$F-$SIZE-$mode.json" 2 0 $S/lat.tmp >$S/load.out 2>/dev/null
+      "$D/nexus-bench-load" closed $URL $F-$mode "$S/ev/$F-$SIZE-$mode.json" $k 0 $S/lat.tmp >$S/load.out 2>/dev/null
       us=$(sed -n 's/.*"mean_us": *\([0-9]*\).*/\1/p' $S/load.out)
       [ -n "$us" ] && [ "$us" -gt 0 ] && echo $((us / 1000 + 1)) >$S/t-$mode
     done

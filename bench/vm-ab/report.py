@@ -25,7 +25,7 @@ GOALS = [("warm_p50", "warm p50", 0.40), ("cold", "cold start", 0.70), ("cpu", "
 
 
 def parse(log):
-    d = dict(meta={}, cold={}, plan={}, lat={}, cpu={}, fail={}, mem={}, out={}, obj={}, cell={}, errors=[])
+    d = dict(meta={}, cold={}, coldretry={}, plan={}, lat={}, cpu={}, fail={}, mem={}, out={}, obj={}, cell={}, errors=[])
     for line in open(log, errors="replace"):
         line = line.rstrip("\r\n").replace("\r", "")
         p = line.split(" ")
@@ -35,6 +35,8 @@ def parse(log):
                 d["meta"][p[3]] = " ".join(p[4:])
             elif tag == "ABCOLD":
                 d["cold"][(p[1], p[2])] = float(p[3])
+            elif tag == "ABCOLDRETRY":
+                d["coldretry"][(p[1], p[2])] = (float(p[3]), " ".join(p[4:]))
             elif tag == "ABPLAN":
                 d["plan"][(p[1], p[2])] = dict(rounds=int(p[3]), n=int(p[4]), t_nexus=int(p[5]), t_baseline=int(p[6]))
             elif tag == "ABLAT":
@@ -259,11 +261,17 @@ def main():
     L.append("")
 
     L += ["## Cold start (first call of a freshly deployed function, fresh boot, one sample per mode)", "",
-          "| function | input | nexus (ms) | baseline (ms) | ratio vm | ratio process |", "|---|---|---:|---:|---:|---:|"]
+          "| function | input | nexus (ms) | baseline (ms) | ratio vm | ratio process | note |",
+          "|---|---|---:|---:|---:|---:|---|"]
     for fn, (a, b) in colds.items():
         size = "none" if fn == "hello" else "1KiB"
+        note = "; ".join(f"{m}: the first boot failed after {ms / 1000:.0f} s ({why[:140]}); this is the second"
+                         for m in MODES for ms, why in [d["coldretry"].get((fn, m), (None, None))] if ms)
+        for m, v in zip(MODES, (a, b)):
+            if v is None:
+                note += ("; " if note else "") + f"{m}: no cold start recorded (the first call failed or was not reached: see the cells)"
         L.append(f"| {fn} | {size} | {f2(a, 0)} | {f2(b, 0)} | {f2(a / b if a and b else None)} | "
-                 f"{f2(proc.get((fn, size, 'cold_ms')))} |")
+                 f"{f2(proc.get((fn, size, 'cold_ms')))} | {note} |")
     L.append("")
 
     # ---- absolute values ------------------------------------------------------------------
