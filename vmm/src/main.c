@@ -217,13 +217,7 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < vm->nr_vcpus; i++) {
         vcpu_kick(&vm->vcpus[i]);
         for (;;) {
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += 100 * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = vmm_realtime_after_ms(100);
             if (pthread_timedjoin_np(vm->vcpus[i].thread, NULL, &until) != ETIMEDOUT)
                 break;
             vcpu_kick(&vm->vcpus[i]);

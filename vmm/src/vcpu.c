@@ -275,13 +275,7 @@ int vmm_pause(struct vmm *vm)
         for (unsigned i = 0; i < vm->nr_vcpus; i++)
             vcpu_kick(&vm->vcpus[i]);
         pthread_mutex_lock(&vm->run_lock);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_nsec += 50 * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
+        struct timespec until = vmm_realtime_after_ms(50);
         while (vm->parked + vm->stopped < vm->nr_vcpus && !vmm_is_exiting(vm) &&
                pthread_cond_timedwait(&vm->run_cond, &vm->run_lock, &until) == 0) {
         }

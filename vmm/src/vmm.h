@@ -72,4 +72,19 @@ void vmm_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 double vmm_now_ms(void);
 
+/* CLOCK_REALTIME now + ms: the absolute deadline pthread_timedjoin_np and
+ * pthread_cond_timedwait (default clock) take. */
+static inline struct timespec vmm_realtime_after_ms(long ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    t.tv_sec += ms / 1000;
+    t.tv_nsec += (ms % 1000) * 1000000L;
+    if (t.tv_nsec >= 1000000000L) {
+        t.tv_sec++;
+        t.tv_nsec -= 1000000000L;
+    }
+    return t;
+}
+
 #endif
