@@ -247,6 +247,16 @@ static int node_setup(char *err, size_t errlen)
 	struct nlreq r;
 	nl_init(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
 	nl_put(&r, IFLA_IFNAME, BRIDGE_NAME, sizeof BRIDGE_NAME);
+	/* A MAC of its own, set at creation (the kernel then never changes it).
+	 * Without one a bridge takes the lowest MAC among its ports, so adding
+	 * or deleting a veth (random host-side MACs) changes the MAC behind
+	 * 169.254.0.1: every namespace that outlives that change (a zygote's,
+	 * a long-lived instance's) keeps sending to the old MAC, and its
+	 * packets to the relay and the forwarder vanish until its neighbour
+	 * entry is re-probed: SYNs retried after 1 s, answers lost for many
+	 * seconds (seen as 1 s stalls and invocation timeouts). */
+	static const unsigned char bridge_mac[6] = { 0x02, 0x4e, 0x58, 0xff, 0x00, 0x01 };
+	nl_put(&r, IFLA_ADDRESS, bridge_mac, sizeof bridge_mac);
 	struct rtattr *li = nl_nest(&r, IFLA_LINKINFO);
 	nl_put(&r, IFLA_INFO_KIND, "bridge", 7);
 	nl_end(&r, li);
