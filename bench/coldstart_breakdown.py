@@ -102,7 +102,7 @@ def node_up(node):
 def deploy(node, name, mode, bucket):
     tags = {"nexus:mode": mode, "nexus:sandbox": "process", "nexus:snapshot": "zygote", "nexus:buckets": bucket}
     body = {"FunctionName": name, "Runtime": "python3.11", "Role": "arn:aws:iam::000000000000:role/nexus",
-            "Handler": "app.handler", "MemorySize": 256, "Timeout": 60, "Tags": tags,
+            "Handler": "app.handler", "MemorySize": 256, "Timeout": 20, "Tags": tags,
             "Code": {"ZipFile": base64.b64encode(zip_source(FN)).decode()}}
     st, _, data = node.request("POST", "/2015-03-31/functions", json.dumps(body))
     if st not in (200, 201):
