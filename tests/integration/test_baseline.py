@@ -296,3 +296,49 @@ def test_large_event_and_result_same_in_both_modes(lam, deploy):
         errs[mode] = (err, out)
     assert errs["baseline"] == errs["nexus"]
     assert errs["nexus"][1]["errorType"] == "Function.ResponseSizeTooLarge"
+
+
+def node_bridge(node):
+    """nxbr0's MAC and the veths on it, read inside nexusd's node namespace (found through nexusd's
+    namespace fds, as the namespace has no name)."""
+    pid = int(open(os.path.join(node.home, "nexusd.pid")).read().split()[0])
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if not os.readlink(f"/proc/{pid}/fd/{fd}").startswith("net:"):
+                continue
+        except OSError:
+            continue
+        out = subprocess.run(["nsenter", f"--net=/proc/{pid}/fd/{fd}", "ip", "-o", "link", "show"],
+                             capture_output=True, text=True).stdout
+        if " nxbr0:" not in out:
+            continue
+        mac = next(l.split("link/ether ")[1].split()[0] for l in out.splitlines() if " nxbr0:" in l)
+        veths = sorted(l.split(":")[1].strip().split("@")[0] for l in out.splitlines() if ": nxv" in l)
+        return mac, veths
+    raise AssertionError("no namespace of nexusd's has the bridge nxbr0")
+
+
+def test_bridge_mac_fixed_while_veths_come_and_go(node, lam, deploy):
+    """The bridge's MAC must not follow its ports' (random) MACs: a namespace that outlives a
+    veth's coming or going (a zygote's, an instance's) would keep sending to a stale MAC."""
+    import concurrent.futures
+    import time
+    name = deploy("import time\ndef handler(e, c):\n    time.sleep(0.2)\n    return e\n", mode="baseline",
+                  max_instances=3, timeout=5)
+    assert invoke(lam, name, {"i": 0})[:2] == ({"i": 0}, None)
+    mac0, _ = node_bridge(node)
+    assert mac0 == "02:4e:58:ff:00:01", mac0
+    seen = set()
+    for round_ in range(2):   # new veths, then (after an update retires them) others
+        with concurrent.futures.ThreadPoolExecutor(3) as ex:
+            outs = list(ex.map(lambda i: invoke(lam, name, {"i": i}), range(3)))
+        assert all(o[1] is None for o in outs), outs
+        mac, veths = node_bridge(node)
+        seen.update(veths)
+        assert mac == mac0, (mac, veths)
+        from conftest import zip_code
+        lam.update_function_code(FunctionName=name, ZipFile=zip_code(
+            f"def handler(e, c):\n    return {{'v': {round_}, **e}}\n"))
+        time.sleep(0.3)
+    assert len(seen) >= 2, seen   # veths really came and went
+    assert node_bridge(node)[0] == mac0
