@@ -41,6 +41,7 @@
 #include <nexus/channel.h>
 #include "loop.h"
 #include "sandbox_process_priv.h"
+#include "sandbox_zygote.h"
 
 #define HDR_MAX       (16 * 1024)
 #define BODY_MAX      ((size_t)NX_PAYLOAD_MAX + 64 * 1024)
@@ -364,6 +365,11 @@ int nxd_baseline_invoke(struct nx_loop *l, uint64_t instance_id, const struct nx
 
 void nxd_baseline_forget(uint64_t instance_id)
 {
+	/* A baseline zygote's own sandbox (sandbox_zygote.c) is destroyed on the
+	 * launcher thread, and the connection list is the loop thread's: it never
+	 * has a connection, so never walk the list for it. */
+	if (instance_id >= NX_ZYGOTE_ID_OFFSET)
+		return;
 	for (struct fconn **pp = &conns; *pp; pp = &(*pp)->next) {
 		struct fconn *c = *pp;
 		if (c->instance_id != instance_id)

@@ -26,7 +26,7 @@
  * outgoing connections (boto3 to the relay) leave through the zygote's
  * namespace and veth, shared by the function's instances like the rest of the
  * zygote's namespaces.  The zygote itself holds an address slot under a
- * pseudo instance id (ZYGOTE_ID_OFFSET) so it is never taken for an instance.
+ * pseudo instance id (NX_ZYGOTE_ID_OFFSET) so it is never taken for an instance.
  *
  * Threads: start() runs on the launcher thread; the zygote table is guarded by
  * a mutex anyway.  exit_fd/kill/reap/usage/destroy run on the loop thread and
@@ -59,10 +59,6 @@
 
 #define ZYGOTE_INIT_MS  30000   /* zygote start to "R" (it imports the handler) */
 #define ZYGOTE_FORK_MS  5000    /* "F" to the child's "C" */
-/* Added to the first instance's id to name a baseline zygote's sandbox (its
- * address slot, cgroup): never a real instance id, and the same id modulo 10^6,
- * so the same host uid as a nexus-mode zygote would get. */
-#define ZYGOTE_ID_OFFSET (1000000ull << 40)
 
 struct zygote {
 	char function[80];
@@ -267,7 +263,7 @@ static struct zygote *zygote_spawn(const struct nx_sandbox_spec *spec, char *err
 	struct nx_sandbox_spec zs = *spec;
 	zs.envp = env;
 	if (spec->mode == NX_MODE_BASELINE)
-		zs.instance_id = spec->instance_id + ZYGOTE_ID_OFFSET;
+		zs.instance_id = spec->instance_id + NX_ZYGOTE_ID_OFFSET;
 	zs.region_fd = zs.kick_host_fd = zs.kick_guest_fd = sv[1];
 	uint64_t t0 = now_ns();
 	int r = nx_sandbox_process.start(&zs, &z->psb, err, errlen);

@@ -24,6 +24,12 @@ struct zy_stats {
 };
 void zy_get_stats(struct zy_stats *out);
 
+/* A baseline zygote's own sandbox runs under this pseudo instance id: the
+ * first instance's id + this (never a real id; the same id modulo 10^6, so the
+ * same host uid as a nexus-mode zygote).  It holds an address slot for the
+ * zygote's egress but is never an instance the forwarder talks to. */
+#define NX_ZYGOTE_ID_OFFSET (1000000ull << 40)
+
 /* sandbox_process_net.c: a TCP socket listening on the baseline sandbox
  * net's eth0 address:port, created inside its namespace (handed to a forked
  * baseline instance).  0 and *fd_out, or -errno.  Declared here because only
