@@ -60,8 +60,12 @@ def ppid(pid):
 
 
 def assert_forked(node, name):
+    deadline = time.time() + 3   # a replaced instance may still be settling after a crash
     live = instances(node, name)
-    assert live, status(node)
+    while not live and time.time() < deadline:
+        time.sleep(0.05)
+        live = instances(node, name)
+    assert live, [i for i in status(node)["instances"] if i["function"] == name]
     for i in live:
         assert i["sandbox"] == "process-zygote", i
         ns = nspid(i["pid"])
