@@ -273,7 +273,12 @@ static int post_locked(struct nx_guest *g, const struct nx_desc *d)
 		nanosleep(&ts, NULL);
 		pthread_mutex_lock(&g->lock);
 	}
-	if (nx_ring_kick_needed(g->tx))
+	/* A RELEASE needs no doorbell: nothing waits for it, and the host drains
+	 * the ring in order, so it is taken before the next request (which does
+	 * ring, and may need the space) or the next INVOKE_DONE.  A doorbell per
+	 * release was a host wake-up per released buffer.  The sleep flag stays
+	 * set, so the next post that matters rings. */
+	if (d->opcode != NX_OP_RELEASE && nx_ring_kick_needed(g->tx))
 		g->tp.kick(&g->tp);
 	return 0;
 }

@@ -34,6 +34,11 @@
  *    producer publishes `head` (release), issues a full barrier, and rings the
  *    doorbell only when `consumer_sleeping` is 1 (and clears it).  Idle costs
  *    no CPU; a busy consumer costs the producer no syscalls or VM exits.
+ *  - No doorbell (and `consumer_sleeping` left set) for what nobody waits
+ *    for: NX_OP_RELEASE (the host takes it, in ring order, before the guest's
+ *    next request) and the NX_S_OK completion of NX_OP_INVOKE_DONE (the next
+ *    NX_OP_INVOKE's doorbell delivers it; the guest frees the result buffer
+ *    when it sees it).  A waiting guest simply gets them with the next one.
  *  - Doorbells are eventfds: guest->host is an eventfd (KVM ioeventfd in a VM),
  *    host->guest is an eventfd (KVM irqfd in a VM).  The transport-specific part
  *    lives in one place on each side.
@@ -119,9 +124,10 @@ enum nx_opcode {
 	                            by the guest with NX_OP_RELEASE */
 	NX_OP_INVOKE_DONE  = 3,  /* G->H  tag = invocation id; status = NX_S_OK or
 	                            NX_S_HANDLER_ERROR; buf1 = result/error JSON;
-	                            completion acknowledges (guest frees buf1) */
+	                            completion acknowledges (guest frees buf1),
+	                            without a doorbell when NX_S_OK */
 	NX_OP_RELEASE      = 4,  /* G->H  buf0 = a host-arena buffer the host handed
-	                            over; no completion */
+	                            over; no completion, no doorbell */
 	NX_OP_S3_GET       = 16, /* G->H  buf0 = args (BUCKET KEY [RANGE] [IF_MATCH]);
 	                            completion: buf0 = meta, buf1 = body */
 	NX_OP_S3_PUT       = 17, /* G->H  buf0 = args (BUCKET KEY [CONTENT_TYPE]),
