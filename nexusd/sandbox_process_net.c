@@ -38,6 +38,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include <linux/if_link.h>
+#include <linux/neighbour.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
@@ -192,6 +193,17 @@ static int addr_add(int s, int index, uint32_t addr_be, int prefix)
 	nl_init(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &ifa, sizeof ifa);
 	nl_put(&r, IFA_LOCAL, &addr_be, 4);
 	nl_put(&r, IFA_ADDRESS, &addr_be, 4);
+	return nl_talk(s, &r);
+}
+
+/* A permanent neighbour entry addr -> mac on interface index. */
+static int neigh_set(int s, int index, uint32_t addr_be, const unsigned char mac[6])
+{
+	struct ndmsg nd = { .ndm_family = AF_INET, .ndm_ifindex = index, .ndm_state = NUD_PERMANENT };
+	struct nlreq r;
+	nl_init(&r, RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, &nd, sizeof nd);
+	nl_put(&r, NDA_DST, &addr_be, 4);
+	nl_put(&r, NDA_LLADDR, mac, 6);
 	return nl_talk(s, &r);
 }
 
@@ -377,6 +389,14 @@ int sbp_net_create(uint64_t instance_id, int serves_http, struct sbp_net *net, c
 	what = "host veth up";
 	if ((rc = link_up(node_s, VETH_INDEX0 + slot)) < 0)
 		goto fail;
+	/* The node side never needs to ARP for a sandbox: the slot's MAC is
+	 * fixed, so its neighbour entry is too.  Resolved entries could go stale
+	 * or FAILED while an address is between holders (the forwarder's last
+	 * FIN to a stopped instance goes unanswered); a new holder's first SYN
+	 * then waited on ARP and was resent after 1 s. */
+	int nrc = neigh_set(node_s, BRIDGE_INDEX, net->addr_be, mac);
+	if (nrc < 0)
+		sbp_log(1, "baseline network: neighbour entry for slot %d: %s", slot, strerror(-nrc));
 	what = "lo up (sandbox)";
 	if ((rc = link_up(ns_s, 1)) < 0)
 		goto fail;
