@@ -86,6 +86,7 @@ struct nx_guest {
 	struct done_ack acks[DONE_ACK_CAP];  /* INVOKE_DONEs not yet acknowledged */
 	unsigned n_acks;
 	bool done_wait;              /* NEXUS_INVOKE_DONE_WAIT=1: wait for the ack (old protocol) */
+	bool release_unkicked;       /* a RELEASE went out without a doorbell since the last one */
 	uint64_t done_failures;      /* INVOKE_DONEs the host refused (status != OK) */
 	uint32_t done_last_status;
 };
@@ -277,8 +278,14 @@ static int post_locked(struct nx_guest *g, const struct nx_desc *d)
 	 * the ring in order, so it is taken before the next request (which does
 	 * ring, and may need the space) or the next INVOKE_DONE.  A doorbell per
 	 * release was a host wake-up per released buffer.  The sleep flag stays
-	 * set, so the next post that matters rings. */
-	if (d->opcode != NX_OP_RELEASE && nx_ring_kick_needed(g->tx))
+	 * set, so the next post that matters rings — or, if none comes first,
+	 * the next wait on the to-guest ring does (poll_round_locked). */
+	if (d->opcode == NX_OP_RELEASE) {
+		g->release_unkicked = true;
+		return 0;
+	}
+	g->release_unkicked = false;   /* this doorbell covers the releases before it */
+	if (nx_ring_kick_needed(g->tx))
 		g->tp.kick(&g->tp);
 	return 0;
 }
@@ -414,6 +421,15 @@ static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
 	struct nx_desc d[DRAIN_BATCH];
 	int n = 0, r = 0;
 	uint64_t gen0 = g->generation;
+	/* Releases posted since the last doorbell (e.g. a buffer the runtime's
+	 * garbage collector gave back after INVOKE_DONE) must not wait in the
+	 * ring while this guest sleeps until its next invocation: the host
+	 * would hold the memory all that idle time.  Ring now if it sleeps. */
+	if (g->release_unkicked) {
+		g->release_unkicked = false;
+		if (nx_ring_kick_needed(g->tx))
+			g->tp.kick(&g->tp);
+	}
 	g->polling = true;
 	pthread_mutex_unlock(&g->lock);
 

@@ -48,6 +48,7 @@ struct fakehost {
 	bool stop, paused, broken;
 	bool quiet_acks;              /* like nexusd: no doorbell for an OK INVOKE_DONE ack */
 	uint32_t done_status;         /* the status INVOKE_DONE acks carry */
+	int idle_poll_ms;             /* how long the idle host sleeps without a kick */
 	unsigned violations;
 	uint64_t releases, readies;
 	struct obj objs[MAX_OBJS];
@@ -280,7 +281,7 @@ static void *serve(void *arg)
 			got = nx_ring_pending(h->rx) != 0;
 		if (!got && nx_ring_prepare_sleep(h->rx)) {
 			struct pollfd p = { .fd = h->kick_host, .events = POLLIN };
-			if (poll(&p, 1, 50) > 0) {
+			if (poll(&p, 1, h->idle_poll_ms) > 0) {
 				uint64_t v;
 				if (read(h->kick_host, &v, sizeof v) < 0 && errno != EAGAIN)
 					h->violations++;
@@ -296,6 +297,7 @@ struct fakehost *fakehost_new(size_t size)
 {
 	struct fakehost *h = calloc(1, sizeof *h);
 	h->size = size;
+	h->idle_poll_ms = 50;
 	h->region_fd = memfd_create("libnexus-test", MFD_CLOEXEC);
 	if (h->region_fd < 0 || ftruncate(h->region_fd, (off_t)size) < 0)
 		abort();
@@ -354,6 +356,13 @@ void fakehost_fds(const struct fakehost *h, int *region, int *kick_host, int *ki
 }
 
 void *fakehost_region(const struct fakehost *h) { return h->base; }
+
+void fakehost_idle_poll(struct fakehost *h, int ms)
+{
+	pthread_mutex_lock(&h->lock);
+	h->idle_poll_ms = ms;
+	pthread_mutex_unlock(&h->lock);
+}
 
 void fakehost_ack_mode(struct fakehost *h, bool quiet, uint32_t status)
 {

@@ -25,6 +25,9 @@ void *fakehost_region(const struct fakehost *h);
  * no doorbell; the next INVOKE's does), status = the ack's status (default
  * NX_S_OK, quiet off). */
 void fakehost_ack_mode(struct fakehost *h, bool quiet, uint32_t status);
+/* How long the idle host sleeps on its doorbell before it looks at the ring
+ * anyway (default 50 ms; long = only a kick wakes it). */
+void fakehost_idle_poll(struct fakehost *h, int ms);
 /* Stop / resume serving (to fill the to-host ring). */
 void fakehost_pause(struct fakehost *h, bool paused);
 /* Post an invocation; fakehost_wait_done waits for its INVOKE_DONE and returns

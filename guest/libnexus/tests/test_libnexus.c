@@ -485,6 +485,36 @@ static void test_invoke_done_no_wait(void)
  * has the result, post invocation tag delay_ms later.  (Posting it before the
  * host has the result would be a host that breaks its own order: the guest
  * would take the INVOKE, then sleep through the quiet ack.) */
+/* A RELEASE rings no doorbell, but one posted after the invocation's last
+ * request (a garbage-collected body) must not sit in the ring while the guest
+ * sleeps until its next invocation: the wait rings for it. */
+static void test_late_release_reaches_sleeping_host(void)
+{
+	struct fakehost *h = fakehost_new(8u << 20);
+	struct nx_guest *g = attach(h);
+	if (!g)
+		return;
+	struct nx_reply rep;
+	CHECK(nx_s3_put(g, "test-bucket", "late", "0123456789", 10, NULL, &rep) == 0, "put");
+	nx_reply_release(g, &rep);
+	fakehost_idle_poll(h, 10000);    /* from here on only a doorbell wakes the host */
+	struct nx_invocation inv;
+	fakehost_invoke(h, 1, "{}", "{}");
+	CHECK(nx_next_invocation(g, &inv, 2000) == 0 && inv.tag == 1, "invocation 1");
+	nx_invocation_release(g, &inv);
+	CHECK(nx_s3_get(g, "test-bucket", "late", NULL, NULL, &rep) == 0 && rep.body_len == 10, "get");
+	CHECK(nx_invoke_done(g, 1, NX_S_OK, "1", 1) == 0, "done");
+	usleep(20000);                   /* the host takes INVOKE_DONE and goes back to sleep */
+	nx_reply_release(g, &rep);       /* late: after INVOKE_DONE, no doorbell */
+	CHECK(nx_next_invocation(g, &inv, 100) == -ETIMEDOUT, "no invocation");
+	CHECK(fakehost_live_buffers(h) == 0, "the sleeping host got the late releases (%zu live)",
+	      fakehost_live_buffers(h));
+	fakehost_idle_poll(h, 50);
+	CHECK(fakehost_violations(h) == 0, "no violation");
+	nx_detach(g);
+	fakehost_destroy(h);
+}
+
 struct invoke_later { struct fakehost *h; uint64_t tag; int delay_ms; int status; };
 static void *invoke_later(void *arg)
 {
@@ -582,6 +612,7 @@ int main(void)
 		{ "invoke_done_no_wait", test_invoke_done_no_wait },
 		{ "invoke_done_old_waiting_guest", test_invoke_done_old_waiting_guest },
 		{ "invoke_done_unacked_reattach", test_invoke_done_unacked_reattach },
+		{ "late_release_reaches_sleeping_host", test_late_release_reaches_sleeping_host },
 		{ "bench_nop", bench_nop },
 	};
 	for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
