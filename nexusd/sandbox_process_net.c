@@ -21,7 +21,6 @@
  * calling thread, which then returns to the root namespace at once.
  */
 #include "sandbox_process_priv.h"
-#include "sandbox_zygote.h"   /* sbp_net_listen_socket */
 
 #include <arpa/inet.h>
 #include <errno.h>

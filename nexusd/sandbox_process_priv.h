@@ -107,6 +107,10 @@ struct sbp_net {
 int  sbp_net_create(uint64_t instance_id, int serves_http, struct sbp_net *net, char *err, size_t errlen);
 /* Delete the veth, drop the namespace fd, free the slot (idempotent). */
 void sbp_net_destroy(struct sbp_net *net);
+/* A TCP socket listening on the baseline net's eth0 address:port, created
+ * inside its namespace (the zygote hands it to a forked baseline instance).
+ * 0 and *fd_out, or -errno. */
+int  sbp_net_listen_socket(const struct sbp_net *net, int port, int *fd_out);
 /* The guest address of a live baseline instance (network order); -ENOENT if
  * none, -EPROTONOSUPPORT if its guest serves no HTTP (not the Python runtime). */
 int  sbp_net_guest_addr(uint64_t instance_id, uint32_t *addr_be);

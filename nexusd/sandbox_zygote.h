@@ -30,11 +30,4 @@ void zy_get_stats(struct zy_stats *out);
  * zygote's egress but is never an instance the forwarder talks to. */
 #define NX_ZYGOTE_ID_OFFSET (1000000ull << 40)
 
-/* sandbox_process_net.c: a TCP socket listening on the baseline sandbox
- * net's eth0 address:port, created inside its namespace (handed to a forked
- * baseline instance).  0 and *fd_out, or -errno.  Declared here because only
- * the zygote driver uses it. */
-struct sbp_net;
-int sbp_net_listen_socket(const struct sbp_net *net, int port, int *fd_out);
-
 #endif
