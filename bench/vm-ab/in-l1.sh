@@ -17,7 +17,8 @@
 #   warm   ROUNDS rounds, nexus and baseline alternating (the order flips each round), each of
 #          n calls over one kept-alive connection (nexus-bench-load closed, no warm-up: the
 #          check call was it).  n = WARM_S seconds per mode / ROUNDS / the slower call (the
-#          check call, or two load-generator calls when it took < 5 s: the CLI's own cost),
+#          check call, or the median of three load-generator calls when it took < 5 s: the
+#          CLI's own cost),
 #          clamped to [NMIN, NMAX], and cut further so that the cell ends within BUDGET_S of
 #          the start (two rounds if three do not fit); a cell that cannot fit two rounds of
 #          one call is skipped (said so)
@@ -195,15 +196,17 @@ while read -r F SIZE INPUT <&3; do
   fi
   tn=$(cat $S/t-nexus) tb=$(cat $S/t-baseline)
   # A check call through the CLI costs ~1 s more than a call of the load generator under TCG
-  # (process start, a new connection): for calls that short, time two load-generator calls.
-  # So does a check call that booted a fresh instance (the last one had died): time one call.
+  # (process start, a new connection): for calls that short, time three load-generator calls
+  # and take the median (the first calls after a size change are slow: the guest grows its
+  # heap).  A check call that booted a fresh instance (the last one had died): time one call.
   k=0
-  if [ "$tn" -lt 5000 ] && [ "$tb" -lt 5000 ]; then k=2; elif [ $REBOOTED = 1 ]; then k=1; fi
+  if [ "$tn" -lt 5000 ] && [ "$tb" -lt 5000 ]; then k=3; elif [ $REBOOTED = 1 ]; then k=1; fi
   if [ $k -gt 0 ]; then
     for mode in nexus baseline; do
-      "$D/nexus-bench-load" closed $URL $F-$mode "$S/ev/$F-$SIZE-$mode.json" $k 0 $S/lat.tmp >$S/load.out 2>/dev/null
-      us=$(sed -n 's/.*"mean_us": *\([0-9]*\).*/\1/p' $S/load.out)
-      [ -n "$us" ] && [ "$us" -gt 0 ] && echo $((us / 1000 + 1)) >$S/t-$mode
+      : >$S/lat.tmp
+      "$D/nexus-bench-load" closed $URL $F-$mode "$S/ev/$F-$SIZE-$mode.json" $k 0 $S/lat.tmp >/dev/null 2>&1
+      ns=$(sort -n $S/lat.tmp | awk '{ a[NR] = $1 } END { if (NR) print a[int((NR + 1) / 2)] }')
+      [ -n "$ns" ] && echo $((ns / 1000000 + 1)) >$S/t-$mode
     done
     tn=$(cat $S/t-nexus) tb=$(cat $S/t-baseline)
   fi
