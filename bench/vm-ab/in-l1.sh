@@ -90,6 +90,7 @@ else
 fi
 echo "AB meta - s3 $S3KIND"
 echo "AB meta - guest_memory_mb $MEM_MB"
+echo "AB meta - warm $ROUNDS $WARM_S $NMIN $NMAX $BUDGET_S"
 export NEXUS_HOME=$S/home NEXUS_PORT=$PORT NEXUS_S3_PORT=$S3PORT
 unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3
 i=0; while [ $i -lt 120 ] && ! "$D/nexus" s3 mb $BUCKET >/dev/null 2>&1; do sleep 1; i=$((i + 1)); done

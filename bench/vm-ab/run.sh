@@ -7,7 +7,7 @@
 #     full: every function x size of `nexus bench` (make_inputs.py), ROUNDS (3) rounds per cell,
 #           calls per round scaled to the cost of a call (VM_AB_WARM_S seconds per mode and cell,
 #           at least 1, at most 100 per round), the whole run cut to VM_AB_BUDGET_S seconds in L1
-# Env: VM_AB_WARM_S (45), VM_AB_BUDGET_S (full 3300, quick 2400), VM_AB_OUT (the page),
+# Env: VM_AB_WARM_S (150), VM_AB_BUDGET_S (full 3300, quick 2400), VM_AB_OUT (the page),
 #      VM_AB_LOG (the raw log, build/vm-ab/rig-PROFILE.log).
 # Needs: make all guest-kernel guest-image vm-tests (s3tools disk: tests/vm/make-s3tools.sh),
 # and /usr/bin/python3 with Pillow (python3-pil) for the image inputs.
@@ -17,7 +17,7 @@ PROFILE=${1:-quick} ROUNDS=${2:-3} B=${BUILD:-build}
 case $PROFILE in
   smoke) WARM_S=6 NMIN=1 NMAX=20 BUDGET_S=${VM_AB_BUDGET_S:-1200} ;;
   quick) WARM_S=1000000 NMIN=100 NMAX=100 BUDGET_S=${VM_AB_BUDGET_S:-2400} ;;
-  full) WARM_S=${VM_AB_WARM_S:-45} NMIN=1 NMAX=100 BUDGET_S=${VM_AB_BUDGET_S:-3300} ;;
+  full) WARM_S=${VM_AB_WARM_S:-150} NMIN=1 NMAX=100 BUDGET_S=${VM_AB_BUDGET_S:-3300} ;;
   *) echo "usage: bench/vm-ab/run.sh [smoke|quick|full] [ROUNDS]" >&2; exit 2 ;;
 esac
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || { echo "vm-ab: ROUNDS must be a positive number" >&2; exit 2; }
@@ -71,5 +71,7 @@ echo "AB meta - host_loadavg_end $(cut -d' ' -f1-3 /proc/loadavg)" >>"$log"
 echo "AB meta - finished $(date -u '+%Y-%m-%d %H:%M UTC')" >>"$log"
 [ "$rc" = 0 ] || echo "vm-ab: the rig exited $rc (124 timeout, 126 L1 stalled, 125 rig failure); the page shows what ran" >&2
 # Even after a failed rig, the page is written from what the log holds (the rest is marked missing).
-/usr/bin/python3 bench/vm-ab/report.py "$log" "$OUTMD" "$started" "bench/vm-ab/run.sh $PROFILE $ROUNDS" "$inputs/plan.txt"
+cmd="bench/vm-ab/run.sh $PROFILE $ROUNDS"   # as typed, with the settings that change the run
+for v in VM_AB_WARM_S VM_AB_BUDGET_S; do [ -n "${!v:-}" ] && cmd="$v=${!v} $cmd"; done
+/usr/bin/python3 bench/vm-ab/report.py "$log" "$OUTMD" "$started" "$cmd" "$inputs/plan.txt"
 exit "$rc"
