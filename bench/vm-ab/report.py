@@ -174,7 +174,7 @@ def main():
          "",
          "**Caveat: TCG.** This machine has no KVM. The microVMs run in L2 under L1's KVM on *emulated* SVM, "
          "inside QEMU TCG (rig/run-l1). Every VM exit costs orders of magnitude more than on hardware and guest "
-         "code runs at emulation speed (a call is 30-100x slower than on the process driver), so absolute "
+         "code runs at emulation speed (a call took 3-60x as long as on the process driver: 55x for hello, 3x for a 1 MiB image-rotate in nexus mode), so absolute "
          "numbers mean little; the ratios say which stack costs more exits and more guest work. Calls per cell "
          "are scaled to the cost of a call (column *calls*): where a mode got fewer than 100 calls, its *p99* "
          "is really the slowest call, and is labelled so.", ""]
