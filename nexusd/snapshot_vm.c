@@ -565,7 +565,10 @@ static bool wait_first_done(struct nx_sandbox *sb, int region_fd)
 	if (r == MAP_FAILED)
 		return false;
 	const struct nx_ring *to_host = (const void *)(r + NX_TO_HOST_RING_OFF);
-	uint32_t seen = __atomic_load_n(&to_host->tail, __ATOMIC_ACQUIRE);
+	/* From the start of the region (fresh for every restore: indexes begin at
+	 * 0): READY, and maybe the whole first invocation, can come and go before
+	 * this thread runs (seen in the rig). */
+	uint32_t seen = 0;
 	uint64_t end = mono_ms() + WS_WAIT_MS;
 	bool found = false;
 	while (!found && !sb->snap_cancel && mono_ms() < end) {
