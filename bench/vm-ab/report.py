@@ -198,7 +198,7 @@ def main():
             stats[(fn, size)] = cell_stats(d, fn, size)
             if d["fail"].get((fn, size)):
                 why = "failed calls: " + "; ".join(d["fail"][(fn, size)])
-        rows.append((fn, size, st, why))
+        rows.append((fn, size, st, why.replace("|", "\\|") if why else why))   # table-safe
     if profile == "full":
         funcs = sorted({fn for fn, _ in plan})
         present = sorted(x for x in os.listdir(os.path.join(ROOT, "functions"))
