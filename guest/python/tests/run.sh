@@ -56,6 +56,8 @@ check "C function (nx_serve): storage error becomes HandlerError" env LD_LIBRARY
   "$realhost" --invoke 2 --buckets nexus-demo --event '{"bucket": "nexus-demo", "key": "missing"}' \
   --expect-error --expect NoSuchKey -- "$c_fn"
 
+check "C runtime: nx_serve's clock rule after a snapshot restore (test-serve-clock)" "${BUILD:-build}/bin/test-serve-clock"
+
 echo "--- pytest guest/python/tests"
 junit="$results/test-guest.junit.xml"
 /usr/bin/python3 -m pytest -q -rs -p no:cacheprovider --junitxml="$junit" guest/python/tests
