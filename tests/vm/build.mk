@@ -29,8 +29,16 @@ $(VMTEST_DIR)/s3tools.ext4: tests/vm/make-s3tools.sh scripts/s3/package-lock.jso
 	@mkdir -p $(dir $@)
 	tests/vm/make-s3tools.sh $@
 
+# The C function of the snapshot:c-clock case (in-l1-snapshot.sh): a C function's
+# clock after a restore.  Like functions/*: linked to the guest's libnexus, never sanitized.
+$(VMTEST_DIR)/c-clock/bootstrap: tests/vm/c-clock.c $(BUILD)/runtime/include/nexus/libnexus.h \
+                                 $(BUILD)/runtime/include/nexus/channel.h $(BUILD)/runtime/lib/libnexus.so
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -I$(BUILD)/runtime/include -o $@ $< \
+	  -L$(BUILD)/runtime/lib -lnexus -Wl,-rpath,/opt/nexus/lib
+
 .PHONY: vm-tests test-vm
-vm-tests: $(VMTEST_DIR)/tests.ext4 $(VMTEST_DIR)/s3tools.ext4
+vm-tests: $(VMTEST_DIR)/tests.ext4 $(VMTEST_DIR)/s3tools.ext4 $(VMTEST_DIR)/c-clock/bootstrap
 TEST_TARGETS += test-vm
 
 test-vm: vm-tests vmm runtime functions-c $(BIN)/guest-realhost $(BIN)/nexusd $(BIN)/nexus

@@ -4,9 +4,11 @@
  * for in-l1-snapshot.sh's snapshot:c-clock case.  It answers with the guest's
  * wall clock and libnexus's re-attach count, so the test can check that
  * nx_serve set the clock after a snapshot restore (guest/libnexus/serve.c).
- * Built on the host by tests/vm/snapshot-rig.sh against build/runtime.
+ * Built by make vm-tests (tests/vm/build.mk) against build/runtime.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>

@@ -249,5 +249,5 @@ if [ -x "$D/c-clock/bootstrap" ]; then
   fi
   stop_nexusd
 else
-  result skip snapshot:c-clock "no C clock function in L1 ($D/c-clock/bootstrap: tests/vm/snapshot-rig.sh builds it, make test-vm does not pass it yet): C runtime's clock after a restore not checked here"
+  result skip snapshot:c-clock "no C clock function in L1 ($D/c-clock/bootstrap: built by make vm-tests, passed in by test-vm.sh and snapshot-rig.sh): C runtime's clock after a restore not checked here"
 fi

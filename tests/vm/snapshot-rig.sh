@@ -12,11 +12,9 @@ for f in "$kernel" "$image" "$B/bin/nexus-vmm" "$B/bin/nexusd" "$B/bin/nexus"; d
   [ -e "$f" ] || { echo "snapshot-rig: $f missing (make all guest-kernel guest-image)"; exit 2; }
 done
 hg=$B/tests/rig/http-get; [ -x "$hg" ] || hg=""
-out=$(mktemp) cdir=$(mktemp -d); trap 'rm -rf "$out" "$cdir"' EXIT
-# The C clock function of the snapshot:c-clock case (runtime provided: DIR/bootstrap).
-mkdir -p "$cdir/c-clock"
-cc -std=gnu11 -O2 -Wall -Wextra -Werror -I"$B/runtime/include" -o "$cdir/c-clock/bootstrap" tests/vm/c-clock.c \
-  -L"$B/runtime/lib" -lnexus -Wl,-rpath,/opt/nexus/lib || { echo "snapshot-rig: building tests/vm/c-clock.c failed"; exit 2; }
+out=$(mktemp); trap 'rm -f "$out"' EXIT
+# The C clock function of the snapshot:c-clock case (runtime provided: DIR/bootstrap), built by make.
+make --no-print-directory BUILD="$B" "$B/vm-tests/c-clock/bootstrap" >/dev/null || { echo "snapshot-rig: building tests/vm/c-clock.c failed"; exit 2; }
 # L1 sometimes stalls for good under TCG (issue 3): run-l1 exits 126; tried once more.
 for attempt in 1 2; do
 RIG_QEMU=${RIG_QEMU:-$PWD/tests/vm/qemu-l1.sh} rig/run-l1 --timeout "${SNAP_RIG_TIMEOUT:-1800}" --mem 2048 \
@@ -25,7 +23,7 @@ RIG_QEMU=${RIG_QEMU:-$PWD/tests/vm/qemu-l1.sh} rig/run-l1 --timeout "${SNAP_RIG_
   --file functions/hello:/rig/hello --file "$(command -v mke2fs):/sbin/mkfs.ext4" \
   --disk "$(readlink -f "$image"),ro" \
   --file tests/vm/in-l1-snapshot.sh:/rig/in-l1-snapshot.sh ${hg:+--file "$hg:/rig/http-get"} \
-  --file "$cdir/c-clock:/rig/c-clock" \
+  --file "$B/vm-tests/c-clock:/rig/c-clock" \
   -- sh -c "SNAP_RUNS=${SNAP_RUNS:-5} /rig/in-l1-snapshot.sh /rig /dev/vda" | tee "$out"
 rc=${PIPESTATUS[0]}
 [ "$rc" = 126 ] && [ "$attempt" = 1 ] || break

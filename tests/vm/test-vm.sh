@@ -41,7 +41,8 @@ if [ "$tier" = hardware ]; then
   { tests/vm/in-l1.sh "$d" "$(readlink -f "$image")" "$PWD/$disk"
     ln -s "$PWD/$B/bin/nexusd" "$PWD/$B/bin/nexus" "$PWD/$B/runtime" "$s3c/s3cases" "$PWD/tests/vm/s3copy" "$PWD/scripts/s3/rig-s3rver.sh" "$d/"
     tests/vm/in-l1-s3.sh "$d" "$(readlink -f "$image")" "$PWD/scripts/s3"
-    ln -sf "$PWD/functions/hello" "$d/hello"; [ -n "$hg" ] && ln -sf "$PWD/$hg" "$d/http-get"
+    ln -sf "$PWD/functions/hello" "$d/hello"; ln -sf "$PWD/$B/vm-tests/c-clock" "$d/c-clock"
+    [ -n "$hg" ] && ln -sf "$PWD/$hg" "$d/http-get"
     tests/vm/in-l1-snapshot.sh "$d" "$(readlink -f "$image")"
     ln -sf "$PWD/functions/wordcount" "$d/wordcount"; ln -sf "$PWD/tests/vm/in-l1-baseline.sh" "$d/"
     tests/vm/in-l1-baseline.sh "$d" "$(readlink -f "$image")"; } | tee "$out"
@@ -62,6 +63,7 @@ else
       --file scripts/s3/rig-s3rver.sh:/rig/rig-s3rver.sh \
       --disk "$(readlink -f "$image"),ro" --disk "$disk,ro" ${s3tools:+--disk "$s3tools,ro"} \
       --file tests/vm/in-l1-snapshot.sh:/rig/in-l1-snapshot.sh ${hg:+--file "$hg:/rig/http-get"} \
+      --file "$B/vm-tests/c-clock:/rig/c-clock" \
       --file tests/vm/in-l1-baseline.sh:/rig/in-l1-baseline.sh --file functions/wordcount:/rig/wordcount -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda; /rig/in-l1-snapshot.sh /rig /dev/vda; /rig/in-l1-baseline.sh /rig /dev/vda' | tee "$out"
     rc=${PIPESTATUS[0]}
     [ "$rc" = 126 ] && [ "$attempt" = 1 ] || break
