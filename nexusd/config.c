@@ -27,6 +27,8 @@ static void usage(FILE *f)
 	        "  --log-level LEVEL      error|warn|info|debug (default info)\n"
 	        "  --journal-max-mb N     write-back journal bound; async PUTs beyond it get SlowDown\n"
 	        "                         (default 1024; env NEXUS_JOURNAL_MAX_MB)\n"
+	        "  --init-timeout SEC     an instance that is not READY this long after its start is\n"
+	        "                         stopped (default 30; env NEXUS_INIT_TIMEOUT)\n"
 	        "  --allow-unsandboxed    offer the \"host\" driver (nexus:sandbox=host): the function runs as\n"
 	        "                         a plain host process with nexusd's privileges. Benchmarks only (the\n"
 	        "                         A/B floor); never on a node that runs code you do not trust\n"
@@ -69,11 +71,15 @@ int nxd_config_parse(int argc, char **argv)
 		return -1;
 	char listen[128] = "";
 	c->journal_max_mb = 1024;
+	c->init_timeout_s = 30;
+	const char *env_it = getenv("NEXUS_INIT_TIMEOUT");
+	if (env_it && *env_it && parse_uint("NEXUS_INIT_TIMEOUT", env_it, 1, 3600, &c->init_timeout_s) < 0)
+		return -1;
 	const char *env_jm = getenv("NEXUS_JOURNAL_MAX_MB");
 	if (env_jm && *env_jm && parse_uint("NEXUS_JOURNAL_MAX_MB", env_jm, 1, 1u << 20, &c->journal_max_mb) < 0)
 		return -1;
 
-	enum { O_LISTEN = 256, O_STATE, O_RUNTIME, O_ROOTFS, O_S3EP, O_S3REG, O_KA, O_MAXI, O_QD, O_LOG, O_HELP, O_JMAX, O_UNSANDBOXED };
+	enum { O_LISTEN = 256, O_STATE, O_RUNTIME, O_ROOTFS, O_S3EP, O_S3REG, O_KA, O_MAXI, O_QD, O_LOG, O_HELP, O_JMAX, O_UNSANDBOXED, O_INIT };
 	static const struct option opts[] = {
 		{"listen", required_argument, 0, O_LISTEN},     {"state-dir", required_argument, 0, O_STATE},
 		{"runtime-dir", required_argument, 0, O_RUNTIME}, {"rootfs", required_argument, 0, O_ROOTFS},
@@ -81,7 +87,7 @@ int nxd_config_parse(int argc, char **argv)
 		{"keep-alive", required_argument, 0, O_KA},      {"max-instances", required_argument, 0, O_MAXI},
 		{"queue-depth", required_argument, 0, O_QD},     {"log-level", required_argument, 0, O_LOG},
 		{"help", no_argument, 0, O_HELP},                {"journal-max-mb", required_argument, 0, O_JMAX},
-		{"allow-unsandboxed", no_argument, 0, O_UNSANDBOXED},
+		{"allow-unsandboxed", no_argument, 0, O_UNSANDBOXED}, {"init-timeout", required_argument, 0, O_INIT},
 		{0, 0, 0, 0},
 	};
 	int o;
@@ -110,6 +116,7 @@ int nxd_config_parse(int argc, char **argv)
 			break;
 		case O_JMAX: r = parse_uint("--journal-max-mb", optarg, 1, 1u << 20, &c->journal_max_mb); break;
 		case O_UNSANDBOXED: c->allow_unsandboxed = true; break;
+		case O_INIT: r = parse_uint("--init-timeout", optarg, 1, 3600, &c->init_timeout_s); break;
 		case O_HELP: usage(stdout); return 1;
 		default:
 			fprintf(stderr, "nexusd: unknown or incomplete option '%s'\n", argv[optind - 1]);

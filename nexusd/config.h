@@ -21,6 +21,7 @@ struct nxd_config {
 	unsigned max_instances;       /* default per-function limit */
 	unsigned queue_depth;         /* per-function pending invocations */
 	unsigned journal_max_mb;      /* write-back journal bound (aio.h) */
+	unsigned init_timeout_s;      /* sandbox start to the runtime's READY */
 	char account_id[16];          /* for ARNs */
 	char ingress_url[128];        /* http://host:port, once listening */
 	bool allow_unsandboxed;       /* offer the "host" driver (no sandbox: the benchmark floor) */

@@ -177,7 +177,7 @@ static void on_init_timeout(void *arg)
 	struct nxd_instance *in = arg;
 	in->timer = NULL;
 	in->init_timed_out = true;
-	im_inst_stop(in, "not ready within %u s of starting", INIT_TIMEOUT_MS / 1000);
+	im_inst_stop(in, "not ready within %u s of starting (--init-timeout)", nxd_cfg.init_timeout_s);
 }
 
 /* A start that failed before the instance ran: fail what it was started for. */
@@ -303,7 +303,7 @@ int im_inst_start(struct pool *p, char *err, size_t errlen)
 	in->state = IST_STARTING;
 	in->launching = true;
 	in->refs++; /* held by the launcher until launch_done */
-	in->timer = nx_loop_timer(im_loop, INIT_TIMEOUT_MS, on_init_timeout, in);
+	in->timer = nx_loop_timer(im_loop, nxd_cfg.init_timeout_s * 1000u, on_init_timeout, in);
 	time_t now = time(NULL);
 	struct tm tm;
 	gmtime_r(&now, &tm);

@@ -17,7 +17,6 @@
 #include "registry.h"
 #include "sandbox.h"
 
-#define INIT_TIMEOUT_MS   30000u  /* sandbox start to NX_OP_READY */
 #define INIT_FAILS_MAX    3u      /* consecutive init failures before the queue is failed */
 
 enum ist { IST_STARTING, IST_IDLE, IST_BUSY, IST_STOPPING, IST_DEAD };

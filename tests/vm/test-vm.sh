@@ -64,7 +64,7 @@ else
       --disk "$(readlink -f "$image"),ro" --disk "$disk,ro" ${s3tools:+--disk "$s3tools,ro"} \
       --file tests/vm/in-l1-snapshot.sh:/rig/in-l1-snapshot.sh ${hg:+--file "$hg:/rig/http-get"} \
       --file "$B/vm-tests/c-clock:/rig/c-clock" \
-      --file tests/vm/in-l1-baseline.sh:/rig/in-l1-baseline.sh --file functions/wordcount:/rig/wordcount -- sh -c '/rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda; /rig/in-l1-snapshot.sh /rig /dev/vda; /rig/in-l1-baseline.sh /rig /dev/vda' | tee "$out"
+      --file tests/vm/in-l1-baseline.sh:/rig/in-l1-baseline.sh --file functions/wordcount:/rig/wordcount -- sh -c 'export NEXUS_INIT_TIMEOUT=${NEXUS_INIT_TIMEOUT:-120}; /rig/in-l1.sh /rig /dev/vda /dev/vdb; /rig/in-l1-s3.sh /rig /dev/vda; /rig/in-l1-snapshot.sh /rig /dev/vda; /rig/in-l1-baseline.sh /rig /dev/vda' | tee "$out"
     rc=${PIPESTATUS[0]}
     [ "$rc" = 126 ] && [ "$attempt" = 1 ] || break
     echo "test-vm: L1 stalled (rig exit 126): running every case again in a fresh rig"
