@@ -9,6 +9,9 @@ Rule (also in docs/results.md):
   average, for `density_s` seconds, the same trace (same seed) for both modes;
 - SLO = SLO_FACTOR x the p99 of the baseline at N = 1 under the same trace;
 - a step passes when the p99 over all its requests is <= SLO and no request failed;
+  a step that fails is run once more, right away, and passes if that run passes (both
+  modes alike: one scheduler blip on this shared 2-CPU VM must not end a mode's climb;
+  both runs are recorded);
 - density = the largest passing N of the ladder; both modes climb the same ladder in
   lockstep (nexus, then baseline at each N) and stop after their first failure."""
 import os
@@ -42,6 +45,14 @@ def _run_step(node, names, seconds, seed, workdir):
     return lat, failed, len(events)
 
 
+def _step(node, names, n, prof, seed, workdir):
+    # N = 1 sets the SLO, so it runs longer (enough requests for a p99)
+    secs = prof["density_cal_s"] if n == 1 else prof["density_s"]
+    lat, failed, count = _run_step(node, names, secs, seed, workdir)
+    return {"n": n, "p50": report.pct(lat, 50) if lat else None, "p99": report.pct(lat, 99) if lat else float("inf"),
+            "failed": failed, "requests": count, "rate": RATE * n}
+
+
 def run(node, prof, seed, workdir, log):
     code = zip_dir(os.path.join(ROOT, "functions", "hello"))
     deployed = {"nexus": 0, "baseline": 0}
@@ -57,12 +68,7 @@ def run(node, prof, seed, workdir, log):
                 node.deploy(names[i], code, mode, memory=128, max_instances=1)
                 node.invoke(names[i], {"name": "warm"})
             deployed[mode] = n
-            # N = 1 sets the SLO, so it runs longer (enough requests for a p99)
-            secs = prof["density_cal_s"] if n == 1 else prof["density_s"]
-            lat, failed, count = _run_step(node, names, secs, seed, workdir)
-            p99 = report.pct(lat, 99) if lat else float("inf")
-            steps[mode].append({"n": n, "p50": report.pct(lat, 50) if lat else None, "p99": p99,
-                                "failed": failed, "requests": count, "rate": RATE * n})
+            steps[mode].append(_step(node, names, n, prof, seed, workdir))
         if slo is None:
             base1 = steps["baseline"][0]["p99"]
             slo = SLO_FACTOR * base1
@@ -70,9 +76,17 @@ def run(node, prof, seed, workdir, log):
             if alive[mode] and steps[mode] and steps[mode][-1]["n"] == n:
                 s = steps[mode][-1]
                 s["pass"] = s["p99"] <= slo and s["failed"] == 0
+                if not s["pass"]:   # once more, right away (see the rule above)
+                    log(f"density {mode} N={n}: p99 {s['p99']:.2f} ms (SLO {slo:.2f} ms), failed {s['failed']}: "
+                        "failed once, running the step again")
+                    again = _step(node, [f"dens-{mode}-{i}" for i in range(n)], n, prof, seed, workdir)
+                    again["pass"] = again["p99"] <= slo and again["failed"] == 0
+                    again["first_try"] = s
+                    steps[mode][-1] = s = again
                 alive[mode] = s["pass"]
                 log(f"density {mode} N={n}: {s['requests']} requests at {RATE * n:.0f}/s, p99 {s['p99']:.2f} ms "
-                    f"(SLO {slo:.2f} ms), failed {s['failed']}: {'pass' if s['pass'] else 'FAIL'}")
+                    f"(SLO {slo:.2f} ms), failed {s['failed']}: {'pass' if s['pass'] else 'FAIL'}"
+                    + (" (second run)" if "first_try" in s else ""))
         if not any(alive.values()):
             break
     # Left in place until the node stops (see cold_func in main.py: stopping
