@@ -7,7 +7,11 @@ Rule (also in docs/results.md):
   N functions = N warm instances; each is invoked once before the step (warm);
 - step N: the open-loop trace (N = 1 runs `density_cal_s`, longer: it sets the SLO) for N functions at RATE requests/s per instance on
   average, for `density_s` seconds, the same trace (same seed) for both modes;
-- SLO = SLO_FACTOR x the p99 of the baseline at N = 1 under the same trace;
+- SLO = SLO_FACTOR x the p99 of the baseline at N = 1 under the same trace, the largest
+  of CAL_RUNS runs of that step: on this VM ~1-2 % of requests in either mode stall ~10 ms
+  (a scheduler tick; seen alike in both modes and in builds before and after the channel
+  changes), which puts one run's p99 at 3 ms or at 10 ms by chance; the SLO must be one the
+  baseline itself meets run after run;
 - a step passes when the p99 over all its requests is <= SLO and no request failed;
   a step that fails is run once more, right away, and passes if that run passes (both
   modes alike: one scheduler blip on this shared 2-CPU VM must not end a mode's climb;
@@ -23,6 +27,7 @@ from node import BIN, ROOT, zip_dir
 
 RATE = 50.0
 SLO_FACTOR = 2.0
+CAL_RUNS = 3
 
 
 def _run_step(node, names, seconds, seed, workdir):
@@ -70,8 +75,13 @@ def run(node, prof, seed, workdir, log):
             deployed[mode] = n
             steps[mode].append(_step(node, names, n, prof, seed, workdir))
         if slo is None:
-            base1 = steps["baseline"][0]["p99"]
-            slo = SLO_FACTOR * base1
+            cal = [steps["baseline"][0]] + [_step(node, ["dens-baseline-0"], 1, prof, seed, workdir)
+                                            for _ in range(CAL_RUNS - 1)]
+            steps["baseline"][0] = max(cal, key=lambda st: st["p99"])
+            steps["baseline"][0]["calibration_p99"] = [st["p99"] for st in cal]
+            slo = SLO_FACTOR * steps["baseline"][0]["p99"]
+            log(f"density: SLO {slo:.2f} ms = {SLO_FACTOR:g} x the largest baseline N=1 p99 of "
+                + ", ".join(f"{v:.2f}" for v in steps["baseline"][0]["calibration_p99"]) + " ms")
         for mode in ("nexus", "baseline"):
             if alive[mode] and steps[mode] and steps[mode][-1]["n"] == n:
                 s = steps[mode][-1]

@@ -232,7 +232,9 @@ def page(results, rows, pngs, reldir):
               f"Rule: N instances = N `hello` functions with max-instances 1, each warmed once; an open-loop trace "
               f"drives them at {dens['rate']:.0f} requests/s per instance on average for {dens['seconds']:.0f} s "
               f"(seed {dens['seed']}). SLO = {dens['slo_factor']:.0f} x the baseline's p99 at N = 1 under the same "
-              f"trace = **{dens['slo_ms']:.2f} ms**. A step passes when the p99 of all its requests meets the SLO "
+              f"trace (the largest of {len(dens['steps']['baseline'][0].get('calibration_p99', [0]))} runs of that "
+              f"step: ~1-2 % of requests in both modes stall ~10 ms on this VM, a scheduler tick) "
+              f"= **{dens['slo_ms']:.2f} ms**. A step passes when the p99 of all its requests meets the SLO "
               "and none failed; a step that fails is run once more at once and passes if that run does (both "
               "modes alike; one scheduler blip on a shared 2-CPU VM must not end a climb); density = the largest "
               "passing N of the ladder (both modes climb it in lockstep).",
