@@ -139,9 +139,7 @@ char *nxd_metrics_render(size_t *len)
 		fprintf(f, "nexus_invocation_duration_seconds_sum{function=\"%s\"} %.9f\n", fns[i].name, fns[i].sum);
 		fprintf(f, "nexus_invocation_duration_seconds_count{function=\"%s\"} %llu\n", fns[i].name, fns[i].count);
 	}
-	fprintf(f, "# HELP nexus_cold_starts_total Instances started and ready.\n# TYPE nexus_cold_starts_total counter\n"
-	           "nexus_cold_starts_total %llu\n",
-	        cold_total);
+	nxd_metric_one(f, "nexus_cold_starts_total", "counter", "Instances started and ready.", cold_total);
 	fprintf(f, "# HELP nexus_function_cold_starts_total Cold starts by function.\n"
 	           "# TYPE nexus_function_cold_starts_total counter\n");
 	for (size_t i = 0; i < nfns; i++)
@@ -160,13 +158,9 @@ char *nxd_metrics_render(size_t *len)
 		fprintf(f, "nexus_storage_operations_total{op=\"%s\",result=\"error\"} %llu\n", nx_s3_op_name(op),
 		        (unsigned long long)st.errors[op]);
 	}
-	fprintf(f, "# HELP nexus_storage_retries_total Storage requests retried.\n"
-	           "# TYPE nexus_storage_retries_total counter\nnexus_storage_retries_total %llu\n",
-	        (unsigned long long)st.retries);
-	fprintf(f, "# HELP nexus_storage_bytes_total Storage body bytes by direction.\n"
-	           "# TYPE nexus_storage_bytes_total counter\n"
-	           "nexus_storage_bytes_total{direction=\"in\"} %llu\nnexus_storage_bytes_total{direction=\"out\"} %llu\n",
-	        (unsigned long long)st.bytes_in, (unsigned long long)st.bytes_out);
+	nxd_metric_one(f, "nexus_storage_retries_total", "counter", "Storage requests retried.", st.retries);
+	const struct nxd_metric_sample bytes[] = { { "direction=\"in\"", st.bytes_in }, { "direction=\"out\"", st.bytes_out } };
+	nxd_metric_family(f, "nexus_storage_bytes_total", "counter", "Storage body bytes by direction.", bytes, 2);
 	nx_aio_metrics(f);   /* write-back journal and prefetch */
 	if (fclose(f) != 0) {
 		free(buf);

@@ -44,6 +44,7 @@
 
 #include <nexus/channel.h>
 #include "config.h"
+#include "metrics.h"
 #include "sandbox_vm.h"
 #include "util.h"
 
@@ -77,8 +78,7 @@ void nx_vm_snapshot_metrics(FILE *f)
 		                       "Restores whose memory file nexus-vmm verified first (snapshots this nexusd did not write)." },
 	};
 	for (int i = 0; i < VMS__N; i++)
-		fprintf(f, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIuFAST64 "\n", names[i][0], names[i][1], names[i][0],
-		        names[i][0], atomic_load(&counters[i]));
+		nxd_metric_one(f, names[i][0], "counter", names[i][1], atomic_load(&counters[i]));
 }
 
 /* ------------------------------------------------------------------ key */
