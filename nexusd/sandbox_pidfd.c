@@ -34,13 +34,13 @@ int sbx_pidfd_reap(int pidfd, bool block, int *wstatus)
 	return 0;
 }
 
-void sbx_proc_usage(pid_t pid, uint64_t *cpu_ns, uint64_t *mem_bytes)
+int sbx_proc_usage(pid_t pid, uint64_t *cpu_ns, uint64_t *mem_bytes)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	FILE *f = fopen(path, "re");
 	if (!f)
-		return;
+		return -errno;
 	size_t n = fread(buf, 1, sizeof buf - 1, f);
 	fclose(f);
 	buf[n] = 0;
@@ -53,4 +53,5 @@ void sbx_proc_usage(pid_t pid, uint64_t *cpu_ns, uint64_t *mem_bytes)
 		*cpu_ns = (ut + st) * (1000000000ull / (unsigned long long)(hz > 0 ? hz : 100));
 		*mem_bytes = (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
 	}
+	return 0;
 }

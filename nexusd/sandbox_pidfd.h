@@ -18,8 +18,8 @@ void sbx_pidfd_kill(int pidfd, bool reaped);
  * 0 with *wstatus in waitpid's encoding; -EAGAIN while it still runs; -errno. */
 int sbx_pidfd_reap(int pidfd, bool block, int *wstatus);
 
-/* CPU time (user + system) and resident memory of pid from /proc/PID/stat;
- * leaves both untouched if the process is gone. */
-void sbx_proc_usage(pid_t pid, uint64_t *cpu_ns, uint64_t *mem_bytes);
+/* CPU time (user + system) and resident memory of pid from /proc/PID/stat.
+ * 0, or -errno (both left untouched) if it cannot be read. */
+int sbx_proc_usage(pid_t pid, uint64_t *cpu_ns, uint64_t *mem_bytes);
 
 #endif

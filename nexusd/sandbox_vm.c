@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include <nexus/channel.h>
+#include "sandbox_pidfd.h"
 #include "sandbox_vm.h"
 #include "sandbox_vm_net.h"
 #include "util.h"
@@ -630,22 +631,16 @@ static int vm_exit_fd(const struct nx_sandbox *sb)
 
 static void vm_kill(struct nx_sandbox *sb)
 {
-	if (!sb->reaped && sb->pidfd >= 0)
-		syscall(SYS_pidfd_send_signal, sb->pidfd, SIGKILL, NULL, 0);
+	sbx_pidfd_kill(sb->pidfd, sb->reaped);
 }
 
 static int vm_reap(struct nx_sandbox *sb, int *wstatus)
 {
 	if (!sb->reaped) {
-		int st, r;
-		while ((r = (int)waitpid(sb->pid, &st, WNOHANG)) < 0 && errno == EINTR)
-			;
+		int r = sbx_pidfd_reap(sb->pidfd, false, &sb->wstatus);
 		if (r < 0)
-			return -errno;
-		if (r == 0)
-			return -EAGAIN;
+			return r;
 		sb->reaped = 1;
-		sb->wstatus = st;
 	}
 	if (wstatus)
 		*wstatus = sb->wstatus;
@@ -658,24 +653,7 @@ static int vm_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)
 	u->start_ns = sb->start_ns;
 	if (sb->reaped)
 		return -ESRCH;
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)sb->pid);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = 0;
-	const char *p = strrchr(buf, ')');
-	unsigned long long ut = 0, st = 0;
-	long long rss = 0;
-	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %*u %*u %lld",
-	                &ut, &st, &rss) == 3) {
-		long hz = sysconf(_SC_CLK_TCK);
-		u->cpu_ns = (ut + st) * (1000000000ull / (unsigned long long)(hz > 0 ? hz : 100));
-		u->mem_bytes = (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
-	}
-	return 0;
+	return sbx_proc_usage(sb->pid, &u->cpu_ns, &u->mem_bytes);   /* the monitor: VM RAM it touched, its CPU */
 }
 
 static void vm_destroy(struct nx_sandbox *sb)
