@@ -192,6 +192,17 @@ static void pfe_drop_buf(struct pfe *e)
 	e->chan = NULL;
 }
 
+/* The timeline of a hit, for the cold-start breakdown (bench/coldstart_breakdown.py reads it). */
+static void log_hit(const struct pfe *e, const char *where)
+{
+	uint64_t now = nx_now_ns();
+	nxd_debug("prefetch hit s3://%s/%s (%zu bytes%s): fetched %.1f ms after the invocation arrived, claimed at "
+	          "%.1f ms, served at %.1f ms (the guest waited %.1f ms)",
+	          e->bucket, e->key, e->len, where, (double)(e->t_fetched - e->t_start) / 1e6,
+	          (double)(e->t_claimed - e->t_start) / 1e6, (double)(now - e->t_start) / 1e6,
+	          (double)(now - e->t_claimed) / 1e6);
+}
+
 static void pfe_free(struct pfe *e)
 {
 	if (e->x)   /* first: libcurl must stop writing into the buffer */
@@ -409,12 +420,7 @@ static void claim_try(struct pfe *e)
 	if (e->chan) {   /* the GET's completion owns the region buffer now */
 		e->chan = NULL;
 		e->buf = NULL;
-		uint64_t now = nx_now_ns();
-		nxd_debug("prefetch hit s3://%s/%s (%zu bytes, in the region): fetched %.1f ms after the invocation "
-		          "arrived, claimed at %.1f ms, served at %.1f ms (the guest waited %.1f ms)",
-		          e->bucket, e->key, e->len, (double)(e->t_fetched - e->t_start) / 1e6,
-		          (double)(e->t_claimed - e->t_start) / 1e6, (double)(now - e->t_start) / 1e6,
-		          (double)(now - e->t_claimed) / 1e6);
+		log_hit(e, ", in the region");
 		pfe_free(e);
 		aio_op_finish(op, &res);
 		return;
@@ -433,12 +439,7 @@ static void claim_try(struct pfe *e)
 	if (a1 > a0)
 		madvise((void *)a0, a1 - a0, MADV_POPULATE_WRITE);   /* best effort (Linux >= 5.14) */
 	memcpy(dst, e->buf, e->len);
-	uint64_t now = nx_now_ns();
-	nxd_debug("prefetch hit s3://%s/%s (%zu bytes): fetched %.1f ms after the invocation arrived, claimed at "
-	          "%.1f ms, served at %.1f ms (the guest waited %.1f ms)",
-	          e->bucket, e->key, e->len, (double)(e->t_fetched - e->t_start) / 1e6,
-	          (double)(e->t_claimed - e->t_start) / 1e6, (double)(now - e->t_start) / 1e6,
-	          (double)(now - e->t_claimed) / 1e6);
+	log_hit(e, "");
 	pfe_free(e);
 	aio_op_finish(op, &res);
 }
