@@ -33,6 +33,7 @@
 #include "config.h"
 #include "sandbox.h"
 #include "sandbox_pidfd.h"
+#include "loop.h"   /* nx_now_ns */
 #include "util.h"
 
 struct nx_sandbox {
@@ -42,13 +43,6 @@ struct nx_sandbox {
 	int wstatus;
 	uint64_t start_ns;
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* "/opt/nexus/x" -> "<runtime_dir>/x", "/var/task/x" -> "<code_dir>/x"; else a copy. */
 static char *host_path(const struct nx_sandbox_spec *spec, const char *p)
@@ -158,7 +152,7 @@ static int host_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **ou
 	for (size_t i = 0; i < argc; i++)
 		if (!(argv[i] = host_path(spec, spec->argv[i])))
 			goto nomem;
-	sb->start_ns = mono_ns();
+	sb->start_ns = nx_now_ns();
 	sb->pid = fork();
 	if (sb->pid < 0) {
 		rc = -errno;
@@ -175,7 +169,7 @@ static int host_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **ou
 		waitpid(sb->pid, NULL, 0);
 		goto out;
 	}
-	sb->start_ns = mono_ns() - sb->start_ns;
+	sb->start_ns = nx_now_ns() - sb->start_ns;
 	nxd_info("instance %llu of %s: UNSANDBOXED host process %d (the host driver)",
 	         (unsigned long long)spec->instance_id, spec->function_name, (int)sb->pid);
 	*out = sb;

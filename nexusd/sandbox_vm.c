@@ -49,17 +49,11 @@
 #include "sandbox_pidfd.h"
 #include "sandbox_vm.h"
 #include "sandbox_vm_net.h"
+#include "loop.h"   /* nx_now_ns */
 #include "util.h"
 
 #define KVMIO 0xAE
 #define KVM_GET_API_VERSION_NR _IO(KVMIO, 0x00)
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int errf(char *err, size_t n, int e, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 static int errf(char *err, size_t n, int e, const char *fmt, ...)
@@ -363,10 +357,10 @@ static int wait_reattach(struct nx_sandbox *sb, int region_fd, char *why, size_t
 	if (r == MAP_FAILED)
 		return errf(why, n, errno, "mmap: %s", strerror(errno));
 	const struct nx_ring *to_host = (const void *)(r + NX_TO_HOST_RING_OFF);
-	uint64_t end = now_ns() + (uint64_t)restore_ready_ms() * 1000000u;
+	uint64_t end = nx_now_ns() + (uint64_t)restore_ready_ms() * 1000000u;
 	int rc = -ETIMEDOUT;
 	snprintf(why, n, "the restored runtime did not re-attach within %d ms", restore_ready_ms());
-	while (now_ns() < end) {
+	while (nx_now_ns() < end) {
 		if (__atomic_load_n(&to_host->head, __ATOMIC_ACQUIRE) != 0) {
 			rc = 0;
 			break;
@@ -423,7 +417,7 @@ static void flush_stderr_file(struct nx_sandbox *sb)
 static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec, const char *vmm, const char *image,
                        const char *rt_img, const char *code_img)
 {
-	uint64_t snap_gen, t0 = now_ns();
+	uint64_t snap_gen, t0 = nx_now_ns();
 	if (!vm_snap_present(sb->key, &snap_gen))
 		return -ENOENT;
 	/* A fresh region with a generation the snapshot's guest has not seen. */
@@ -481,7 +475,7 @@ static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec
 		nxd_info("instance %llu (%s) restored from vm snapshot %s%s%s: runtime re-attached %.1f ms after the restore "
 		         "began", (unsigned long long)spec->instance_id, sb->function, sb->key,
 		         verify ? " (memory file verified first)" : "", sb->ws_used ? " with its working set (--ws)" : "",
-		         (double)(now_ns() - t0) / 1e6);
+		         (double)(nx_now_ns() - t0) / 1e6);
 		return 0;
 	}
 	int code = sb->pid > 0 ? drop_monitor(sb) : (r == -ESTALE ? 72 : -1);
@@ -513,7 +507,7 @@ static int try_restore(struct nx_sandbox *sb, const struct nx_sandbox_spec *spec
 
 static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out, char *err, size_t errlen)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = nx_now_ns();
 	char vmm[PATH_MAX], kernel[PATH_MAX], image[PATH_MAX];
 	*out = NULL;
 	if (!spec || !spec->argv || !spec->argv[0] || !spec->code_dir || !spec->runtime_dir || spec->region_fd < 0 ||
@@ -607,7 +601,7 @@ static int vm_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		sb->region_fd = fcntl(spec->region_fd, F_DUPFD_CLOEXEC, 3);
 	}
 started:
-	sb->start_ns = now_ns() - t0;
+	sb->start_ns = nx_now_ns() - t0;
 	*out = sb;
 	return 0;
 fail:

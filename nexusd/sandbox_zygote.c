@@ -55,6 +55,7 @@
 #include "sandbox.h"
 #include "sandbox_process_priv.h"
 #include "sandbox_zygote.h"
+#include "loop.h"   /* nx_now_ns */
 #include "util.h"
 
 #define ZYGOTE_INIT_MS  30000   /* zygote start to "R" (it imports the handler) */
@@ -90,13 +91,6 @@ static pthread_mutex_t zmu = PTHREAD_MUTEX_INITIALIZER;
 static struct zygote *zygotes;   /* live, by function */
 static struct zygote *retired;   /* let go: exit once their children are gone */
 static struct zy_stats stats;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static uint64_t fnv(uint64_t h, const char *s)
 {
@@ -151,10 +145,10 @@ static ssize_t recv_msg(struct zygote *z, char *buf, size_t cap, pid_t *pid, int
 {
 	struct pollfd p[2] = { { .fd = z->sock, .events = POLLIN },
 	                       { .fd = nx_sandbox_process.exit_fd(z->psb), .events = POLLIN } };
-	uint64_t deadline = now_ns() + (uint64_t)ms * 1000000u;
+	uint64_t deadline = nx_now_ns() + (uint64_t)ms * 1000000u;
 	for (;;) {
-		int left = (int)((deadline - now_ns()) / 1000000u);
-		if (now_ns() >= deadline)
+		int left = (int)((deadline - nx_now_ns()) / 1000000u);
+		if (nx_now_ns() >= deadline)
 			return -ETIMEDOUT;
 		int n = poll(p, 2, left);
 		if (n < 0 && errno == EINTR)
@@ -265,7 +259,7 @@ static struct zygote *zygote_spawn(const struct nx_sandbox_spec *spec, char *err
 	if (spec->mode == NX_MODE_BASELINE)
 		zs.instance_id = spec->instance_id + NX_ZYGOTE_ID_OFFSET;
 	zs.region_fd = zs.kick_host_fd = zs.kick_guest_fd = sv[1];
-	uint64_t t0 = now_ns();
+	uint64_t t0 = nx_now_ns();
 	int r = nx_sandbox_process.start(&zs, &z->psb, err, errlen);
 	close(sv[1]);
 	free(env);
@@ -311,7 +305,7 @@ static struct zygote *zygote_spawn(const struct nx_sandbox_spec *spec, char *err
 	}
 	json_decref(j);
 	sbp_log(z->unusable ? 1 : 2, "zygote for %s: pid %d, up in %.1f ms%s%s", z->function, (int)pid,
-	        (double)(now_ns() - t0) / 1e6, z->unusable ? "; unusable, fresh starts instead: " : "",
+	        (double)(nx_now_ns() - t0) / 1e6, z->unusable ? "; unusable, fresh starts instead: " : "",
 	        z->unusable ? z->why : "");
 	stats.spawned++;
 	return z;
@@ -401,7 +395,7 @@ static int start_fresh(const struct nx_sandbox_spec *spec, struct zy_inst *zi, c
 
 static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out, char *err, size_t errlen)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = nx_now_ns();
 	*out = NULL;
 	struct zy_inst *zi = calloc(1, sizeof *zi);
 	if (!zi) {
@@ -426,7 +420,7 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 			return r;
 		}
 	}
-	uint64_t t_net = now_ns();
+	uint64_t t_net = nx_now_ns();
 	pthread_mutex_lock(&zmu);
 	reap_retired();
 	uint64_t id = identity_of(spec);
@@ -445,7 +439,7 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 	char why[512] = "";
 	pid_t pid = 0;
 	int r = -1;
-	uint64_t t_fork = now_ns();
+	uint64_t t_fork = nx_now_ns();
 	for (int attempt = 0; attempt < 2 && r < 0; attempt++) {
 		if (!z) {
 			z = zygote_spawn(spec, why, sizeof why);
@@ -468,7 +462,7 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 			z->forks++;
 		}
 		if (r < 0)
-			t_fork = now_ns();
+			t_fork = nx_now_ns();
 	}
 	pthread_mutex_unlock(&zmu);
 	if (listen_fd >= 0)
@@ -482,7 +476,7 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 			*out = (struct nx_sandbox *)zi;
 		return r;
 	}
-	uint64_t t_forked = now_ns();
+	uint64_t t_forked = nx_now_ns();
 	zi->pid = pid;
 	zi->pidfd = pidfd_open_(pid);
 	if (zi->pidfd < 0) {
@@ -501,11 +495,11 @@ static int zy_start(const struct nx_sandbox_spec *spec, struct nx_sandbox **out,
 		free(zi);
 		return r;
 	}
-	zi->start_ns = now_ns() - t0;
+	zi->start_ns = nx_now_ns() - t0;
 	stats.forked++;
 	sbp_log(3, "zygote child for %s: pid %d in %.2f ms (network %.2f, fork request..child report %.2f, "
 	        "own cgroup %.2f)", spec->function_name, (int)pid, (double)zi->start_ns / 1e6,
-	        (double)(t_net - t0) / 1e6, (double)(t_forked - t_fork) / 1e6, (double)(now_ns() - t_forked) / 1e6);
+	        (double)(t_net - t0) / 1e6, (double)(t_forked - t_fork) / 1e6, (double)(nx_now_ns() - t_forked) / 1e6);
 	*out = (struct nx_sandbox *)zi;
 	return 0;
 }
