@@ -18,7 +18,14 @@ guest-python: $(GUEST_PY_DST)
 	@# Byte-compile now: /opt/nexus is read-only in the sandbox, so without
 	@# these every cold start would compile the runtime and the shim again.
 	/usr/bin/python3 -m compileall -q $(BUILD)/runtime/python
-runtime: guest-libnexus guest-python
+# pymalloc's arena cache (arena_cache.c), loaded by nexusrt/runtime.py.  Like
+# libnexus.so it goes into the guest's python3, so never with sanitizers.
+GUEST_PYARENA_SO := $(BUILD)/runtime/lib/libnexus-pyarena.so
+$(GUEST_PYARENA_SO): guest/python/arena_cache.c
+	@mkdir -p $(dir $@)
+	$(CC) $(LIBNEXUS_SO_CFLAGS) -shared -Wl,-soname,libnexus-pyarena.so -Wl,-z,defs -o $@ $< -ldl -pthread
+
+runtime: guest-libnexus guest-python $(GUEST_PYARENA_SO)
 ALL_TARGETS += runtime
 
 # ------------------------------------------------------------------ tests

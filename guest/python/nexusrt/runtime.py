@@ -273,7 +273,53 @@ def serve(ch, config, handler, init_error):
             sys.exit(70)
 
 
+def arena_cache_budget_mb(env=os.environ):
+    """The arena cache's budget: NX_PY_ARENA_CACHE_MB when the function sets
+    it (0 = off), else 1/16 of the function's memory (32 MiB at 512 MB, 8 MiB
+    at 128 MB; at least 4).  Idle instances hold only what they once used."""
+    v = env.get("NX_PY_ARENA_CACHE_MB")
+    if v is not None:
+        try:
+            return int(v)
+        except ValueError:
+            print(f"[WARN] NX_PY_ARENA_CACHE_MB={v!r} is not an integer: arena cache off",
+                  file=sys.stderr, flush=True)
+            return 0
+    try:
+        mem = int(env.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"))
+    except ValueError:
+        mem = 128
+    return max(4, mem // 16)
+
+
+def keep_arenas(lib_path=None):
+    """Installs libnexus-pyarena.so (guest/python/arena_cache.c): freed pymalloc
+    arenas stay mapped up to arena_cache_budget_mb(), so a handler that makes
+    many small objects does not fault its arenas in again on every call.  Both
+    modes get it (the A/B compares the fabric, not the allocator).  Returns the
+    library handle, or None when off or unavailable (the runtime works without
+    it, only slower)."""
+    mb = arena_cache_budget_mb()
+    if mb <= 0:
+        return None
+    import ctypes
+    path = lib_path or os.path.join(os.path.dirname(channel.default_lib_path()), "libnexus-pyarena.so")
+    try:
+        lib = ctypes.PyDLL(path)   # PyDLL: called with the GIL held
+    except OSError as e:
+        print(f"[WARN] arena cache unavailable: {e}", file=sys.stderr, flush=True)
+        return None
+    lib.nx_pyarena_install.argtypes = [ctypes.c_size_t]
+    lib.nx_pyarena_install.restype = ctypes.c_int
+    rc = lib.nx_pyarena_install(mb << 20)
+    if rc not in (0, -114):   # -EALREADY: a zygote's child inherits it
+        print(f"[WARN] arena cache not installed: error {-rc}", file=sys.stderr, flush=True)
+        return None
+    return lib
+
+
 def main():
+    keep_arenas()
     if os.environ.get("NEXUS_ZYGOTE_FD"):   # started as a function's zygote (nexusd/sandbox_zygote.c)
         from . import zygote
         return zygote.main()
