@@ -197,15 +197,7 @@ static void host_kill(struct nx_sandbox *sb)
 
 static int host_reap(struct nx_sandbox *sb, int *wstatus)
 {
-	if (!sb->reaped) {
-		int r = sbx_pidfd_reap(sb->pidfd, false, &sb->wstatus);
-		if (r < 0)
-			return r;
-		sb->reaped = true;
-	}
-	if (wstatus)
-		*wstatus = sb->wstatus;
-	return 0;
+	return sbx_pidfd_reap_once(sb->pidfd, &sb->reaped, &sb->wstatus, wstatus);
 }
 
 static int host_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)

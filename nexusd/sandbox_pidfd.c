@@ -34,6 +34,19 @@ int sbx_pidfd_reap(int pidfd, bool block, int *wstatus)
 	return 0;
 }
 
+int sbx_pidfd_reap_once(int pidfd, bool *reaped, int *saved, int *wstatus)
+{
+	if (!*reaped) {
+		int r = sbx_pidfd_reap(pidfd, false, saved);
+		if (r < 0)
+			return r;
+		*reaped = true;
+	}
+	if (wstatus)
+		*wstatus = *saved;
+	return 0;
+}
+
 int sbx_proc_usage(pid_t pid, uint64_t *cpu_ns, uint64_t *mem_bytes)
 {
 	char path[64], buf[1024];

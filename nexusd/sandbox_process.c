@@ -83,7 +83,8 @@ struct nx_sandbox {
 	uint64_t instance_id;
 	pid_t pid;
 	int pidfd;
-	int reaped, wstatus;
+	bool reaped;
+	int wstatus;
 	uint64_t start_ns;
 	struct sbp_cgroup cg;
 	struct sbp_net net;             /* baseline mode: netns + veth (slot -1 otherwise) */
@@ -247,7 +248,7 @@ static void kill_and_wait(struct nx_sandbox *sb)
 	sbx_pidfd_kill(sb->pidfd, false);
 	if (sbx_pidfd_reap(sb->pidfd, true, &sb->wstatus) < 0)
 		sb->wstatus = W_EXITCODE(0, SIGKILL);
-	sb->reaped = 1;
+	sb->reaped = true;
 }
 
 /* nexusd's baseline forwarder (baseline_forward.c) drops its connection to
@@ -495,15 +496,7 @@ static void sb_kill(struct nx_sandbox *sb)
 
 static int sb_reap(struct nx_sandbox *sb, int *wstatus)
 {
-	if (!sb->reaped) {
-		int r = sbx_pidfd_reap(sb->pidfd, false, &sb->wstatus);
-		if (r < 0)
-			return r;
-		sb->reaped = 1;
-	}
-	if (wstatus)
-		*wstatus = sb->wstatus;
-	return 0;
+	return sbx_pidfd_reap_once(sb->pidfd, &sb->reaped, &sb->wstatus, wstatus);
 }
 
 static int sb_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)

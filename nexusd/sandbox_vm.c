@@ -630,15 +630,7 @@ static void vm_kill(struct nx_sandbox *sb)
 
 static int vm_reap(struct nx_sandbox *sb, int *wstatus)
 {
-	if (!sb->reaped) {
-		int r = sbx_pidfd_reap(sb->pidfd, false, &sb->wstatus);
-		if (r < 0)
-			return r;
-		sb->reaped = 1;
-	}
-	if (wstatus)
-		*wstatus = sb->wstatus;
-	return 0;
+	return sbx_pidfd_reap_once(sb->pidfd, &sb->reaped, &sb->wstatus, wstatus);
 }
 
 static int vm_usage(const struct nx_sandbox *sb, struct nx_sandbox_usage *u)

@@ -22,7 +22,8 @@ struct nx_sandbox {
 	pid_t pid;
 	int pidfd;
 	int ctl;                   /* nexusd's end of the monitor's control socket, or -1 */
-	int reaped, wstatus;
+	bool reaped;
+	int wstatus;
 	uint64_t start_ns;
 	char dir[PATH_MAX];        /* per-instance scratch: images when not shared, monitor stderr */
 	char function[80];

@@ -48,7 +48,7 @@ $(GUEST_TEST_BIN): $(GUEST_TEST_OBJS)
 # (its static functions) with the clock setter replaced, so it links every
 # other libnexus source.
 GUEST_SERVE_CLOCK_BIN := $(BIN)/test-serve-clock
-$(GUEST_SERVE_CLOCK_BIN): guest/libnexus/tests/test_serve_clock.c guest/libnexus/serve.c \
+$(GUEST_SERVE_CLOCK_BIN): guest/libnexus/tests/test_serve_clock.c guest/libnexus/tests/check.h guest/libnexus/serve.c \
                           $(filter-out %/serve.o,$(filter-out $(OBJ)/guest/libnexus/tests/%,$(GUEST_TEST_OBJS)))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Iguest/libnexus -o $@ $< $(filter %.o,$^) $(LDFLAGS) -pthread

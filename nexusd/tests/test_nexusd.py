@@ -171,17 +171,26 @@ def _metric(d, name):
     return None
 
 
-def _wait_no_instances(d, secs=15):
+def _wait_for(pred, secs=10):
     deadline = time.time() + secs
     while time.time() < deadline:
-        if json.loads(d.req("GET", "/nexus/v1/status")[2])["instances"] == []:
+        if pred():
             return True
-        time.sleep(0.2)
+        time.sleep(0.1)
     return False
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(RUNTIME, "lib", "libnexus.so")) or
-                    not os.path.exists("/sbin/mkfs.ext4"), reason="needs build/runtime (make runtime) and mkfs.ext4")
+def _wait_no_instances(d, secs=15):
+    return _wait_for(lambda: json.loads(d.req("GET", "/nexus/v1/status")[2])["instances"] == [], secs)
+
+
+# The vm driver's tests against tests/fake_vmm.py build a runtime image.
+needs_vm_runtime = pytest.mark.skipif(
+    not os.path.isfile(os.path.join(RUNTIME, "lib", "libnexus.so")) or not os.path.exists("/sbin/mkfs.ext4"),
+    reason="needs build/runtime (make runtime) and mkfs.ext4")
+
+
+@needs_vm_runtime
 def test_vm_snapshot_flow_with_a_fake_monitor(state, monkeypatch):
     """The vm driver's snapshot logic against tests/fake_vmm.py (the monitor's side of the
     contract, no KVM): the first cold start boots and takes the snapshot (atomically, into
@@ -286,8 +295,7 @@ def _starts(log):
     return [json.loads(x) for x in open(log)] if os.path.exists(log) else []
 
 
-@pytest.mark.skipif(not os.path.isfile(os.path.join(RUNTIME, "lib", "libnexus.so")) or
-                    not os.path.exists("/sbin/mkfs.ext4"), reason="needs build/runtime (make runtime) and mkfs.ext4")
+@needs_vm_runtime
 def test_vm_snapshot_memory_verified_once_after_a_restart(state, monkeypatch):
     """Memory integrity policy: a snapshot this nexusd wrote is restored without
     verification; after a restart the first restore of a snapshot found on disk has the
@@ -347,17 +355,7 @@ def test_vm_snapshot_memory_verified_once_after_a_restart(state, monkeypatch):
         d.stop()
 
 
-def _wait_for(pred, secs=10):
-    deadline = time.time() + secs
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
-
-
-@pytest.mark.skipif(not os.path.isfile(os.path.join(RUNTIME, "lib", "libnexus.so")) or
-                    not os.path.exists("/sbin/mkfs.ext4"), reason="needs build/runtime (make runtime) and mkfs.ext4")
+@needs_vm_runtime
 def test_vm_snapshot_working_set(state, monkeypatch):
     """The first restored instance of a snapshot records its first invocation's working
     set (ws-save after INVOKE_DONE, stored as <snapshot>/ws); later restores pass it as

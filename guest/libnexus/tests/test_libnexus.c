@@ -18,19 +18,7 @@
 #include "../libnexus.h"
 #include "fakehost.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                      \
-	do {                                                                  \
-		if (cond) {                                                   \
-			passed++;                                             \
-		} else {                                                      \
-			failed++;                                             \
-			printf("FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			printf(__VA_ARGS__);                                  \
-			printf("\n");                                         \
-		}                                                             \
-	} while (0)
+#include "check.h"
 
 static struct nx_guest *attach(struct fakehost *h)
 {

@@ -21,18 +21,7 @@ static int fake_set_realtime(int64_t ms)
 #define NX_SERVE_SET_REALTIME fake_set_realtime
 #include "../serve.c"
 
-static int passed, failed;
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (cond) {                                                  \
-			passed++;                                            \
-		} else {                                                     \
-			failed++;                                            \
-			printf("test-serve-clock: FAIL line %d: ", __LINE__); \
-			printf(__VA_ARGS__);                                 \
-			printf("\n");                                        \
-		}                                                            \
-	} while (0)
+#include "check.h"
 
 #define NOW 1790000000000LL   /* the guest's (lagging) clock, ms */
 
