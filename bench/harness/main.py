@@ -53,7 +53,7 @@ PROFILES = {
                   density_s=3.0, density_cal_s=10.0, spine_reps=3),
     "full": dict(sizes=["1KiB", "100KiB", "1MiB", "10MiB"], warm_s=6.0, warm_min=10, warm_max=2000, rounds=4,
                  cold=6, floor_max=1000, floor_sizes=["1KiB", "100KiB", "1MiB"],
-                 density_ladder=[1, 4, 8, 16, 24, 32, 48], density_s=6.0,
+                 density_ladder=[1, 4, 8, 12, 16, 20, 24, 28, 32, 40, 48], density_s=6.0,
                  density_cal_s=20.0, spine_reps=5),
 }
 
