@@ -53,7 +53,11 @@ fi
 
 # CPU ticks (utime+stime) of a process (all its threads, dead ones included), or of nexusd's
 # threads except / only nx-relay.
-ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# An empty pid (a monitor that is gone) is 0, not /proc//stat = /proc/stat.
+ticks() {
+  [ -n "$1" ] || { echo 0; return; }
+  awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
 nxd_ticks() {   # PID WHICH(node|relay)
   t=0
   for d in /proc/$1/task/*; do
@@ -235,7 +239,10 @@ while read -r F SIZE INPUT <&3; do
       n0=$(nxd_ticks $NXD node) r0=$(nxd_ticks $NXD relay) m0=$(ticks "$pid")
       "$D/nexus-bench-load" closed $URL $F-$mode "$S/ev/$F-$SIZE-$mode.json" "$n" 0 $S/lat.tmp >$S/load.out 2>$S/load.err
       n1=$(nxd_ticks $NXD node) r1=$(nxd_ticks $NXD relay) m1=$(ticks "$pid")
-      [ "$(cat /proc/$pid/comm 2>/dev/null)" = nexus-vmm ] || echo "ABFAIL $F $SIZE $mode $r 0 the monitor $pid went away during the round"
+      if [ -z "$pid" ] || [ "$(cat /proc/$pid/comm 2>/dev/null)" != nexus-vmm ]; then
+        echo "ABFAIL $F $SIZE $mode $r 0 the monitor ${pid:-(none found)} went away during the round"
+        grep -a "$F-$mode" $S/nexusd.log | tail -n 5 | sed 's/^/INFO nexusd: /'   # why, as nexusd saw it
+      fi
       echo "ABLAT $F $SIZE $mode $r $(tr '\n' ' ' <$S/lat.tmp)"
       echo "ABCPU $F $SIZE $mode $r $n $((n1 - n0)) $((m1 - m0)) $((r1 - r0))"
       failed=$(sed -n 's/.*"failed": *\([0-9]*\).*/\1/p' $S/load.out)
