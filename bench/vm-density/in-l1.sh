@@ -25,6 +25,8 @@
 #   DRUN MODE N RUN REQUESTS FAILED P50_MS P99_MS LOADGEN_RC SECONDS   L1's own reckoning
 #   DMEM MODE N RUN MONITORS RSS_KB PSS_KB   the mode's live monitors after the run
 #   DL1 MODE N RUN MEMTOTAL_KB MEMAVAIL_KB MEMFREE_KB LOAD1
+#   DSPEED MODE N RUN MS                a fixed awk loop timed just before the run: how fast L1
+#                                       ran then (the host's other rigs and builds slow it down)
 #   DSLO SLO_MS CAL_P99_MS...           | DDECIDE MODE N pass|fail|rerun
 #   DSTOP REASON                        the climb stopped early (budget, deploy failure)
 #   DEND ELAPSED_S                      reached the end
@@ -115,6 +117,8 @@ grow() {   # MODE N
 run_step() {   # MODE N RUN
   tr=$D/traces/step-$2-$1.txt
   : >$S/open.out
+  t0=$(now_ms); awk 'BEGIN { for (i = 0; i < 300000; i++) s += i * i }'
+  echo "DSPEED $1 $2 $3 $(( $(now_ms) - t0 ))"
   t0=$(now_ms)
   "$D/nexus-bench-load" open $URL "$tr" $S/open.out >$S/load.out 2>$S/load.err; lrc=$?
   secs=$(( ($(now_ms) - t0) / 1000 ))

@@ -26,7 +26,7 @@ MODES = ("nexus", "baseline")
 PROFILES = {
     "quick": {"ladder": [1, 2, 4], "rate": 4.0, "cal_s": 30, "step_s": 20, "cal_runs": 3,
               "slo_factor": 2.0, "budget_s": 900},
-    "full": {"ladder": [1, 2, 4, 6, 8, 10, 12], "rate": 4.0, "cal_s": 60, "step_s": 30, "cal_runs": 3,
+    "full": {"ladder": [1, 2, 3, 4, 6, 8, 10, 12], "rate": 4.0, "cal_s": 60, "step_s": 30, "cal_runs": 3,
              "slo_factor": 2.0, "budget_s": 1800},
 }
 
@@ -59,7 +59,7 @@ def write_traces(outdir, profile):
 
 def parse(lines):
     r = {"meta": {}, "host": {}, "warm": {m: [] for m in MODES}, "inst": {m: [] for m in MODES}, "runs": {},
-         "decide": {}, "slo_l1": None, "stops": [], "end": None, "errors": []}
+         "decide": {}, "slo_l1": None, "hostload": [], "stops": [], "end": None, "errors": []}
     for line in lines:
         line = line.rstrip("\n")
         w = line.split()
@@ -92,6 +92,10 @@ def parse(lines):
             elif k == "DL1" and w[1] in MODES:
                 run = r["runs"].setdefault((w[1], int(w[2]), w[3]), {})
                 run.update(l1_total_kb=int(w[4]), l1_avail_kb=int(w[5]), l1_free_kb=int(w[6]), l1_load1=w[7])
+            elif k == "DSPEED" and w[1] in MODES:
+                r["runs"].setdefault((w[1], int(w[2]), w[3]), {})["speed_ms"] = int(w[4])
+            elif k == "DHOSTLOAD":
+                r["hostload"].append(float(w[2]))
             elif k == "DSLO":
                 r["slo_l1"] = float(w[1])
             elif k == "DDECIDE" and w[1] in MODES:
@@ -117,7 +121,7 @@ def run_stats(run):
     return {"requests": run["requests"], "p50": pct(lat, 50), "p99": pct(lat, 99), "failed": failed,
             "monitors": run.get("monitors"), "pss_kb": run.get("pss_kb"), "rss_kb": run.get("rss_kb"),
             "l1_avail_kb": run.get("l1_avail_kb"), "l1_total_kb": run.get("l1_total_kb"),
-            "l1_load1": run.get("l1_load1"), "seconds": run.get("seconds")}
+            "l1_load1": run.get("l1_load1"), "seconds": run.get("seconds"), "speed_ms": run.get("speed_ms")}
 
 
 def evaluate(r, prof):
@@ -211,7 +215,7 @@ def page(r, ev, prof, profile, started, command):
             return f"{mode} **none** (never passed N={prof['ladder'][0]}: {e})"
         bound = "≥ " if not e.startswith("failed") else ""
         return f"{mode} **{bound}{d[mode]}** ({e})"
-    L.append("**Density: " + ", ".join(dtxt(x) for x in MODES) + ".**"
+    L.append("Density: " + ", ".join(dtxt(x) for x in MODES) + "."
              + (f" Ratio nexus/baseline **{d['nexus'] / d['baseline']:.2f}**"
                 + (" (at least one side is a lower bound)" if any(not ends[x].startswith("failed") for x in MODES) else "")
                 + "." if d["baseline"] else " No ratio: the baseline passed no step.") + "\n")
@@ -251,15 +255,17 @@ def page(r, ev, prof, profile, started, command):
              "its calibration runs, all listed). p50/p99 over all requests of the try (latency from the scheduled "
              "time, failed ones included, the harness's nearest-rank percentile), recomputed from the raw latencies. "
              "Monitors = live `nexus-vmm` processes of the mode after the try, PSS/RSS summed over them "
-             "(guest RAM touched + the monitor); L1 avail = MemAvailable in L1 then.\n")
-    L.append("| mode | N | try | requests | rate/s | p50 ms | p99 ms | SLO ms | failed | pass | monitors | PSS MiB | RSS MiB | L1 avail MiB | L1 load1 |")
-    L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|")
+             "(guest RAM touched + the monitor); L1 avail = MemAvailable in L1 then; L1 slowness = a fixed awk loop in L1 "
+             "timed just before the try, in ms (the host is shared: when other rigs and builds run, L1 and every "
+             "latency slow down with it; compare tries by it).\n")
+    L.append("| mode | N | try | requests | rate/s | p50 ms | p99 ms | SLO ms | failed | pass | monitors | PSS MiB | RSS MiB | L1 avail MiB | L1 load1 | L1 slowness ms |")
+    L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---|---:|")
     slo = ev["slo"]
     for mode in MODES:
         for st in ev["modes"][mode]["steps"]:
             n = st["n"]
             if st["missing"] and not st.get("tries"):
-                L.append(f"| {mode} | {n} | – | – | {rate * n:g} | – | – | {_f(slo)} | – | **not run** ({ev['modes'][mode]['end']}) | – | – | – | – | – |")
+                L.append(f"| {mode} | {n} | – | – | {rate * n:g} | – | – | {_f(slo)} | – | **not run** ({ev['modes'][mode]['end']}) | – | – | – | – | – | – |")
                 continue
             rows = []
             if mode == "baseline" and n == prof["ladder"][0]:
@@ -271,11 +277,11 @@ def page(r, ev, prof, profile, started, command):
                 verdict = "yes" if t["pass"] else "**no**"
                 L.append(f"| {mode} | {n} | {label} | {t['requests']} | {rate * n:g} | {_f(t['p50'])} | {_f(t['p99'])} | "
                          f"{_f(slo)} | {t['failed']} | {verdict} | {t['monitors'] if t['monitors'] is not None else '–'} | "
-                         f"{_mib(t['pss_kb'])} | {_mib(t['rss_kb'])} | {_mib(t['l1_avail_kb'])} | {t['l1_load1'] or '–'} |")
+                         f"{_mib(t['pss_kb'])} | {_mib(t['rss_kb'])} | {_mib(t['l1_avail_kb'])} | {t['l1_load1'] or '–'} | {t['speed_ms'] if t['speed_ms'] is not None else '–'} |")
             if st["pass"] is None:
-                L.append(f"| {mode} | {n} | 2 | – | {rate * n:g} | – | – | {_f(slo)} | – | **not run** (the rig stopped before the rerun) | – | – | – | – | – |")
+                L.append(f"| {mode} | {n} | 2 | – | {rate * n:g} | – | – | {_f(slo)} | – | **not run** (the rig stopped before the rerun) | – | – | – | – | – | – |")
             if st.get("disagree"):
-                L.append(f"| {mode} | {n} | | | | | | | | note: the page's rule says {'pass' if st['pass'] else 'fail'}, {st['disagree']} | | | | | |")
+                L.append(f"| {mode} | {n} | | | | | | | | note: the page's rule says {'pass' if st['pass'] else 'fail'}, {st['disagree']} | | | | | | |")
     L.append("")
 
     L.append("## Memory per instance (the other density limit: L1's RAM)\n")
@@ -315,8 +321,10 @@ def page(r, ev, prof, profile, started, command):
              "each dens-nexus-I would boot fresh anyway and only add a 128 MiB memory file in L1's RAM (the initramfs). "
              "Every instance here is a fresh boot, in both modes")
     L.append(f"- host (2 cores, shared with other engineers' builds and rigs) load average {h.get('host_loadavg_start', '?')} "
-             f"at the start, {h.get('host_loadavg_end', '?')} at the end; L1 load average at the end "
-             f"{m.get('l1_loadavg_end', '?')}")
+             f"at the start, {h.get('host_loadavg_end', '?')} at the end"
+             + (f", 1-minute load sampled every 30 s during the run: median {statistics.median(r['hostload']):.1f}, "
+                f"min {min(r['hostload']):.1f}, max {max(r['hostload']):.1f}" if r["hostload"] else "")
+             + f"; L1 load average at the end {m.get('l1_loadavg_end', '?')}")
     L.append(f"- rig exit status {rig}; {r['end'] if r['end'] is not None else '?'} s in L1")
     for s in r["stops"]:
         L.append(f"- the climb stopped: {s}")

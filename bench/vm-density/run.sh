@@ -3,7 +3,7 @@
 # rig (rig/run-l1), then docs/results-vm-density.md.  bench/vm-density/README.md.
 #   bench/vm-density/run.sh [quick|full]
 #     quick: ladder 1,2,4, short steps: checks the path (~10 min)
-#     full (default): ladder 1,2,4,6,8,10,12 at 4 requests/s per instance (~25 min in L1)
+#     full (default): ladder 1,2,3,4,6,8,10,12 at 4 requests/s per instance (~25 min in L1)
 # Env: VM_DENSITY_OUT (the page), VM_DENSITY_LOG (the raw log, build/vm-density/rig-PROFILE.log),
 #      VM_DENSITY_MEM (L1's RAM in MiB, 3072), VM_DENSITY_TIMEOUT (the rig's limit, s).
 # Needs: make all guest-kernel guest-image.
@@ -44,6 +44,9 @@ fi
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 host_load0=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "vm-density: $PROFILE, budget ${budget} s in L1; raw log $log" >&2
+# The host's 1-minute load every 30 s (other engineers' rigs and builds share the 2 cores).
+(while sleep 30; do echo "DHOSTLOAD $(date -u +%H:%M:%S) $(cut -d' ' -f1 /proc/loadavg)"; done) >"$log.hostload" &
+sampler=$!
 set +e
 # L1 RAM: a warm 128 MiB hello guest touches ~40 (nexus) / ~50 (baseline) MiB (PSS of its
 # nexus-vmm, measured per instance in the log), so 2 x 12 VMs need ~1.1 GiB; 3 GiB leaves
@@ -60,6 +63,8 @@ RIG_QEMU=${RIG_QEMU:-$PWD/tests/vm/qemu-l1.sh} rig/run-l1 --timeout "${VM_DENSIT
   -- sh -c "/rig/vm-density.sh /rig /dev/vda" | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
+kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+cat "$log.hostload" >>"$log"; rm -f "$log.hostload"
 {
   echo "DHOST rig_exit $rc"
   echo "DHOST host_loadavg_start $host_load0"

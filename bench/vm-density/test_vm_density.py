@@ -38,7 +38,7 @@ def run(mode, n, try_, p99_ms, count=100, codes=None, requests=None, pss_mib=40)
     items = " ".join(f"{codes.get(i, 200)}:{int(v * 1e6)}" for i, v in enumerate(lat))
     req = requests if requests is not None else count
     nbad = sum(1 for c in codes.values() if c != 200) + req - count
-    return [f"DLAT {mode} {n} {try_} {items}",
+    return [f"DSPEED {mode} {n} {try_} 777", f"DLAT {mode} {n} {try_} {items}",
             f"DRUN {mode} {n} {try_} {req} {nbad} 5.000 {p99_ms:.3f} 0 30",
             f"DMEM {mode} {n} {try_} {n} {n * (pss_mib + 10) * 1024} {n * pss_mib * 1024}",
             f"DL1 {mode} {n} {try_} 3000000 2000000 1500000 1.50"]
@@ -97,7 +97,8 @@ L += run("nexus", 4, "1", 12, codes={3: 502}) + run("baseline", 4, "1", 12, requ
 L += ["DDECIDE nexus 4 rerun"] + run("nexus", 4, "2", 70) + ["DDECIDE nexus 4 fail"]
 L += ["DDECIDE baseline 4 rerun"] + run("baseline", 4, "2", 39) + ["DDECIDE baseline 4 pass"]
 L += ["DMETA l1_loadavg_end 1.0 1.0 1.0", "DEND 800", "DHOST rig_exit 0", "DHOST host_loadavg_start 2.0 2.0 2.0",
-      "DHOST host_loadavg_end 3.0 3.0 3.0", "DHOST finished 2026-01-01 00:20 UTC"]
+      "DHOST host_loadavg_end 3.0 3.0 3.0", "DHOSTLOAD 00:00:30 1.0", "DHOSTLOAD 00:01:00 5.0",
+      "DHOSTLOAD 00:01:30 4.0", "DHOST finished 2026-01-01 00:20 UTC"]
 r = report.parse(L)
 ev = report.evaluate(r, report.PROFILES["quick"])
 check(ev["slo"] == 40.0, f"SLO = 2 x the largest calibration p99 (got {ev['slo']})")
@@ -122,6 +123,8 @@ check(len(b2) == 2 and "**no**" in b2[0] and "| yes |" in b2[1], "a rerun is its
 n4 = rows(page, "nexus", 4)
 check(len(n4) == 2 and all("**no**" in x for x in n4) and "| 1 | **no** |" in n4[0], "failed twice: both rows, the failure count")
 check("| 80 |" in rows(page, "nexus", 2)[0], "monitors' PSS total per step (2 x 40 MiB)")
+check(rows(page, "nexus", 2)[0].endswith("| 777 |"), "L1's slowness per try")
+check("median 4.0, min 1.0, max 5.0" in page, "the host's load sampled during the run")
 check("Incomplete" not in page and "TCG" in page, "a complete run: no incompleteness note, the TCG caveat")
 check("warm-up of dens-baseline-1 failed" in page, "a failed warm-up is listed")
 check("2.0 2.0 2.0" in page and "bench/vm-density/run.sh quick" in page and "2026-01-01 00:00 UTC" in page,
