@@ -242,6 +242,8 @@ while read -r F SIZE INPUT <&3; do
       if [ -z "$pid" ] || [ "$(cat /proc/$pid/comm 2>/dev/null)" != nexus-vmm ]; then
         echo "ABFAIL $F $SIZE $mode $r 0 the monitor ${pid:-(none found)} went away during the round"
         grep -a "$F-$mode" $S/nexusd.log | tail -n 5 | sed 's/^/INFO nexusd: /'   # why, as nexusd saw it
+        # and as the guest saw it: its console is the function's log (a kernel panic prints there)
+        "$D/nexus" logs $F-$mode 2>&1 | grep -avE '^(START|END|REPORT) ' | tail -n 25 | sed 's/^/INFO guest: /'
       fi
       echo "ABLAT $F $SIZE $mode $r $(tr '\n' ' ' <$S/lat.tmp)"
       echo "ABCPU $F $SIZE $mode $r $n $((n1 - n0)) $((m1 - m0)) $((r1 - r0))"
