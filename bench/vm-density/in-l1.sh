@@ -25,6 +25,10 @@
 #   DRUN MODE N RUN REQUESTS FAILED P50_MS P99_MS LOADGEN_RC SECONDS   L1's own reckoning
 #   DMEM MODE N RUN MONITORS RSS_KB PSS_KB   the mode's live monitors after the run
 #   DL1 MODE N RUN MEMTOTAL_KB MEMAVAIL_KB MEMFREE_KB LOAD1
+#   DIDLE MODE N RUN SECONDS NEXUS_VMS NEXUS_TICKS BASELINE_VMS BASELINE_TICKS L1_BUSY_PERMILLE
+#                                       just before the run, no request in flight: the CPU
+#                                       (USER_HZ ticks) all monitors of each mode used over SECONDS,
+#                                       and how busy L1's CPUs were (idle VMs are not free in L1)
 #   DSPEED MODE N RUN MS                a fixed awk loop timed just before the run: how fast L1
 #                                       ran then (the host's other rigs and builds slow it down)
 #   DSLO SLO_MS CAL_P99_MS...           | DDECIDE MODE N pass|fail|rerun
@@ -113,10 +117,23 @@ grow() {   # MODE N
   done
 }
 
+# CPU ticks (utime+stime, all threads) of a process.
+ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# "VMS TICKS" of every monitor of MODE, and L1's "BUSY TOTAL" jiffies from /proc/stat.
+mode_ticks() { c=0 t=0; for p in $(monitors); do case "$(fn_of $p)" in dens-$1-*) c=$((c + 1)) t=$((t + $(ticks $p))) ;; esac; done; echo "$c $t"; }
+l1_jiffies() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat; }
+idle_sample() {   # MODE N RUN
+  a=$(mode_ticks nexus) b=$(mode_ticks baseline) j=$(l1_jiffies)
+  sleep 5
+  a2=$(mode_ticks nexus) b2=$(mode_ticks baseline) j2=$(l1_jiffies)
+  echo "DIDLE $1 $2 $3 5 ${a2% *} $(( ${a2#* } - ${a#* } )) ${b2% *} $(( ${b2#* } - ${b#* } )) $(( (${j2% *} - ${j% *}) * 1000 / (${j2#* } - ${j#* } + 1) ))"
+}
+
 # One open-loop run of MODE's step N with the host-made trace.  Sets P99 (ms) and FAILED.
 run_step() {   # MODE N RUN
   tr=$D/traces/step-$2-$1.txt
   : >$S/open.out
+  idle_sample "$1" "$2" "$3"
   t0=$(now_ms); awk 'BEGIN { for (i = 0; i < 300000; i++) s += i * i }'
   echo "DSPEED $1 $2 $3 $(( $(now_ms) - t0 ))"
   t0=$(now_ms)

@@ -59,7 +59,7 @@ def write_traces(outdir, profile):
 
 def parse(lines):
     r = {"meta": {}, "host": {}, "warm": {m: [] for m in MODES}, "inst": {m: [] for m in MODES}, "runs": {},
-         "decide": {}, "slo_l1": None, "hostload": [], "stops": [], "end": None, "errors": []}
+         "decide": {}, "slo_l1": None, "hostload": [], "idle": [], "stops": [], "end": None, "errors": []}
     for line in lines:
         line = line.rstrip("\n")
         w = line.split()
@@ -94,6 +94,11 @@ def parse(lines):
                 run.update(l1_total_kb=int(w[4]), l1_avail_kb=int(w[5]), l1_free_kb=int(w[6]), l1_load1=w[7])
             elif k == "DSPEED" and w[1] in MODES:
                 r["runs"].setdefault((w[1], int(w[2]), w[3]), {})["speed_ms"] = int(w[4])
+            elif k == "DIDLE" and w[1] in MODES:
+                secs = float(w[4])
+                r["idle"].append({"mode": w[1], "n": int(w[2]), "try": w[3], "nexus_vms": int(w[5]),
+                                  "nexus_pct": int(w[6]) / secs, "baseline_vms": int(w[7]),
+                                  "baseline_pct": int(w[8]) / secs, "l1_busy_pct": int(w[9]) / 10})
             elif k == "DHOSTLOAD":
                 r["hostload"].append(float(w[2]))
             elif k == "DSLO":
@@ -283,6 +288,20 @@ def page(r, ev, prof, profile, started, command):
             if st.get("disagree"):
                 L.append(f"| {mode} | {n} | | | | | | | | note: the page's rule says {'pass' if st['pass'] else 'fail'}, {st['disagree']} | | | | | | |")
     L.append("")
+
+    if r["idle"]:
+        L.append("## What idle VMs cost L1\n")
+        L.append("Just before each try, 5 s with no request in flight: the CPU all monitors of each mode used (USER_HZ "
+                 "ticks = % of one L1 vCPU), per VM, and how busy L1's two vCPUs were. Under nested TCG an idle guest "
+                 "is not free (its timer and housekeeping exits are emulated), and both modes' VMs stay resident, so "
+                 "this load is under every step.\n")
+        L.append("| before | N | try | nexus VMs | % of a vCPU per idle nexus VM | baseline VMs | % per idle baseline VM | L1 busy % |")
+        L.append("|---|---:|---|---:|---:|---:|---:|---:|")
+        for x in r["idle"]:
+            per = lambda k: f"{x[k + '_pct'] / x[k + '_vms']:.1f}" if x[k + "_vms"] else "–"  # noqa: E731
+            L.append(f"| {x['mode']} | {x['n']} | {x['try']} | {x['nexus_vms']} | {per('nexus')} | {x['baseline_vms']} | "
+                     f"{per('baseline')} | {x['l1_busy_pct']:.0f} |")
+        L.append("")
 
     L.append("## Memory per instance (the other density limit: L1's RAM)\n")
     L.append("PSS/RSS of each instance's monitor right after its warm-up call (guest RAM is the monitor's memfd, so "
