@@ -29,6 +29,8 @@
 #                                       just before the run, no request in flight: the CPU
 #                                       (USER_HZ ticks) all monitors of each mode used over SECONDS,
 #                                       and how busy L1's CPUs were (idle VMs are not free in L1)
+#   DTHREADS MODE N RUN WHICH PID COMM:TICKS...  the same window per thread, for the first
+#                                       monitor of mode WHICH (where an idle VM's CPU goes)
 #   DSPEED MODE N RUN MS                a fixed awk loop timed just before the run: how fast L1
 #                                       ran then (the host's other rigs and builds slow it down)
 #   DSLO SLO_MS CAL_P99_MS...           | DDECIDE MODE N pass|fail|rerun
@@ -122,10 +124,21 @@ ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/nu
 # "VMS TICKS" of every monitor of MODE, and L1's "BUSY TOTAL" jiffies from /proc/stat.
 mode_ticks() { c=0 t=0; for p in $(monitors); do case "$(fn_of $p)" in dens-$1-*) c=$((c + 1)) t=$((t + $(ticks $p))) ;; esac; done; echo "$c $t"; }
 l1_jiffies() { awk '/^cpu / { b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6; exit }' /proc/stat; }
+thread_ticks() { for d in /proc/$1/task/*; do echo "${d##*/} $(tr ' ' _ <$d/comm 2>/dev/null) $(ticks "${d#/proc/}")"; done; }
+first_of() { for p in $(monitors); do case "$(fn_of $p)" in dens-$1-*) echo $p; return ;; esac; done; }
 idle_sample() {   # MODE N RUN
+  pn=$(first_of nexus) pb=$(first_of baseline)
+  [ -n "$pn" ] && thread_ticks $pn >$S/thr-nexus
+  [ -n "$pb" ] && thread_ticks $pb >$S/thr-baseline
   a=$(mode_ticks nexus) b=$(mode_ticks baseline) j=$(l1_jiffies)
   sleep 5
   a2=$(mode_ticks nexus) b2=$(mode_ticks baseline) j2=$(l1_jiffies)
+  for w in nexus baseline; do
+    eval p=\$p${w%${w#?}}
+    [ -n "$p" ] || continue
+    thread_ticks $p >$S/thr2
+    echo "DTHREADS $1 $2 $3 $w $p $(awk 'NR == FNR { t[$1] = $3; next } { printf "%s:%d ", $2, $3 - t[$1] }' $S/thr-$w $S/thr2)"
+  done
   echo "DIDLE $1 $2 $3 5 ${a2% *} $(( ${a2#* } - ${a#* } )) ${b2% *} $(( ${b2#* } - ${b#* } )) $(( (${j2% *} - ${j% *}) * 1000 / (${j2#* } - ${j#* } + 1) ))"
 }
 
