@@ -59,7 +59,7 @@ def write_traces(outdir, profile):
 
 def parse(lines):
     r = {"meta": {}, "host": {}, "warm": {m: [] for m in MODES}, "inst": {m: [] for m in MODES}, "runs": {},
-         "decide": {}, "slo_l1": None, "hostload": [], "idle": [], "stops": [], "end": None, "errors": []}
+         "decide": {}, "slo_l1": None, "hostload": [], "idle": [], "threads": {}, "stops": [], "end": None, "errors": []}
     for line in lines:
         line = line.rstrip("\n")
         w = line.split()
@@ -99,6 +99,8 @@ def parse(lines):
                 r["idle"].append({"mode": w[1], "n": int(w[2]), "try": w[3], "nexus_vms": int(w[5]),
                                   "nexus_pct": int(w[6]) / secs, "baseline_vms": int(w[7]),
                                   "baseline_pct": int(w[8]) / secs, "l1_busy_pct": int(w[9]) / 10})
+            elif k == "DTHREADS" and w[4] in MODES:
+                r["threads"][w[4]] = {"at": f"before {w[1]} N={w[2]} try {w[3]}", "threads": w[6:]}
             elif k == "DHOSTLOAD":
                 r["hostload"].append(float(w[2]))
             elif k == "DSLO":
@@ -301,6 +303,10 @@ def page(r, ev, prof, profile, started, command):
             per = lambda k: f"{x[k + '_pct'] / x[k + '_vms']:.1f}" if x[k + "_vms"] else "–"  # noqa: E731
             L.append(f"| {x['mode']} | {x['n']} | {x['try']} | {x['nexus_vms']} | {per('nexus')} | {x['baseline_vms']} | "
                      f"{per('baseline')} | {x['l1_busy_pct']:.0f} |")
+        L.append("")
+        for mode, t in r["threads"].items():
+            L.append(f"- where one idle {mode} monitor's CPU went ({t['at']}, 5 s, ticks of 10 ms per thread): "
+                     + ", ".join(f"`{x}`" for x in t["threads"]))
         L.append("")
 
     L.append("## Memory per instance (the other density limit: L1's RAM)\n")
