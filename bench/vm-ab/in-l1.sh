@@ -67,19 +67,16 @@ nxd_ticks() {   # PID WHICH(node|relay)
   done
   echo $t
 }
-monitors() { for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = nexus-vmm ] && echo "${p#/proc/}"; done | sort; }
-KNOWN=" "
-# The monitor of FUNCTION-MODE: the one remembered, or else a new one (not seen before) — an
-# instance that died (a guest OOM, a timeout) is replaced by a fresh boot with a new monitor.
-# Sets PID (not a command substitution: KNOWN must stay updated in this shell).
+# The monitor of FUNCTION-MODE: the pid of its newest instance as nexusd logged it ("instance N
+# (NAME, pid P, runtime ...) ready"); for the vm driver that pid is the instance's nexus-vmm.  An
+# instance that died (a guest panic, a timeout) is replaced by a fresh boot with a new monitor
+# (REBOOTED=1).  Guessing by "the monitor not seen before" attributed two monitors started in the
+# same check step to the wrong modes.  Sets PID (empty when nexusd logged none).
 monitor_of() {   # NAME
-  PID=$(cat $S/pid-$1 2>/dev/null)
-  if [ -z "$PID" ] || [ "$(cat /proc/$PID/comm 2>/dev/null)" != nexus-vmm ]; then
-    [ -n "$PID" ] && REBOOTED=1
-    PID=$(monitors | while read -r q; do case "$KNOWN" in *" $q "*) ;; *) echo "$q" ;; esac; done | head -n 1)
-    echo "$PID" >$S/pid-$1
-  fi
-  [ -n "$PID" ] && KNOWN="$KNOWN$PID "
+  old=$(cat $S/pid-$1 2>/dev/null)
+  PID=$(grep -a "($1, pid [0-9]*, runtime [^)]*) ready" $S/nexusd.log | tail -n 1 | sed 's/.*, pid \([0-9]*\), runtime.*/\1/')
+  [ -n "$old" ] && [ "$PID" != "$old" ] && REBOOTED=1
+  echo "$PID" >$S/pid-$1
 }
 
 # Storage: nexus-s3peer (bench/s3peer, C, in memory, SigV4-checked), as `nexus bench` uses by
@@ -236,6 +233,11 @@ while read -r F SIZE INPUT <&3; do
     if [ $((r % 2)) = 1 ]; then order="nexus baseline"; else order="baseline nexus"; fi
     for mode in $order; do
       monitor_of $F-$mode; pid=$PID
+      if [ -z "$pid" ] || [ "$(cat /proc/$pid/comm 2>/dev/null)" != nexus-vmm ]; then
+        # It died in an earlier round: boot its replacement outside the measurement.
+        "$D/nexus-bench-load" closed $URL $F-$mode "$S/ev/$F-$SIZE-$mode.json" 1 0 $S/lat.tmp >/dev/null 2>&1
+        monitor_of $F-$mode; pid=$PID
+      fi
       n0=$(nxd_ticks $NXD node) r0=$(nxd_ticks $NXD relay) m0=$(ticks "$pid")
       "$D/nexus-bench-load" closed $URL $F-$mode "$S/ev/$F-$SIZE-$mode.json" "$n" 0 $S/lat.tmp >$S/load.out 2>$S/load.err
       n1=$(nxd_ticks $NXD node) r1=$(nxd_ticks $NXD relay) m1=$(ticks "$pid")
