@@ -25,7 +25,7 @@
 #   DRUN MODE N RUN REQUESTS FAILED P50_MS P99_MS LOADGEN_RC SECONDS   L1's own reckoning
 #   DMEM MODE N RUN MONITORS RSS_KB PSS_KB   the mode's live monitors after the run
 #   DL1 MODE N RUN MEMTOTAL_KB MEMAVAIL_KB MEMFREE_KB LOAD1
-#   DIDLE MODE N RUN SECONDS NEXUS_VMS NEXUS_TICKS BASELINE_VMS BASELINE_TICKS L1_BUSY_PERMILLE
+#   DIDLE MODE N RUN SECONDS(.d) NEXUS_VMS NEXUS_TICKS BASELINE_VMS BASELINE_TICKS L1_BUSY_PERMILLE
 #                                       just before the run, no request in flight: the CPU
 #                                       (USER_HZ ticks) all monitors of each mode used over SECONDS,
 #                                       and how busy L1's CPUs were (idle VMs are not free in L1)
@@ -130,16 +130,17 @@ idle_sample() {   # MODE N RUN
   pn=$(first_of nexus) pb=$(first_of baseline)
   [ -n "$pn" ] && thread_ticks $pn >$S/thr-nexus
   [ -n "$pb" ] && thread_ticks $pb >$S/thr-baseline
-  a=$(mode_ticks nexus) b=$(mode_ticks baseline) j=$(l1_jiffies)
+  # the window is timed: under load the /proc scans around the 5 s sleep take seconds too
+  t0=$(now_ms) a=$(mode_ticks nexus) b=$(mode_ticks baseline) j=$(l1_jiffies)
   sleep 5
-  a2=$(mode_ticks nexus) b2=$(mode_ticks baseline) j2=$(l1_jiffies)
+  a2=$(mode_ticks nexus) b2=$(mode_ticks baseline) j2=$(l1_jiffies) t1=$(now_ms)
   for w in nexus baseline; do
     eval p=\$p${w%${w#?}}
     [ -n "$p" ] || continue
     thread_ticks $p >$S/thr2
     echo "DTHREADS $1 $2 $3 $w $p $(awk 'NR == FNR { t[$1] = $3; next } { printf "%s:%d ", $2, $3 - t[$1] }' $S/thr-$w $S/thr2)"
   done
-  echo "DIDLE $1 $2 $3 5 ${a2% *} $(( ${a2#* } - ${a#* } )) ${b2% *} $(( ${b2#* } - ${b#* } )) $(( (${j2% *} - ${j% *}) * 1000 / (${j2#* } - ${j#* } + 1) ))"
+  echo "DIDLE $1 $2 $3 $(( (t1 - t0) / 1000 )).$(( (t1 - t0) % 1000 / 100 )) ${a2% *} $(( ${a2#* } - ${a#* } )) ${b2% *} $(( ${b2#* } - ${b#* } )) $(( (${j2% *} - ${j% *}) * 1000 / (${j2#* } - ${j#* } + 1) ))"
 }
 
 # One open-loop run of MODE's step N with the host-made trace.  Sets P99 (ms) and FAILED.
