@@ -308,8 +308,17 @@ def page(r, ev, prof, profile, started, command):
             L.append(f"| {x['mode']} | {x['n']} | {x['try']} | {x['nexus_vms']} | {per('nexus')} | {x['baseline_vms']} | "
                      f"{per('baseline')} | {x['l1_busy_pct']:.0f} |")
         L.append("")
+        shares = {k: [x[k + "_pct"] / x[k + "_vms"] for x in r["idle"] if x[k + "_vms"]] for k in MODES}
+        if all(shares.values()):
+            L.append("Median share per idle VM: nexus " + f"{statistics.median(shares['nexus']):.0f} %, baseline "
+                     f"{statistics.median(shares['baseline']):.0f} % of an L1 vCPU: alike in both modes (same guest "
+                     "kernel), so the idle cost lowers both densities rather than separating them. The guest kernel "
+                     "of this run (guest/kernel, tinyconfig + nexus-guest.config) has a periodic 250 Hz tick "
+                     "(CONFIG_HZ_PERIODIC, CONFIG_HZ=250): an idle guest still takes 250 timer exits a second, each "
+                     "emulated at great cost under nested TCG. Nearly all of an idle monitor's CPU is in one of its threads "
+                     "(they are all named nexus-vmm; with one vCPU, that is presumably the vCPU thread):\n")
         for mode, t in r["threads"].items():
-            L.append(f"- where one idle {mode} monitor's CPU went ({t['at']}, 5 s, ticks of 10 ms per thread): "
+            L.append(f"- where one idle {mode} monitor's CPU went ({t['at']}, over the idle window, ticks of 10 ms per thread): "
                      + ", ".join(f"`{x}`" for x in t["threads"]))
         L.append("")
 

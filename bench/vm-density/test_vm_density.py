@@ -125,7 +125,7 @@ check(len(n4) == 2 and all("**no**" in x for x in n4) and "| 1 | **no** |" in n4
 check("| 80 |" in rows(page, "nexus", 2)[0], "monitors' PSS total per step (2 x 40 MiB)")
 check(rows(page, "nexus", 2)[0].endswith("| 777 |"), "L1's slowness per try")
 check("| nexus | 2 | 1 | 2 | 3.0 | 1 | 8.0 | 66 |" in page, "idle VMs' CPU per VM and L1's busy share")
-check("idle baseline monitor's CPU went (before baseline N=4 try 2, 5 s" in page and "`vcpu0:4`" in page,
+check("idle baseline monitor's CPU went (before baseline N=4 try 2, over the idle window" in page and "`vcpu0:4`" in page,
       "the last idle per-thread sample per mode")
 Lo = [x.replace(" 5.0 2 30 1 40 655", " 5 2 30 1 40 655") for x in L]
 check("| nexus | 2 | 1 | 2 | ≤ 3.0 | 1 | ≤ 8.0 | 66 |" in page_of(Lo)[1], "an untimed idle window is an upper bound")
