@@ -67,6 +67,13 @@ nxd_ticks() {   # PID WHICH(node|relay)
   done
   echo $t
 }
+# Why an instance died: nexusd's last lines about it, and the guest's console (the function's
+# log: a kernel panic or a triple fault's last words print there).
+guest_tail() {   # NAME
+  grep -a "$1" $S/nexusd.log | tail -n 5 | sed 's/^/INFO nexusd: /'
+  "$D/nexus" logs "$1" 2>&1 | grep -avE '^(START|END|REPORT) ' | tail -n 25 | sed 's/^/INFO guest: /'
+}
+
 # The monitor of FUNCTION-MODE: the pid of its newest instance as nexusd logged it ("instance N
 # (NAME, pid P, runtime ...) ready"); for the vm driver that pid is the instance's nexus-vmm.  An
 # instance that died (a guest panic, a timeout) is replaced by a fresh boot with a new monitor
@@ -176,6 +183,7 @@ while read -r F SIZE INPUT <&3; do
     echo "$T_MS" >$S/t-$mode
     echo "ABOUT $F $SIZE $mode $(tr -d '\n' <$S/resp | cut -c1-3000)"
     if [ $RC != 0 ]; then
+      guest_tail $F-$mode
       bad="$bad $mode call failed (exit $RC, ${T_MS} ms: $(tr -d '\n' <$S/resp | cut -c1-200));"
       continue
     fi
@@ -243,9 +251,7 @@ while read -r F SIZE INPUT <&3; do
       n1=$(nxd_ticks $NXD node) r1=$(nxd_ticks $NXD relay) m1=$(ticks "$pid")
       if [ -z "$pid" ] || [ "$(cat /proc/$pid/comm 2>/dev/null)" != nexus-vmm ]; then
         echo "ABFAIL $F $SIZE $mode $r 0 the monitor ${pid:-(none found)} went away during the round"
-        grep -a "$F-$mode" $S/nexusd.log | tail -n 5 | sed 's/^/INFO nexusd: /'   # why, as nexusd saw it
-        # and as the guest saw it: its console is the function's log (a kernel panic prints there)
-        "$D/nexus" logs $F-$mode 2>&1 | grep -avE '^(START|END|REPORT) ' | tail -n 25 | sed 's/^/INFO guest: /'
+        guest_tail $F-$mode
       fi
       echo "ABLAT $F $SIZE $mode $r $(tr '\n' ' ' <$S/lat.tmp)"
       echo "ABCPU $F $SIZE $mode $r $n $((n1 - n0)) $((m1 - m0)) $((r1 - r0))"
