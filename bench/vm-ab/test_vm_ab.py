@@ -15,19 +15,10 @@ import tempfile
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+from checks import check, finish  # noqa: E402
 import make_inputs  # noqa: E402
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what}")
 
 
 full = make_inputs.cells("full")
@@ -84,9 +75,4 @@ with tempfile.TemporaryDirectory() as tmp:
     check("| wordcount | 1KiB | 9000 | 18000 | 0.50 |" in page, "cold start ratio")
     check("(max)" in row("wordcount", "1KiB"), "p99 over fewer than 100 calls is labelled max")
 
-res = os.environ.get("NEXUS_TEST_RESULTS", os.path.join(HERE, "..", "..", "build", "test-results"))
-os.makedirs(res, exist_ok=True)
-with open(os.path.join(res, "test-vm-ab.counts"), "w") as f:
-    f.write(f"passed={passed} failed={failed} skipped=0\n")
-print(f"test-vm-ab: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish("test-vm-ab")

@@ -16,19 +16,10 @@ import tempfile
 sys.dont_write_bytecode = True
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.dirname(HERE))
+from checks import check, finish  # noqa: E402
 import report  # noqa: E402
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-        print(f"ok   {what}")
-    else:
-        failed += 1
-        print(f"FAIL {what}")
 
 
 def run(mode, n, try_, p99_ms, count=100, codes=None, requests=None, pss_mib=40):
@@ -166,9 +157,4 @@ check("baseline **none** (never passed N=1" in page and "No ratio" in page, "a m
 rc, page, _ = page_of(None)
 check(rc == 0 and "**Incomplete run**" in page and "SLO: **not set**" in page, "no log: the page says nothing ran")
 
-res = os.environ.get("NEXUS_TEST_RESULTS", os.path.join(HERE, "..", "..", "build", "test-results"))
-os.makedirs(res, exist_ok=True)
-with open(os.path.join(res, "test-vm-density.counts"), "w") as f:
-    f.write(f"passed={passed} failed={failed} skipped=0\n")
-print(f"test-vm-density: {passed} passed, {failed} failed")
-sys.exit(1 if failed else 0)
+finish("test-vm-density")
