@@ -174,7 +174,8 @@ def page(results, rows, pngs, reldir):
          "expect noise; nexus and baseline rounds are interleaved so it hits both)",
          "- driver: `process` for both modes; every function deployed with 512 MB, max-instances 1",
          "- the `vm` driver (nexus vs baseline in microVMs, nested rig, TCG): [results-vm-ab.md](results-vm-ab.md) "
-         "(`bench/vm-ab/run.sh`)",
+         "(`bench/vm-ab/run.sh`); its density: [results-vm-density.md](results-vm-density.md) "
+         "(`bench/vm-density/run.sh`)",
          "- storage server: " + S3_DESC.get(results.get("s3", "s3rver"), results.get("s3", "?")) +
          " (its CPU is reported apart, never in the node figure)"]
     la = results.get("loadavg")
