@@ -188,7 +188,10 @@ static void *rx_thread(void *arg)
 
 int virtio_net_start(struct virtio_net *n)
 {
-    return -pthread_create(&n->rx_thread, NULL, rx_thread, n);
+    int r = pthread_create(&n->rx_thread, NULL, rx_thread, n);
+    if (r == 0)
+        pthread_setname_np(n->rx_thread, "virtio-net-rx");   /* as the vCPUs (vcpu.c) */
+    return -r;
 }
 
 const struct virtio_dev_ops virtio_net_ops = {
