@@ -29,22 +29,9 @@ mkdir -p "$(dirname "$log")"
 # The cells and their input objects, as `nexus bench` makes them (seeded, same bytes).
 /usr/bin/python3 bench/vm-ab/make_inputs.py "$inputs" "$PROFILE"
 
-# L1's kernel may have the bridge as a module that the rig does not load: bring llc/stp/
-# bridge.ko of the same kernel package (apt-get download, cached). Newer rigs load it.
-mods=()
-cache=${NEXUS_CACHE:-/var/cache/nexus}
-kdir=$(ls -d "$cache"/rig-l1/linux-image-*/ 2>/dev/null | tail -n 1 || true)
-if [ -n "$kdir" ] && [ ! -f "$kdir/modules/bridge.ko" ]; then
-  pkg=$(basename "$kdir"); pkg=${pkg%%_*}
-  md=$cache/vm-ab-mods/$pkg
-  if [ ! -f "$md/bridge.ko" ]; then
-    mkdir -p "$md/x"
-    (cd "$md" && apt-get download -q "$pkg" >/dev/null 2>&1 && dpkg-deb -x "$pkg"_*.deb x &&
-      for m in llc stp bridge; do cp "$(find x -name "$m.ko" | head -n 1)" .; done; rm -rf x "$pkg"_*.deb) ||
-      echo "vm-ab: could not get the bridge module of $pkg (baseline will not run)" >&2
-  fi
-  for m in llc stp bridge; do [ -f "$md/$m.ko" ] && mods+=(--file "$md/$m.ko:/rig/mods/$m.ko"); done
-fi
+# The bridge modules for L1 (baseline mode's taps need a bridge): bench/vm-ab/bridge-mods.sh.
+. bench/vm-ab/bridge-mods.sh
+bridge_mods vm-ab
 
 fns=()
 for f in $(cut -d' ' -f1 "$inputs/plan.txt" | sort -u); do fns+=(--file "functions/$f:/rig/fn/$f"); done

@@ -24,22 +24,9 @@ rm -rf "$traces"
 /usr/bin/python3 bench/vm-density/report.py traces "$traces" "$PROFILE"
 budget=$(cut -d' ' -f7 "$traces/params.txt")
 
-# L1's kernel may have the bridge as a module that an older rig does not load: bring
-# llc/stp/bridge.ko of the same kernel package (as bench/vm-ab/run.sh; cached).
-mods=()
-cache=${NEXUS_CACHE:-/var/cache/nexus}
-kdir=$(ls -d "$cache"/rig-l1/linux-image-*/ 2>/dev/null | tail -n 1 || true)
-if [ -n "$kdir" ] && [ ! -f "$kdir/modules/bridge.ko" ]; then
-  pkg=$(basename "$kdir"); pkg=${pkg%%_*}
-  md=$cache/vm-ab-mods/$pkg
-  if [ ! -f "$md/bridge.ko" ]; then
-    mkdir -p "$md/x"
-    (cd "$md" && apt-get download -q "$pkg" >/dev/null 2>&1 && dpkg-deb -x "$pkg"_*.deb x &&
-      for m in llc stp bridge; do cp "$(find x -name "$m.ko" | head -n 1)" .; done; rm -rf x "$pkg"_*.deb) ||
-      echo "vm-density: could not get the bridge module of $pkg (baseline may not run)" >&2
-  fi
-  for m in llc stp bridge; do [ -f "$md/$m.ko" ] && mods+=(--file "$md/$m.ko:/rig/mods/$m.ko"); done
-fi
+# The bridge modules for L1 (baseline mode's taps need a bridge): bench/vm-ab/bridge-mods.sh.
+. bench/vm-ab/bridge-mods.sh
+bridge_mods vm-density
 
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 host_load0=$(cut -d' ' -f1-3 /proc/loadavg)
