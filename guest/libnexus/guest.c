@@ -91,6 +91,17 @@ struct nx_guest {
 	uint32_t done_last_status;
 };
 
+/* Lock held.  The channel is unusable from now on (every call returns
+ * EPROTO); say why once, on stderr (the function's log), because the
+ * EPROTO the caller sees does not. */
+static void mark_broken(struct nx_guest *g, const char *why, long detail)
+{
+	if (!g->broken)
+		fprintf(stderr, "[ERROR] nexus channel: broken: %s (%ld); every later call fails with EPROTO\n",
+		        why, detail);
+	g->broken = true;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -264,7 +275,7 @@ static int post_locked(struct nx_guest *g, const struct nx_desc *d)
 		if (r == 0)
 			break;
 		if (r != -EAGAIN) {
-			g->broken = true;
+			mark_broken(g, "to-host ring refused a descriptor", r);
 			return -EPROTO;
 		}
 		/* Full: make sure the host is awake, then give it time. */
@@ -359,7 +370,8 @@ static void dispatch_locked(struct nx_guest *g, const struct nx_desc *d)
 		return;
 	}
 	/* Unknown host request or invocation overflow: the host is broken. */
-	g->broken = true;
+	mark_broken(g, d->opcode != NX_OP_INVOKE ? "unknown request from the host, opcode" :
+	            "more invocations queued than the queue holds, opcode", (long)d->opcode);
 }
 
 /* Lock held.  The region's generation changed: adopt the fresh region (see
@@ -377,7 +389,7 @@ static int reattach_locked(struct nx_guest *g)
 	if (r == 0)
 		r = use_layout(g, &h);
 	if (r < 0) {
-		g->broken = true;
+		mark_broken(g, "re-attach to the restored region failed", r);
 		return r;
 	}
 	g->reattaches++;
@@ -403,7 +415,7 @@ static int reattach_locked(struct nx_guest *g)
 	uint64_t off;
 	if (nx_tlv_put(a, sizeof a, &pos, NX_ARG_RUNTIME, g->runtime, strlen(g->runtime)) < 0 ||
 	    nx_arena_alloc(g->arena, pos, &off) < 0) {
-		g->broken = true;
+		mark_broken(g, "no room for READY after re-attach", -ENOMEM);
 		return -ENOMEM;
 	}
 	memcpy((char *)g->tp.base + off, a, pos);
@@ -486,7 +498,7 @@ static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
 	if (g->generation != gen0)
 		n = 0;                    /* drained from the old region: void now */
 	if (r < 0 && r != -ETIMEDOUT)
-		g->broken = true;
+		mark_broken(g, r == -EPROTO ? "to-guest ring indices out of range" : "waiting on the doorbell failed", r);
 	for (int i = 0; i < n; i++)
 		dispatch_locked(g, &d[i]);
 	g->polling = false;
