@@ -5,7 +5,7 @@
 # Contract for a test target: it prints its own progress, exits non-zero on failure,
 # and writes build/test-results/<target>.counts holding one line
 #   passed=N failed=N skipped=N
-# plus any number of "skip: <reason>" lines.  A target that exits without writing
+# plus any number of "skip: <reason>" and "retried: <what>" lines.  A target that exits without writing
 # its counts file is counted as one failure: silence is never success.
 set -u
 cd "$(dirname "$0")/.."
@@ -33,6 +33,12 @@ echo "=================== summary ==================="
 if [ "$ts" -gt 0 ]; then
   echo "SKIPPED tests and why:"
   grep -h '^skip:' "$results"/*.counts | sed 's/^/  /'
+fi
+# "retried: <what>" lines: an environment failure (a stalled nested rig, a guest crash under
+# emulated SVM) that a target ran again; the second run's result is what was counted.
+if grep -qh '^retried:' "$results"/*.counts 2>/dev/null; then
+  echo "RETRIED after an environment failure (the retry's result counted):"
+  grep -h '^retried:' "$results"/*.counts | sed 's/^retried: /  /'
 fi
 [ ${#broken[@]} -gt 0 ] && echo "failing targets: ${broken[*]}"
 echo "$tp passed, $tf failed, $ts skipped"

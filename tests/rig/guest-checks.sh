@@ -61,6 +61,23 @@ run_vm() {
   esac
 }
 
+# boot MONITOR LOG VCPUS TAP CMDLINE: run_vm, except that in the nested rig (GC_RETRY_CRASH=1,
+# set by test-rig.sh for tier 2) a guest that crashed — 66 triple fault, 67 kernel panic — is
+# booted once more and the second boot's status counts.  Emulated SVM under TCG has been seen
+# to crash a guest that boots cleanly dozens of times in a row (issue 3; rig/README.md); the
+# crashed boot's console and registers are printed on a "RETRY" line's heels, which
+# test-rig.sh counts into the suite's summary.  On hardware KVM (tier 3) a crash is a failure.
+boot() {
+  run_vm "$@"; b_rc=$?
+  if [ "${GC_RETRY_CRASH:-0}" = 1 ] && { [ $b_rc -eq 66 ] || [ $b_rc -eq 67 ]; }; then
+    echo "RETRY $1: $(basename "$2" .log): guest crashed (status $b_rc) in the nested rig; booting it once more"
+    show_log "$2"
+    cp "$2" "$2.crashed"
+    run_vm "$@"; b_rc=$?
+  fi
+  return $b_rc
+}
+
 # expect MON NAME WANT_STATUS GOT_STATUS LOG: one CHECK line for an exit status.
 expect_status() {
   if [ "$4" -eq "$3" ]; then check "$1:$2" PASS "exit status $4"
@@ -94,7 +111,7 @@ for mon in $GC_VMMS; do
 
   # 1. Boot to init, root filesystem from virtio-blk, python prints the marker, exit 0.
   t0=$(now_ms)
-  run_vm "$mon" "$d/marker.log" 1 "" "nexus.cmd=\"$CMD_MARKER\""; rc=$?
+  boot "$mon" "$d/marker.log" 1 "" "nexus.cmd=\"$CMD_MARKER\""; rc=$?
   t1=$(now_ms)
   tr -d '\r' <"$d/marker.log" >"$d/marker.txt"
   init_at=$(sed -n 's/.*nexus-init: started at \([0-9.]*\) s uptime.*/\1/p' "$d/marker.txt" | head -n 1)
@@ -115,13 +132,13 @@ for mon in $GC_VMMS; do
   expect_status "$mon" poweroff-exit-0 0 $rc "$d/marker.log"
 
   # 2. The command's exit status comes back through the exit port; failures are distinct.
-  run_vm "$mon" "$d/status.log" 1 "" "nexus.cmd=\"$CMD_EXIT42\" nexus.quiet=1"; rc=$?
+  boot "$mon" "$d/status.log" 1 "" "nexus.cmd=\"$CMD_EXIT42\" nexus.quiet=1"; rc=$?
   expect_status "$mon" exit-status-42 42 $rc "$d/status.log"
-  run_vm "$mon" "$d/missing.log" 1 "" "nexus.cmd=/nonexistent/command"; rc=$?
+  boot "$mon" "$d/missing.log" 1 "" "nexus.cmd=/nonexistent/command"; rc=$?
   expect_status "$mon" missing-command-58 58 $rc "$d/missing.log"
 
   # 3. Two vCPUs (MP table, SMP bring-up) visible to the guest.
-  run_vm "$mon" "$d/smp.log" 2 "" "nexus.cmd=\"$CMD_CPUS\""; rc=$?
+  boot "$mon" "$d/smp.log" 2 "" "nexus.cmd=\"$CMD_CPUS\""; rc=$?
   if [ $rc -eq 0 ] && tr -d '\r' <"$d/smp.log" | grep -qx 'cpus=2'; then check "$mon:smp-2-vcpus" PASS "guest sees 2 CPUs"
   else check "$mon:smp-2-vcpus" FAIL "status $rc, $(tr -d '\r' <"$d/smp.log" | grep '^cpus=' || echo 'no cpus= line')"; show_log "$d/smp.log"; fi
 

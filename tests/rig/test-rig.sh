@@ -13,12 +13,13 @@ cd "$(dirname "$0")/../.."
 build=${1:-build}
 results=${NEXUS_TEST_RESULTS:-$PWD/$build/test-results}
 mkdir -p "$results"
-passed=0 failed=0 skipped=0 skips=()
+passed=0 failed=0 skipped=0 skips=() retries=()
 pass() { passed=$((passed + 1)); echo "  PASS $1${2:+ — $2}"; }
 fail() { failed=$((failed + 1)); echo "  FAIL $1${2:+ — $2}"; }
 skip() { skipped=$((skipped + 1)); skips+=("$1: $2"); echo "  SKIP $1 — $2"; }
 finish() {
-  { echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]+"${skips[@]}"}"; do echo "skip: $s"; done; } \
+  { echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]+"${skips[@]}"}"; do echo "skip: $s"; done
+    for s in "${retries[@]+"${retries[@]}"}"; do echo "retried: $s"; done; } \
     >"$results/test-rig.counts"
   echo "test-rig: passed=$passed failed=$failed skipped=$skipped"
   [ "$failed" -eq 0 ]; exit
@@ -120,12 +121,13 @@ else
   # tried once more in a fresh rig; only the second attempt's results count.
   for attempt in 1 2; do
     rig/run-l1 --timeout "${TEST_RIG_TIMEOUT:-900}" --mem 3072 "${files[@]}" --disk "$image,ro" -- \
-      env GC_DIR=/rig GC_KERNEL=/rig/bzImage GC_DISK=/dev/vda GC_DISK_COPY=1 GC_VMMS="${vmms[*]}" \
+      env GC_DIR=/rig GC_KERNEL=/rig/bzImage GC_DISK=/dev/vda GC_DISK_COPY=1 GC_RETRY_CRASH=1 GC_VMMS="${vmms[*]}" \
           GC_NEXUS_VMM=/rig/nexus-vmm GC_VMM_TIER1=/rig/vmm-tier1 GC_QEMU=/rig/qemu-system-x86_64 GC_IP=/rig/bin/ip GC_HTTP_GET=/rig/http-get \
           sh /rig/guest-checks.sh 2>&1 | tee "$log"
     rc=${PIPESTATUS[0]}
     [ "$rc" = 126 ] && [ "$attempt" = 1 ] || break
     echo "test-rig: !!!!!!!! L1 stalled (rig exit 126): running every check again in a fresh rig"
+    retries+=("test-rig: L1 stalled (rig exit 126); every guest check ran again in a fresh rig")
   done
   case $rc in
     124) fail "rig" "rig/run-l1 timed out" ;;
@@ -134,6 +136,12 @@ else
   esac
 fi
 echo "test-rig: guest checks took $(( $(date +%s) - start ))s (exit $rc)"
+
+# Guest boots that crashed in the nested rig and were booted once more (guest-checks.sh boot()).
+while read -r _ what; do
+  echo "test-rig: !!!!!!!! RETRIED $what"
+  retries+=("test-rig: $what")
+done < <(grep -a "^RETRY " "$log" | tr -d '\r')
 
 # Count the CHECK lines; every monitor must have reported all of its checks.
 for mon in "${vmms[@]}"; do
