@@ -275,6 +275,10 @@ static int post_locked(struct nx_guest *g, const struct nx_desc *d)
 		if (r == 0)
 			break;
 		if (r != -EAGAIN) {
+			if (!g->broken)
+				fprintf(stderr, "[ERROR] nexus channel: to-host ring head %u, tail %u (the host's)\n",
+				        __atomic_load_n(&g->tx->head, __ATOMIC_RELAXED),
+				        __atomic_load_n(&g->tx->tail, __ATOMIC_RELAXED));
 			mark_broken(g, "to-host ring refused a descriptor", r);
 			return -EPROTO;
 		}

@@ -88,6 +88,7 @@ class FakeHost:
         self.kick_host = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.kick_guest = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.m = mmap.mmap(self.region_fd, region_size)
+        self._u32 = memoryview(self.m).cast("I")
         half = ((region_size - ARENAS) // 2) & ~4095
         self.guest_arena = (ARENAS, half)
         self.host_arena = (ARENAS + half, region_size - ARENAS - half)
@@ -130,11 +131,16 @@ class FakeHost:
         for fd in self.fds:
             os.close(fd)
 
+    # Ring indices go through a uint32 view of the region: one 4-byte load or store each,
+    # as the C side's atomics expect.  Not struct.pack_into: it zeroes the target bytes
+    # before it writes them, so the guest could read an index of 0 in between (a to-host
+    # tail of 0 made libnexus see an impossible ring and mark the channel broken: the
+    # test_concurrent_threads flake).
     def _r32(self, off):
-        return struct.unpack_from("<I", self.m, off)[0]
+        return self._u32[off >> 2]
 
     def _w32(self, off, v):
-        struct.pack_into("<I", self.m, off, v & 0xFFFFFFFF)
+        self._u32[off >> 2] = v & 0xFFFFFFFF
 
     def _pop(self):
         head, tail = self._r32(TO_HOST), self._r32(TO_HOST + 64)
