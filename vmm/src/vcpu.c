@@ -182,9 +182,16 @@ static void dump_regs(struct vcpu *v)
 {
     struct kvm_regs r;
     struct kvm_sregs s;
-    if (ioctl(v->fd, KVM_GET_REGS, &r) == 0 && ioctl(v->fd, KVM_GET_SREGS, &s) == 0)
-        vmm_log("vcpu%u: rip=0x%llx rsp=0x%llx rflags=0x%llx cr0=0x%llx cr3=0x%llx cr4=0x%llx efer=0x%llx cs=0x%x",
-                v->index, r.rip, r.rsp, r.rflags, s.cr0, s.cr3, s.cr4, s.efer, s.cs.selector);
+    if (ioctl(v->fd, KVM_GET_REGS, &r) != 0 || ioctl(v->fd, KVM_GET_SREGS, &s) != 0)
+        return;
+    /* On AMD, KVM re-INITs a vCPU that shut down (the VMCB is undefined after
+     * a SHUTDOWN intercept), so these are the reset values, not the fault's:
+     * say so rather than let them pass for where the guest died. */
+    bool reset = r.rip == 0xfff0 && s.cs.selector == 0xf000 && !(s.cr0 & 1);
+    vmm_log("vcpu%u: rip=0x%llx rsp=0x%llx rflags=0x%llx cr0=0x%llx cr3=0x%llx cr4=0x%llx efer=0x%llx cs=0x%x%s",
+            v->index, r.rip, r.rsp, r.rflags, s.cr0, s.cr3, s.cr4, s.efer, s.cs.selector,
+            reset ? " (the reset state: KVM re-initialised the vCPU at the shutdown, as it does on AMD; "
+                    "the faulting state is lost)" : "");
 }
 
 static void handle_io(struct vcpu *v)
