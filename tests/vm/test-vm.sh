@@ -7,12 +7,13 @@ set -u
 cd "$(dirname "$0")/../.."
 B=${1:-build}
 results=${NEXUS_TEST_RESULTS:-$B/test-results}; mkdir -p "$results"
-passed=0 failed=0 skipped=0 skips=()
+passed=0 failed=0 skipped=0 skips=() retries=()
 pass() { passed=$((passed + 1)); echo "  PASS $1 — $2"; }
 fail() { failed=$((failed + 1)); echo "  FAIL $1 — $2"; }
 skip() { skipped=$((skipped + 1)); skips+=("$1: $2"); echo "  SKIP $1 — $2"; }
 finish() {
-  { echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]+"${skips[@]}"}"; do echo "skip: $s"; done; } \
+  { echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]+"${skips[@]}"}"; do echo "skip: $s"; done
+    for s in "${retries[@]+"${retries[@]}"}"; do echo "retried: $s"; done; } \
     >"$results/test-vm.counts"
   echo "test-vm: passed=$passed failed=$failed skipped=$skipped"
   [ "$failed" -eq 0 ]; exit
@@ -68,6 +69,7 @@ else
     rc=${PIPESTATUS[0]}
     [ "$rc" = 126 ] && [ "$attempt" = 1 ] || break
     echo "test-vm: L1 stalled (rig exit 126): running every case again in a fresh rig"
+    retries+=("test-vm: L1 stalled (rig exit 126); every case ran again in a fresh rig")
     : >"$out"
   done
   case $rc in

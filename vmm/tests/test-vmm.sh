@@ -13,7 +13,7 @@ cd "$(dirname "$0")/../.."
 results=${NEXUS_TEST_RESULTS:-build/test-results}
 mkdir -p "$results"
 counts=$results/test-vmm.counts
-passed=0 failed=0 skipped=0 skips=()
+passed=0 failed=0 skipped=0 skips=() retries=()
 log=$(mktemp -d /tmp/test-vmm.XXXXXX)
 TIER1_CASES=22   # keep in sync with cases[] in tier1/run-tier1.c
 
@@ -97,6 +97,7 @@ elif [ -x rig/run-l1 ]; then
     todo=()
     for c in $all; do grep -Eq "^tier1: (ok|FAIL) +$c( |$)" "$tier1_out" || todo+=("$c"); done
     echo "test-vmm: !!!!!!!! RETRY: the rig timed out with ${#todo[@]} tier-1 cases unreported (${todo[*]}); rerunning them once in a fresh rig"
+    retries+=("test-vmm: L1 stalled; ${#todo[@]} unreported tier-1 cases ran again in a fresh rig")
     [ ${#todo[@]} -gt 0 ] && run_rig "${todo[@]}"
     [ "$tier1_rc" -eq 126 ] && tier1_rc=124
     if [ "$tier1_rc" -eq 124 ]; then
@@ -131,7 +132,8 @@ if [ -n "${reason:-}" ]; then
   skipped=$((skipped+TIER1_CASES)); skips+=("$reason")
 fi
 
-{ echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]}"; do echo "skip: $s"; done; } >"$counts"
+{ echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]}"; do echo "skip: $s"; done
+  for s in "${retries[@]+"${retries[@]}"}"; do echo "retried: $s"; done; } >"$counts"
 echo "test-vmm: $passed passed, $failed failed, $skipped skipped"
 rm -rf "$log"
 [ "$failed" -eq 0 ]
