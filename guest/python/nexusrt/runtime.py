@@ -3,6 +3,7 @@
 attach -> READY (get the function config) -> set up sys.path -> import the
 handler -> loop { INVOKE -> handler(event, context) -> INVOKE_DONE }.
 """
+import errno
 import importlib
 import importlib.machinery
 import json
@@ -312,13 +313,28 @@ def keep_arenas(lib_path=None):
     lib.nx_pyarena_install.argtypes = [ctypes.c_size_t]
     lib.nx_pyarena_install.restype = ctypes.c_int
     rc = lib.nx_pyarena_install(mb << 20)
-    if rc not in (0, -114):   # -EALREADY: a zygote's child inherits it
+    if rc not in (0, -errno.EALREADY):   # a zygote's child inherits it
         print(f"[WARN] arena cache not installed: error {-rc}", file=sys.stderr, flush=True)
         return None
     return lib
 
 
+def line_buffered_output():
+    """One write per line on stdout and stderr.  The runtime runs under `python3 -u`, whose
+    unbuffered text streams write each piece of a print() separately ("seen", " ", "{...}",
+    "\\n"); the sandboxes of one function share its log file (O_APPEND, nexusd/funclog.h), so
+    two instances printing at once interleaved mid-line.  A line is one O_APPEND write, and
+    writes to a file do not interleave.  Still nothing waits in a buffer past its newline
+    (what -u is there for), and print(..., flush=True) still flushes at once."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True, write_through=False)
+        except (AttributeError, ValueError):   # replaced by something that is not a TextIOWrapper
+            pass
+
+
 def main():
+    line_buffered_output()
     keep_arenas()
     if os.environ.get("NEXUS_ZYGOTE_FD"):   # started as a function's zygote (nexusd/sandbox_zygote.c)
         from . import zygote

@@ -266,3 +266,38 @@ def test_clock_is_set_from_the_host_after_a_restore(monkeypatch):
     Ch.reattaches = 2
     near = {"deadline_ms": time.time() * 1000 + 3000}
     assert rt.sync_clock_after_restore(Ch, near, cfg, set_to.append) is False and len(set_to) == 1  # in step
+
+
+def test_output_is_one_write_per_line():
+    """The runtime's stdout and stderr hand the kernel one write per line, so instances of one
+    function sharing its O_APPEND log never interleave mid-line (under `python3 -u` a print()
+    was one write per argument and separator).  Observed with a SOCK_SEQPACKET pair as the
+    streams: every write is one packet."""
+    import socket
+    import subprocess
+    import sys
+    from conftest import PYDIR
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from nexusrt import runtime\n"
+            "runtime.line_buffered_output()\n"
+            "print('seen', {'k': 2}, 'blue')\n"
+            "print('part', end=''); print(' of a line')\n"
+            "print('err', 1, file=sys.stderr)\n"
+            "print('now', flush=True); print('pending', end='', flush=True)\n")
+    for fixed in (True, False):
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        src = code if fixed else code.replace("runtime.line_buffered_output()\n", "")
+        p = subprocess.run([sys.executable, "-u", "-c", src, PYDIR], stdout=a, stderr=a, timeout=60)
+        a.close()
+        b.settimeout(5)
+        packets = []
+        while True:
+            m = b.recv(65536)
+            if not m:
+                break
+            packets.append(m)
+        b.close()
+        assert p.returncode == 0
+        if fixed:
+            assert packets == [b"seen {'k': 2} blue\n", b"part of a line\n", b"err 1\n", b"now\n", b"pending"]
+        else:   # the control: what -u alone does
+            assert len(packets) > 5 and b"".join(packets).startswith(b"seen {'k': 2} blue\n")
