@@ -27,6 +27,7 @@
 #include "transport.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdbool.h>
@@ -94,11 +95,17 @@ struct nx_guest {
 /* Lock held.  The channel is unusable from now on (every call returns
  * EPROTO); say why once, on stderr (the function's log), because the
  * EPROTO the caller sees does not. */
-static void mark_broken(struct nx_guest *g, const char *why, long detail)
+static void mark_broken(struct nx_guest *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void mark_broken(struct nx_guest *g, const char *fmt, ...)
 {
-	if (!g->broken)
-		fprintf(stderr, "[ERROR] nexus channel: broken: %s (%ld); every later call fails with EPROTO\n",
-		        why, detail);
+	if (!g->broken) {
+		va_list ap;
+		va_start(ap, fmt);
+		fputs("[ERROR] nexus channel: broken: ", stderr);
+		vfprintf(stderr, fmt, ap);
+		fputs("; every later call fails with EPROTO\n", stderr);
+		va_end(ap);
+	}
 	g->broken = true;
 }
 
@@ -275,11 +282,9 @@ static int post_locked(struct nx_guest *g, const struct nx_desc *d)
 		if (r == 0)
 			break;
 		if (r != -EAGAIN) {
-			if (!g->broken)
-				fprintf(stderr, "[ERROR] nexus channel: to-host ring head %u, tail %u (the host's)\n",
-				        __atomic_load_n(&g->tx->head, __ATOMIC_RELAXED),
-				        __atomic_load_n(&g->tx->tail, __ATOMIC_RELAXED));
-			mark_broken(g, "to-host ring refused a descriptor", r);
+			mark_broken(g, "to-host ring refused a descriptor (%d): head %u, tail %u (the host's)", r,
+			            __atomic_load_n(&g->tx->head, __ATOMIC_RELAXED),
+			            __atomic_load_n(&g->tx->tail, __ATOMIC_RELAXED));
 			return -EPROTO;
 		}
 		/* Full: make sure the host is awake, then give it time. */
@@ -374,8 +379,8 @@ static void dispatch_locked(struct nx_guest *g, const struct nx_desc *d)
 		return;
 	}
 	/* Unknown host request or invocation overflow: the host is broken. */
-	mark_broken(g, d->opcode != NX_OP_INVOKE ? "unknown request from the host, opcode" :
-	            "more invocations queued than the queue holds, opcode", (long)d->opcode);
+	mark_broken(g, "%s, opcode %u", d->opcode != NX_OP_INVOKE ? "unknown request from the host" :
+	            "more invocations queued than the queue holds", (unsigned)d->opcode);
 }
 
 /* Lock held.  The region's generation changed: adopt the fresh region (see
@@ -393,7 +398,7 @@ static int reattach_locked(struct nx_guest *g)
 	if (r == 0)
 		r = use_layout(g, &h);
 	if (r < 0) {
-		mark_broken(g, "re-attach to the restored region failed", r);
+		mark_broken(g, "re-attach to the restored region failed (%d)", r);
 		return r;
 	}
 	g->reattaches++;
@@ -419,7 +424,7 @@ static int reattach_locked(struct nx_guest *g)
 	uint64_t off;
 	if (nx_tlv_put(a, sizeof a, &pos, NX_ARG_RUNTIME, g->runtime, strlen(g->runtime)) < 0 ||
 	    nx_arena_alloc(g->arena, pos, &off) < 0) {
-		mark_broken(g, "no room for READY after re-attach", -ENOMEM);
+		mark_broken(g, "no room for READY after re-attach (%d)", -ENOMEM);
 		return -ENOMEM;
 	}
 	memcpy((char *)g->tp.base + off, a, pos);
@@ -502,7 +507,7 @@ static int poll_round_locked(struct nx_guest *g, uint64_t deadline)
 	if (g->generation != gen0)
 		n = 0;                    /* drained from the old region: void now */
 	if (r < 0 && r != -ETIMEDOUT)
-		mark_broken(g, r == -EPROTO ? "to-guest ring indices out of range" : "waiting on the doorbell failed", r);
+		mark_broken(g, "%s (%d)", r == -EPROTO ? "to-guest ring indices out of range" : "waiting on the doorbell failed", r);
 	for (int i = 0; i < n; i++)
 		dispatch_locked(g, &d[i]);
 	g->polling = false;
