@@ -10,6 +10,7 @@
 # Writes $NEXUS_TEST_RESULTS/test-rig.counts; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
+. tests/counts.sh
 build=${1:-build}
 results=${NEXUS_TEST_RESULTS:-$PWD/$build/test-results}
 mkdir -p "$results"
@@ -18,9 +19,7 @@ pass() { passed=$((passed + 1)); echo "  PASS $1${2:+ — $2}"; }
 fail() { failed=$((failed + 1)); echo "  FAIL $1${2:+ — $2}"; }
 skip() { skipped=$((skipped + 1)); skips+=("$1: $2"); echo "  SKIP $1 — $2"; }
 finish() {
-  { echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]+"${skips[@]}"}"; do echo "skip: $s"; done
-    for s in "${retries[@]+"${retries[@]}"}"; do echo "retried: $s"; done; } \
-    >"$results/test-rig.counts"
+  write_counts "$results/test-rig.counts"
   echo "test-rig: passed=$passed failed=$failed skipped=$skipped"
   [ "$failed" -eq 0 ]; exit
 }

@@ -5,6 +5,7 @@
 # the nested rig (rig/run-l1).  Writes $NEXUS_TEST_RESULTS/test-vm.counts.
 set -u
 cd "$(dirname "$0")/../.."
+. tests/counts.sh
 B=${1:-build}
 results=${NEXUS_TEST_RESULTS:-$B/test-results}; mkdir -p "$results"
 passed=0 failed=0 skipped=0 skips=() retries=()
@@ -12,9 +13,7 @@ pass() { passed=$((passed + 1)); echo "  PASS $1 — $2"; }
 fail() { failed=$((failed + 1)); echo "  FAIL $1 — $2"; }
 skip() { skipped=$((skipped + 1)); skips+=("$1: $2"); echo "  SKIP $1 — $2"; }
 finish() {
-  { echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]+"${skips[@]}"}"; do echo "skip: $s"; done
-    for s in "${retries[@]+"${retries[@]}"}"; do echo "retried: $s"; done; } \
-    >"$results/test-vm.counts"
+  write_counts "$results/test-vm.counts"
   echo "test-vm: passed=$passed failed=$failed skipped=$skipped"
   [ "$failed" -eq 0 ]; exit
 }

@@ -10,6 +10,7 @@ set -u
 build=${1:?usage: test-vmm.sh BUILD UNIT_BINS...}
 shift
 cd "$(dirname "$0")/../.."
+. tests/counts.sh
 results=${NEXUS_TEST_RESULTS:-build/test-results}
 mkdir -p "$results"
 counts=$results/test-vmm.counts
@@ -132,8 +133,7 @@ if [ -n "${reason:-}" ]; then
   skipped=$((skipped+TIER1_CASES)); skips+=("$reason")
 fi
 
-{ echo "passed=$passed failed=$failed skipped=$skipped"; for s in "${skips[@]}"; do echo "skip: $s"; done
-  for s in "${retries[@]+"${retries[@]}"}"; do echo "retried: $s"; done; } >"$counts"
+write_counts "$counts"
 echo "test-vmm: $passed passed, $failed failed, $skipped skipped"
 rm -rf "$log"
 [ "$failed" -eq 0 ]
