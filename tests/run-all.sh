@@ -34,10 +34,10 @@ if [ "$ts" -gt 0 ]; then
   echo "SKIPPED tests and why:"
   grep -h '^skip:' "$results"/*.counts | sed 's/^/  /'
 fi
-# "retried: <what>" lines: an environment failure (a stalled nested rig, a guest crash under
-# emulated SVM) that a target ran again; the second run's result is what was counted.
+# "retried: <what>" lines: a failure seen only in the nested rig (L1 stalling, a guest crash
+# there) that a target ran again; the second run's result is what was counted.
 if grep -qh '^retried:' "$results"/*.counts 2>/dev/null; then
-  echo "RETRIED after an environment failure (the retry's result counted):"
+  echo "RETRIED after a failure of the nested rig (the retry's result counted):"
   grep -h '^retried:' "$results"/*.counts | sed 's/^retried: /  /'
 fi
 [ ${#broken[@]} -gt 0 ] && echo "failing targets: ${broken[*]}"

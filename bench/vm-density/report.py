@@ -316,7 +316,8 @@ def page(r, ev, prof, profile, started, command):
                      "of this run (guest/kernel, tinyconfig + nexus-guest.config) has a periodic 250 Hz tick "
                      "(CONFIG_HZ_PERIODIC, CONFIG_HZ=250): an idle guest still takes 250 timer exits a second, each "
                      "emulated at great cost under nested TCG. Nearly all of an idle monitor's CPU is in one of its threads "
-                     "(they are all named nexus-vmm; with one vCPU, that is presumably the vCPU thread):\n")
+                     "(`vcpuN` runs the guest, `virtio-net-rx` receives for it; a monitor from before 9aec21b shows "
+                     "every thread as nexus-vmm):\n")
         for mode, t in r["threads"].items():
             L.append(f"- where one idle {mode} monitor's CPU went ({t['at']}, over the idle window, ticks of 10 ms per thread): "
                      + ", ".join(f"`{x}`" for x in t["threads"]))

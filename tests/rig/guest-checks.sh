@@ -63,10 +63,10 @@ run_vm() {
 
 # boot MONITOR LOG VCPUS TAP CMDLINE: run_vm, except that in the nested rig (GC_RETRY_CRASH=1,
 # set by test-rig.sh for tier 2) a guest that crashed — 66 triple fault, 67 kernel panic — is
-# booted once more and the second boot's status counts.  Emulated SVM under TCG has been seen
-# to crash a guest that boots cleanly dozens of times in a row (issue 3; rig/README.md); the
-# crashed boot's console and registers are printed on a "RETRY" line's heels, which
-# test-rig.sh counts into the suite's summary.  On hardware KVM (tier 3) a crash is a failure.
+# booted once more and the second boot's status counts.  A 2-vCPU guest has crashed in the rig
+# about once in 250 boots, cause open (docs/vmm.md, "Guest crashes in the rig"); the crashed
+# boot's console and registers are printed on a "RETRY" line's heels, which test-rig.sh counts
+# into the suite's summary.  On hardware KVM (tier 3) a crash is a failure.
 boot() {
   run_vm "$@"; b_rc=$?
   if [ "${GC_RETRY_CRASH:-0}" = 1 ] && { [ $b_rc -eq 66 ] || [ $b_rc -eq 67 ]; }; then
