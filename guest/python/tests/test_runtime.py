@@ -1,11 +1,14 @@
 """bootstrap.py as the sandbox runs it, in a child process attached to a FakeHost."""
 import json
 import os
+import socket
+import subprocess
+import sys
 import time
 
 import pytest
 
-from conftest import FUNCTIONS
+from conftest import FUNCTIONS, PYDIR
 
 OK, HANDLER_ERROR = 0, 1
 
@@ -139,7 +142,6 @@ def test_baseline_mode_uses_real_boto3(runtime):
     """Baseline mode: invocations over HTTP to the runtime's own server
     (nexusrt/baseline.py), and the real boto3."""
     pytest.importorskip("boto3", reason="python3-boto3 is not installed on this machine")
-    import socket
     import urllib.request
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -273,10 +275,6 @@ def test_output_is_one_write_per_line():
     function sharing its O_APPEND log never interleave mid-line (under `python3 -u` a print()
     was one write per argument and separator).  Observed with a SOCK_SEQPACKET pair as the
     streams: every write is one packet."""
-    import socket
-    import subprocess
-    import sys
-    from conftest import PYDIR
     code = ("import sys; sys.path.insert(0, sys.argv[1]); from nexusrt import runtime\n"
             "runtime.line_buffered_output()\n"
             "print('seen', {'k': 2}, 'blue')\n"
